@@ -1,0 +1,115 @@
+#pragma once
+/// Functional attention cores on q, k, v laid out [B, H, T, D] (keys and values [B, H, S, D]).
+/// For users with their own projections; the mixers in longseq/mixers/ call these.
+/// Every core follows one masking contract (AttentionMask): a query that sees no key at all
+/// (every visible key padded) gets an all-zero output row, never NaN.
+
+#include <ATen/core/Tensor.h>
+#include <optional>
+
+#include <cstdint>
+#include <vector>
+
+namespace longseq {
+
+/// Which keys a query may see.
+struct AttentionMask {
+  /// Query i (of T) sees key j (of S) only if j <= i + (S - T): the queries are the last T
+  /// positions of the key sequence (S == T for self-attention).
+  bool causal = false;
+  /// Optional bool [B, S], true where the key is a real token, false where it is padding.
+  at::Tensor key_padding;
+};
+
+/// Bool [B, S] key mask (true = real token) from per-sequence lengths [B] (int64).
+at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len);
+
+/// Softmax over the last dim of `scores` with `allowed` (bool, broadcastable) selecting entries.
+/// Rows with nothing allowed give all-zero probabilities and log-sum-exp -inf.
+/// Returns {probs, lse} where lse has the last dim removed (undefined unless `with_lse`).
+std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores, const at::Tensor& allowed,
+                                                 bool with_lse = true);
+
+/// Bool [B or 1, 1, T, S] of allowed (query, key) pairs under `mask`, or an undefined tensor when
+/// everything is allowed.
+at::Tensor dense_allowed(const AttentionMask& mask, int64_t batch, int64_t t, int64_t s,
+                         const at::Device& device);
+
+/// Shared input checks for the cores: 4-D, same batch/heads/head dim, dtype and device.
+void check_qkv(const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+void check_key_padding(const char* op, const at::Tensor& key_padding, int64_t batch, int64_t s);
+
+/// Exact softmax attention: softmax(q kᵀ · scale + mask) v, scale defaults to 1/√D.
+/// Dropout `dropout_p` applies to the attention probabilities when `train` is true.
+at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const AttentionMask& mask = {}, double dropout_p = 0.0,
+                           bool train = false, std::optional<double> scale = std::nullopt);
+
+/// Linformer: softmax(q (E k)ᵀ/√D) (F v) with E, F [R, >= S] sliced to their first S columns.
+/// Padded keys are zeroed before projection. Non-causal only (the projection mixes all positions).
+at::Tensor linformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& e_proj, const at::Tensor& f_proj,
+                               const at::Tensor& key_padding = {}, double dropout_p = 0.0,
+                               bool train = false);
+
+/// Longformer pattern. Non-causal: query i sees keys i + d·m for m in [-W/2, W/2]; causal: keys
+/// i - d·m for m in [0, W]; d is the head's dilation. Global positions attend to every key and are
+/// attended by every query. Self-attention only (T == S).
+struct LongformerPattern {
+  int64_t window = 256;
+  std::vector<int64_t> dilation = {1};  ///< one value for all heads, or one per head
+  std::vector<int64_t> global_positions;  ///< sorted, unique, each in [0, T)
+  bool causal = false;
+  /// Queries per block of the banded computation (memory O(block · (block + W·d)) per block).
+  int64_t block = 0;  ///< 0 picks max(64, W/2)
+};
+
+/// Global rows (and the keys/values they attend to) may use their own projections: pass
+/// q_global/k_global/v_global [B, H, T, D] or leave them undefined to reuse q, k, v.
+at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const LongformerPattern& pattern, const at::Tensor& key_padding = {},
+                                const at::Tensor& q_global = {}, const at::Tensor& k_global = {},
+                                const at::Tensor& v_global = {}, double dropout_p = 0.0,
+                                bool train = false);
+
+/// Bool [H, T, T] dense mask equivalent to a Longformer pattern (for tests and small T).
+at::Tensor longformer_dense_allowed(const LongformerPattern& pattern, int64_t heads, int64_t t);
+
+/// FAVOR+ (Performer) with random features `omega` [R, D].
+enum class PerformerKernel { kSoftmax, kRelu };
+struct PerformerCoreOptions {
+  PerformerKernel kernel = PerformerKernel::kSoftmax;
+  bool causal = false;
+  int64_t chunk = 64;  ///< causal prefix-sum chunk length
+};
+
+/// Draw orthogonal random features [R, D] (blocks of Gaussian-QR rows scaled by chi norms).
+at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t seed,
+                                   at::ScalarType dtype = at::kFloat);
+
+/// Random feature maps φ(q), φ(k) of [B, H, T, D] inputs, stabilised; see performer_attention.cpp.
+at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& omega, const PerformerCoreOptions& opts,
+                               const at::Tensor& key_padding = {});
+
+/// Reformer LSH attention with shared QK: keys are the queries normalised to unit length.
+struct ReformerCoreOptions {
+  int64_t buckets = 32;   ///< NB: 1, or an even number >= 2
+  int64_t n_hashes = 1;   ///< hashing rounds
+  int64_t chunk = 64;     ///< chunk length of the sorted sequence
+  bool causal = false;
+};
+
+/// Random rotations [n_hashes, D, max(NB/2, 1)] for the hash h(x) = argmax([xR, -xR]).
+at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim,
+                                   uint64_t seed, at::ScalarType dtype = at::kFloat);
+
+/// Bucket ids [B, H, n_hashes, T] (int64) of the shared qk under `rotations`.
+at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
+                         const ReformerCoreOptions& opts);
+
+at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rotations,
+                              const ReformerCoreOptions& opts, const at::Tensor& key_padding = {},
+                              double dropout_p = 0.0, bool train = false);
+
+}  // namespace longseq

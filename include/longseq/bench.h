@@ -1,0 +1,52 @@
+#pragma once
+/// Time and memory of each mixer against sequence length (the engine of `longseq bench`).
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+struct BenchConfig {
+  std::vector<std::string> mixers;
+  std::vector<int64_t> seq_lens;
+  int64_t batch = 1;
+  int64_t heads = 8;
+  int64_t head_dim = 64;
+  bool causal = false;
+  std::string mode = "fwd+bwd";  ///< "fwd" (inference, no autograd) or "fwd+bwd"
+  int repeats = 5;
+  int warmup = 1;
+  int64_t max_memory = 0;  ///< bytes; 0 = 80% of physical memory
+  uint64_t seed = 0;
+  /// Mechanism options per mixer: options["performer"]["features"] = "128".
+  std::map<std::string, std::map<std::string, std::string>> options;
+};
+
+struct BenchRow {
+  std::string mixer;
+  int64_t seq_len = 0;
+  std::string mode;
+  int64_t batch = 0, heads = 0, head_dim = 0;
+  int threads = 0;
+  bool causal = false;
+  double median_ms = 0, min_ms = 0, max_ms = 0;
+  double tokens_per_s = 0;
+  int64_t peak_bytes = 0;    ///< peak live tensor bytes of one iteration above what was live before
+  int64_t state_bytes = 0;   ///< parameters + input live before the iteration
+  int64_t predicted_bytes = 0;
+  bool skipped = false;
+  std::string skip_reason;
+};
+
+/// Runs every (mixer, seq_len) configuration in order, calling `on_row` as each finishes.
+/// Validates the whole configuration (names, options, sizes) before running anything.
+std::vector<BenchRow> run_bench(const BenchConfig& config,
+                                const std::function<void(const BenchRow&)>& on_row = {});
+
+/// One-line description of how peak memory is measured (printed with results).
+const char* bench_memory_method();
+
+}  // namespace longseq

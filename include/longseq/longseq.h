@@ -1,0 +1,11 @@
+#pragma once
+/// Umbrella header: the mixer interface, the registry, the functional cores and every mixer.
+#include <longseq/attention.h>
+#include <longseq/mixer.h>
+#include <longseq/mixers/exact.h>
+#include <longseq/mixers/linformer.h>
+#include <longseq/mixers/longformer.h>
+#include <longseq/mixers/performer.h>
+#include <longseq/mixers/reformer.h>
+#include <longseq/registry.h>
+#include <longseq/version.h>

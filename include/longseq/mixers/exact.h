@@ -1,0 +1,23 @@
+#pragma once
+#include <longseq/attention.h>
+#include <longseq/mixer.h>
+
+namespace longseq {
+
+struct ExactAttentionOptions {
+  explicit ExactAttentionOptions(MixerConfig common) : common_(common) {}
+  TORCH_ARG(MixerConfig, common);
+};
+
+/// Full softmax attention, O(T²) time and memory: the baseline every other mixer approximates.
+class ExactAttentionImpl : public AttentionMixerImpl {
+ public:
+  explicit ExactAttentionImpl(const ExactAttentionOptions& options);
+
+ protected:
+  at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& key_padding) override;
+};
+TORCH_MODULE(ExactAttention);
+
+}  // namespace longseq

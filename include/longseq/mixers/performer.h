@@ -1,0 +1,40 @@
+#pragma once
+#include <longseq/attention.h>
+#include <longseq/mixer.h>
+
+namespace longseq {
+
+struct PerformerOptions {
+  explicit PerformerOptions(MixerConfig common) : common_(common) {}
+  TORCH_ARG(MixerConfig, common);
+  TORCH_ARG(int64_t, features) = 256;  ///< R random features
+  TORCH_ARG(std::string, kernel) = "softmax";  ///< "softmax" (FAVOR+) or "relu"
+  TORCH_ARG(int64_t, redraw) = 0;      ///< redraw features every k training calls; 0 = never
+  TORCH_ARG(int64_t, chunk) = 64;      ///< causal prefix-sum chunk
+};
+
+/// Performer (Choromanski et al. 2021): FAVOR+ positive orthogonal random features, O(T·R·D).
+/// Features live in a buffer (saved with the weights), drawn from the config seed and redrawn
+/// every `redraw` training calls; fixed in eval.
+class PerformerImpl : public AttentionMixerImpl {
+ public:
+  explicit PerformerImpl(const PerformerOptions& options);
+  const PerformerOptions& options() const { return options_; }
+  /// Draws new features (draw number `draws_` + 1 of this seed).
+  void redraw_features();
+  const at::Tensor& features() const { return omega_; }
+
+ protected:
+  at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                    const at::Tensor& v, const at::Tensor& key_padding) override;
+
+ private:
+  PerformerOptions options_;
+  PerformerCoreOptions core_;
+  at::Tensor omega_;  // [R, D]
+  int64_t calls_ = 0;
+  int64_t draws_ = 0;
+};
+TORCH_MODULE(Performer);
+
+}  // namespace longseq

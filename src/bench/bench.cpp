@@ -1,0 +1,172 @@
+// `longseq bench` engine: per configuration a fresh mixer and input, warm-up iterations, timed
+// repetitions (median/min/max), and the peak of live tensor bytes during one iteration counted by
+// the MemoryTracker allocator wrapper. Before running a configuration its peak is predicted from
+// the last measured length of the same mixer and the mixer's declared memory exponent; one
+// predicted above the budget is skipped instead of meeting the out-of-memory killer.
+#include <longseq/bench.h>
+#include <longseq/memory.h>
+#include <longseq/registry.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace longseq {
+
+const char* bench_memory_method() {
+  return "peak_bytes = highest live tensor bytes (LibTorch CPU allocator, counted by a wrapper) "
+         "during one iteration, minus the bytes live before it (parameters and input, reported as "
+         "state_bytes); excludes allocator caching and library workspaces";
+}
+
+namespace {
+
+struct Prepared {
+  SequenceMixer mixer;
+  at::Tensor x, grad_out;
+};
+
+Prepared prepare(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
+  MixerConfig mc;
+  mc.heads = c.heads;
+  mc.head_dim = c.head_dim;
+  mc.dim = c.heads * c.head_dim;
+  mc.causal = c.causal;
+  mc.max_len = max_len;
+  mc.seed = c.seed;
+  auto it = c.options.find(name);
+  torch::manual_seed(c.seed);
+  Prepared p;
+  p.mixer = make_mixer(name, mc, it == c.options.end() ? std::map<std::string, std::string>{}
+                                                      : it->second);
+  p.x = torch::randn({c.batch, t, mc.dim});
+  if (c.mode == "fwd+bwd") {
+    p.mixer->train();
+    p.x.requires_grad_(true);
+    p.grad_out = torch::randn({c.batch, t, mc.dim});
+  } else {
+    p.mixer->eval();
+  }
+  return p;
+}
+
+void iterate(const BenchConfig& c, Prepared& p) {
+  if (c.mode == "fwd") {
+    torch::NoGradGuard no_grad;
+    auto y = p.mixer->forward(p.x);
+    return;
+  }
+  for (auto& param : p.mixer->parameters()) param.mutable_grad() = at::Tensor();
+  p.x.mutable_grad() = at::Tensor();
+  auto y = p.mixer->forward(p.x);
+  y.backward(p.grad_out);
+}
+
+// Peak live bytes (above the state before) of one iteration.
+int64_t measure_peak(const BenchConfig& c, Prepared& p) {
+  for (auto& param : p.mixer->parameters()) param.mutable_grad() = at::Tensor();
+  p.x.mutable_grad() = at::Tensor();
+  const int64_t before = MemoryTracker::current_bytes();
+  MemoryTracker::reset_peak();
+  iterate(c, p);
+  return MemoryTracker::peak_bytes() - before;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+std::vector<BenchRow> run_bench(const BenchConfig& c,
+                                const std::function<void(const BenchRow&)>& on_row) {
+  TORCH_CHECK(!c.mixers.empty(), "bench: `--mixers` is empty; valid mixers: ",
+              [] { std::string s; for (auto& n : mixer_names()) s += (s.empty() ? "" : ", ") + n; return s; }());
+  TORCH_CHECK(!c.seq_lens.empty(), "bench: `--seq-lens` is empty");
+  for (int64_t t : c.seq_lens) TORCH_CHECK(t > 0, "bench: `--seq-lens` values must be > 0, got ", t);
+  TORCH_CHECK(c.batch > 0, "bench: `--batch` must be > 0, got ", c.batch);
+  TORCH_CHECK(c.heads > 0, "bench: `--heads` must be > 0, got ", c.heads);
+  TORCH_CHECK(c.head_dim > 0, "bench: `--head-dim` must be > 0, got ", c.head_dim);
+  TORCH_CHECK(c.mode == "fwd" || c.mode == "fwd+bwd", "bench: `--mode` must be fwd or fwd+bwd, got '",
+              c.mode, "'");
+  TORCH_CHECK(c.repeats > 0, "bench: `--repeats` must be > 0, got ", c.repeats);
+  TORCH_CHECK(c.warmup >= 0, "bench: `--warmup` must be >= 0, got ", c.warmup);
+  for (const auto& [mixer, opts] : c.options) {
+    TORCH_CHECK(std::find(c.mixers.begin(), c.mixers.end(), mixer) != c.mixers.end(),
+                "bench: `--opt` names mixer '", mixer, "', which is not in `--mixers`");
+  }
+  auto seq_lens = c.seq_lens;
+  std::sort(seq_lens.begin(), seq_lens.end());
+  const int64_t max_len = seq_lens.back();
+  // Build each mixer once at the smallest length so bad names and options fail before any run.
+  for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
+
+  const int64_t budget = c.max_memory > 0 ? c.max_memory
+                                          : static_cast<int64_t>(0.8 * physical_memory_bytes());
+  MemoryTracker::install();
+  std::vector<BenchRow> rows;
+  for (const auto& name : c.mixers) {
+    const int exponent = find_mixer(name).memory_exponent;
+    int64_t anchor_t = 0, anchor_bytes = 0;  // last measured length of this mixer
+    for (int64_t t : seq_lens) {
+      BenchRow row;
+      row.mixer = name;
+      row.seq_len = t;
+      row.mode = c.mode;
+      row.batch = c.batch;
+      row.heads = c.heads;
+      row.head_dim = c.head_dim;
+      row.causal = c.causal;
+      row.threads = at::get_num_threads();
+      if (anchor_t == 0 && t > 512) {
+        // No measurement yet: probe a short length to anchor the prediction.
+        const int64_t probe_t = 512;
+        const int64_t live_before = MemoryTracker::current_bytes();
+        auto p = prepare(c, name, probe_t, max_len);
+        anchor_bytes = measure_peak(c, p) + MemoryTracker::current_bytes() - live_before;
+        anchor_t = probe_t;
+      }
+      if (anchor_t > 0) {
+        row.predicted_bytes = static_cast<int64_t>(
+            anchor_bytes * std::pow(static_cast<double>(t) / anchor_t, exponent));
+      }
+      if (row.predicted_bytes > budget) {
+        row.skipped = true;
+        row.skip_reason = "predicted peak " + std::to_string(row.predicted_bytes >> 20) +
+                          " MiB exceeds --max-memory " + std::to_string(budget >> 20) + " MiB";
+        rows.push_back(row);
+        if (on_row) on_row(row);
+        continue;
+      }
+      {
+        const int64_t live_before = MemoryTracker::current_bytes();
+        auto p = prepare(c, name, t, max_len);
+        row.state_bytes = MemoryTracker::current_bytes() - live_before;
+        for (int i = 0; i < c.warmup; ++i) iterate(c, p);
+        row.peak_bytes = measure_peak(c, p);
+        std::vector<double> ms;
+        for (int i = 0; i < c.repeats; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          iterate(c, p);
+          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        row.median_ms = median(ms);
+        row.min_ms = *std::min_element(ms.begin(), ms.end());
+        row.max_ms = *std::max_element(ms.begin(), ms.end());
+        row.tokens_per_s = static_cast<double>(c.batch * t) / (row.median_ms / 1000.0);
+      }
+      anchor_t = t;
+      anchor_bytes = row.peak_bytes + row.state_bytes;
+      rows.push_back(row);
+      if (on_row) on_row(row);
+    }
+  }
+  return rows;
+}
+
+}  // namespace longseq

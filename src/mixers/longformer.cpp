@@ -1,0 +1,81 @@
+#include <longseq/mixers/longformer.h>
+
+#include <algorithm>
+
+namespace longseq {
+
+LongformerImpl::LongformerImpl(const LongformerOptions& options)
+    : AttentionMixerImpl("longformer", options.common()), options_(options) {
+  const auto& o = options_;
+  TORCH_CHECK(o.window() > 0, "longformer: option `window` must be > 0, got ", o.window());
+  TORCH_CHECK(o.window() <= config_.max_len, "longformer: option `window` (", o.window(),
+              ") is larger than allowed: it must be <= `max_len` (", config_.max_len, ")");
+  TORCH_CHECK(config_.causal || o.window() % 2 == 0,
+              "longformer: non-causal option `window` must be even (W/2 keys on each side), got ",
+              o.window());
+  TORCH_CHECK(o.dilation().size() == 1 ||
+                  static_cast<int64_t>(o.dilation().size()) == config_.heads,
+              "longformer: option `dilation` needs 1 or `heads` = ", config_.heads,
+              " values, got ", o.dilation().size());
+  for (int64_t d : o.dilation()) {
+    TORCH_CHECK(d > 0, "longformer: option `dilation` values must be > 0, got ", d);
+  }
+  TORCH_CHECK(o.global_tokens() >= 0, "longformer: option `global_tokens` must be >= 0, got ",
+              o.global_tokens());
+  TORCH_CHECK(o.global_tokens() <= config_.max_len, "longformer: option `global_tokens` (",
+              o.global_tokens(), ") exceeds `max_len` (", config_.max_len, ")");
+  TORCH_CHECK(o.global_tokens() == 0 || o.global_positions().empty(),
+              "longformer: give either `global_tokens` or `global_positions`, not both");
+  for (int64_t g : o.global_positions()) {
+    TORCH_CHECK(g >= 0 && g < config_.max_len, "longformer: option `global_positions` entry ", g,
+                " is outside [0, max_len = ", config_.max_len, ")");
+  }
+  TORCH_CHECK(o.block() >= 0, "longformer: option `block` must be >= 0, got ", o.block());
+  if (o.global_proj()) {
+    const int64_t inner = config_.heads * config_.resolved_head_dim();
+    auto lin = [&] {
+      return torch::nn::Linear(torch::nn::LinearOptions(config_.dim, inner).bias(config_.bias));
+    };
+    wq_global_ = register_module("wq_global", lin());
+    wk_global_ = register_module("wk_global", lin());
+    wv_global_ = register_module("wv_global", lin());
+  }
+}
+
+LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
+  LongformerPattern p;
+  p.window = options_.window();
+  p.dilation = options_.dilation();
+  p.causal = config_.causal;
+  p.block = options_.block();
+  if (options_.global_tokens() > 0) {
+    TORCH_CHECK(options_.global_tokens() <= t, "longformer: option `global_tokens` (",
+                options_.global_tokens(), ") exceeds the sequence length T = ", t);
+    for (int64_t i = 0; i < options_.global_tokens(); ++i) p.global_positions.push_back(i);
+  } else {
+    p.global_positions = options_.global_positions();
+    std::sort(p.global_positions.begin(), p.global_positions.end());
+    p.global_positions.erase(std::unique(p.global_positions.begin(), p.global_positions.end()),
+                             p.global_positions.end());
+    for (int64_t g : p.global_positions) {
+      TORCH_CHECK(g < t, "longformer: global position ", g, " is outside the sequence of length T = ",
+                  t);
+    }
+  }
+  return p;
+}
+
+at::Tensor LongformerImpl::attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                                  const at::Tensor& v, const at::Tensor& key_padding) {
+  const auto pattern = pattern_for(x.size(1));
+  at::Tensor qg, kg, vg;
+  if (wq_global_ && !pattern.global_positions.empty()) {
+    qg = split_heads(wq_global_->forward(x));  // [B, H, T, D]
+    kg = split_heads(wk_global_->forward(x));  // [B, H, T, D]
+    vg = split_heads(wv_global_->forward(x));  // [B, H, T, D]
+  }
+  return longformer_attention(q, k, v, pattern, key_padding, qg, kg, vg, config_.dropout,
+                              is_training());  // [B, H, T, D]
+}
+
+}  // namespace longseq

@@ -1,0 +1,80 @@
+// Base classes of every mixer: config validation, input checks, and the multi-head projections
+// shared by the attention mixers.
+#include <longseq/mixer.h>
+
+#include <ATen/ATen.h>
+
+namespace longseq {
+
+int64_t MixerConfig::resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / heads; }
+
+void MixerConfig::validate(const std::string& mixer) const {
+  TORCH_CHECK(dim > 0, mixer, ": option `dim` must be > 0, got ", dim);
+  TORCH_CHECK(heads > 0, mixer, ": option `heads` must be > 0, got ", heads);
+  TORCH_CHECK(head_dim >= 0, mixer, ": option `head_dim` must be > 0 (or 0 for dim / heads), got ",
+              head_dim);
+  TORCH_CHECK(head_dim > 0 || dim % heads == 0, mixer, ": option `heads` (", heads,
+              ") must divide `dim` (", dim, ") when `head_dim` is not given");
+  TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, mixer, ": option `dropout` must be in [0, 1), got ",
+              dropout);
+  TORCH_CHECK(max_len > 0, mixer, ": option `max_len` must be > 0, got ", max_len);
+}
+
+SequenceMixerImpl::SequenceMixerImpl(std::string name, MixerConfig config)
+    : name_(std::move(name)), config_(config) {
+  config_.validate(name_);
+}
+
+void SequenceMixerImpl::check_input(const at::Tensor& x, const at::Tensor& key_padding) const {
+  TORCH_CHECK(x.defined() && x.dim() == 3, name_, ": expected `x` of shape [B, T, C], got ",
+              x.defined() ? x.dim() : 0, "-D");
+  TORCH_CHECK(x.size(2) == config_.dim, name_, ": expected `x` with C = dim = ", config_.dim,
+              " channels, got ", x.size(2));
+  TORCH_CHECK(x.size(1) >= 1, name_, ": expected a sequence of length >= 1, got ", x.size(1));
+  TORCH_CHECK(x.size(1) <= config_.max_len, name_, ": sequence length ", x.size(1),
+              " exceeds option `max_len` = ", config_.max_len);
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), name_, ": expected floating `x`, got ",
+              x.scalar_type());
+  if (key_padding.defined()) {
+    TORCH_CHECK(key_padding.scalar_type() == at::kBool, name_,
+                ": expected bool `key_padding` [B, T] (true = real token), got ",
+                key_padding.scalar_type());
+    TORCH_CHECK(key_padding.dim() == 2 && key_padding.size(0) == x.size(0) &&
+                    key_padding.size(1) == x.size(1),
+                name_, ": expected `key_padding` of shape [", x.size(0), ", ", x.size(1), "], got ",
+                key_padding.sizes());
+  }
+}
+
+AttentionMixerImpl::AttentionMixerImpl(std::string name, MixerConfig config, bool shared_qk)
+    : SequenceMixerImpl(std::move(name), config) {
+  const int64_t inner = config_.heads * config_.resolved_head_dim();
+  auto lin = [&](int64_t in, int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(config_.bias));
+  };
+  wq_ = register_module("wq", lin(config_.dim, inner));
+  if (!shared_qk) wk_ = register_module("wk", lin(config_.dim, inner));
+  wv_ = register_module("wv", lin(config_.dim, inner));
+  wo_ = register_module("wo", lin(inner, config_.dim));
+}
+
+at::Tensor AttentionMixerImpl::split_heads(const at::Tensor& x) const {
+  const int64_t B = x.size(0), T = x.size(1);
+  return x.view({B, T, config_.heads, config_.resolved_head_dim()}).transpose(1, 2);  // [B, H, T, D]
+}
+
+at::Tensor AttentionMixerImpl::merge_heads(const at::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
+  return x.transpose(1, 2).reshape({B, T, H * D});  // [B, T, H·D]
+}
+
+at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
+  check_input(x, key_padding);
+  auto q = split_heads(wq_->forward(x));                          // [B, H, T, D]
+  auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, T, D]
+  auto v = split_heads(wv_->forward(x));                          // [B, H, T, D]
+  auto o = attend(x, q, k, v, key_padding);                       // [B, H, T, D]
+  return wo_->forward(merge_heads(o));                            // [B, T, C]
+}
+
+}  // namespace longseq

@@ -1,0 +1,180 @@
+// The registry: the one table of sequence mixers. Adding a mixer = its header, its .cpp, one entry
+// here and its test file (docs/adding_a_mixer.md). Tests, `longseq list` and `longseq bench` iterate
+// this table.
+#include <longseq/mixers/exact.h>
+#include <longseq/mixers/linformer.h>
+#include <longseq/mixers/longformer.h>
+#include <longseq/mixers/performer.h>
+#include <longseq/mixers/reformer.h>
+#include <longseq/registry.h>
+
+#include <c10/util/Exception.h>
+
+namespace longseq {
+
+void validate_option_value(const std::string& mixer, const OptionSpec& spec,
+                           const std::string& value);  // util/options.cpp
+
+const std::vector<MixerSpec>& mixer_registry() {
+  static const std::vector<MixerSpec> table = {
+      {"exact",
+       "softmax(QK^T/sqrt(D) + mask) V; O(T^2) time and memory, the reference",
+       {},
+       /*supports_causal=*/true,
+       /*memory_exponent=*/2,
+       [](const MixerConfig& c, const ResolvedOptions&) -> SequenceMixer {
+         return ExactAttention(ExactAttentionOptions(c)).ptr();
+       }},
+      {"linformer",
+       "keys/values projected along the sequence to R rows by learned E, F; O(T*R); no causal",
+       {{"proj_len", OptionKind::kInt, "256", "R, projected length of keys and values", {}},
+        {"share_kv", OptionKind::kBool, "false", "use one projection for keys and values (F = E)",
+         {}}},
+       /*supports_causal=*/false,
+       /*memory_exponent=*/1,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Linformer(LinformerOptions(c)
+                              .proj_len(o.get_int("proj_len"))
+                              .share_kv(o.get_bool("share_kv")))
+             .ptr();
+       }},
+      {"longformer",
+       "sliding window (+-W/2, or W previous when causal) with per-head dilation and global "
+       "tokens; O(T*W)",
+       {{"window", OptionKind::kInt, "256", "W: +-W/2 neighbours, or the W previous when causal",
+         {}},
+        {"dilation", OptionKind::kIntList, "1", "dilation per head (one value for all heads)", {}},
+        {"global_tokens", OptionKind::kInt, "0", "the first k positions attend to and from all", {}},
+        {"global_positions", OptionKind::kIntList, "", "explicit global positions (instead of k)",
+         {}},
+        {"global_proj", OptionKind::kBool, "false", "separate Q/K/V projections for global rows",
+         {}},
+        {"block", OptionKind::kInt, "0", "queries per block of the banded pass; 0 = auto", {}}},
+       /*supports_causal=*/true,
+       /*memory_exponent=*/1,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Longformer(LongformerOptions(c)
+                               .window(o.get_int("window"))
+                               .dilation(o.get_int_list("dilation"))
+                               .global_tokens(o.get_int("global_tokens"))
+                               .global_positions(o.get_int_list("global_positions"))
+                               .global_proj(o.get_bool("global_proj"))
+                               .block(o.get_int("block")))
+             .ptr();
+       }},
+      {"performer",
+       "FAVOR+ positive orthogonal random features for softmax; O(T*R*D); causal by prefix sums",
+       {{"features", OptionKind::kInt, "256", "R, number of random features", {}},
+        {"kernel", OptionKind::kString, "softmax", "feature map", {"softmax", "relu"}},
+        {"redraw", OptionKind::kInt, "0", "redraw features every k training calls; 0 = never", {}},
+        {"chunk", OptionKind::kInt, "64", "causal prefix-sum chunk length", {}}},
+       /*supports_causal=*/true,
+       /*memory_exponent=*/1,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Performer(PerformerOptions(c)
+                              .features(o.get_int("features"))
+                              .kernel(o.get_string("kernel"))
+                              .redraw(o.get_int("redraw"))
+                              .chunk(o.get_int("chunk")))
+             .ptr();
+       }},
+      {"reformer",
+       "LSH attention: shared QK hashed into buckets, sorted, attend within chunk + previous; "
+       "O(T*chunk)",
+       {{"buckets", OptionKind::kInt, "32", "NB hash buckets (1, or even)", {}},
+        {"n_hashes", OptionKind::kInt, "2", "hashing rounds", {}},
+        {"chunk", OptionKind::kInt, "64", "chunk length of the sorted sequence", {}},
+        {"redraw", OptionKind::kInt, "1", "new rotations every k training calls; 0 = never", {}}},
+       /*supports_causal=*/true,
+       /*memory_exponent=*/1,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Reformer(ReformerOptions(c)
+                             .buckets(o.get_int("buckets"))
+                             .n_hashes(o.get_int("n_hashes"))
+                             .chunk(o.get_int("chunk"))
+                             .redraw(o.get_int("redraw")))
+             .ptr();
+       }},
+  };
+  return table;
+}
+
+const std::vector<OptionSpec>& common_option_specs() {
+  static const std::vector<OptionSpec> specs = {
+      {"dim", OptionKind::kInt, "512", "C, model width", {}},
+      {"heads", OptionKind::kInt, "8", "H, attention heads", {}},
+      {"head_dim", OptionKind::kInt, "0", "D; 0 = dim / heads", {}},
+      {"causal", OptionKind::kBool, "false", "query t sees only keys <= t", {}},
+      {"dropout", OptionKind::kFloat, "0", "attention dropout while training", {}},
+      {"max_len", OptionKind::kInt, "4096", "longest accepted sequence", {}},
+      {"seed", OptionKind::kInt, "0", "seed of the mixer's own random draws", {}},
+      {"bias", OptionKind::kBool, "false", "bias in the projections", {}},
+  };
+  return specs;
+}
+
+std::vector<std::string> mixer_names() {
+  std::vector<std::string> names;
+  for (const auto& s : mixer_registry()) names.push_back(s.name);
+  return names;
+}
+
+const MixerSpec& find_mixer(const std::string& name) {
+  for (const auto& s : mixer_registry()) {
+    if (s.name == name) return s;
+  }
+  std::string valid;
+  for (const auto& n : mixer_names()) valid += (valid.empty() ? "" : ", ") + n;
+  TORCH_CHECK(false, "unknown mixer '", name, "'; valid mixers: ", valid);
+}
+
+namespace {
+
+void apply_common(MixerConfig& c, const std::string& key, const ResolvedOptions& o) {
+  if (key == "dim") c.dim = o.get_int(key);
+  else if (key == "heads") c.heads = o.get_int(key);
+  else if (key == "head_dim") c.head_dim = o.get_int(key);
+  else if (key == "causal") c.causal = o.get_bool(key);
+  else if (key == "dropout") c.dropout = o.get_float(key);
+  else if (key == "max_len") c.max_len = o.get_int(key);
+  else if (key == "seed") c.seed = static_cast<uint64_t>(o.get_int(key));
+  else if (key == "bias") c.bias = o.get_bool(key);
+}
+
+}  // namespace
+
+ResolvedOptions resolve_options(const std::string& name, MixerConfig& config,
+                                const std::map<std::string, std::string>& options) {
+  const MixerSpec& spec = find_mixer(name);
+  std::map<std::string, std::string> mech;
+  for (const auto& o : spec.options) mech[o.name] = o.default_value;
+  std::map<std::string, std::string> common;
+  for (const auto& [key, value] : options) {
+    const OptionSpec* found = nullptr;
+    bool is_common = false;
+    for (const auto& o : spec.options) found = o.name == key ? &o : found;
+    for (const auto& o : common_option_specs()) {
+      if (!found && o.name == key) found = &o, is_common = true;
+    }
+    if (!found) {
+      std::string valid;
+      for (const auto& o : spec.options) valid += (valid.empty() ? "" : ", ") + o.name;
+      for (const auto& o : common_option_specs()) valid += (valid.empty() ? "" : ", ") + o.name;
+      TORCH_CHECK(false, name, ": unknown option `", key, "`; valid options: ", valid);
+    }
+    validate_option_value(name, *found, value);
+    (is_common ? common : mech)[key] = value;
+  }
+  ResolvedOptions common_resolved(name, common);
+  for (const auto& kv : common) apply_common(config, kv.first, common_resolved);
+  return ResolvedOptions(name, std::move(mech));
+}
+
+SequenceMixer make_mixer(const std::string& name, const MixerConfig& config,
+                         const std::map<std::string, std::string>& options) {
+  MixerConfig c = config;
+  ResolvedOptions resolved = resolve_options(name, c, options);
+  return find_mixer(name).make(c, resolved);
+}
+
+}  // namespace longseq

@@ -1,0 +1,46 @@
+// Linformer attention (Wang et al. 2020, "Linformer: Self-Attention with Linear Complexity").
+//   k' = E[:, :S] k,  v' = F[:, :S] v          E, F: [R, max_len], learned
+//   out = softmax(q k'ᵀ / √D) v'
+// Time O(B·H·(T·R·D + S·R·D)), memory O(B·H·T·R). Padded keys are zeroed before the projection so
+// they contribute nothing to k', v'. Non-causal only: every row of E mixes all positions.
+#include <longseq/attention.h>
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace longseq {
+
+at::Tensor linformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& e_proj, const at::Tensor& f_proj,
+                               const at::Tensor& key_padding, double dropout_p, bool train) {
+  check_qkv("linformer_attention", q, k, v);
+  const int64_t B = q.size(0), S = k.size(2), D = q.size(3);
+  check_key_padding("linformer_attention", key_padding, B, S);
+  for (const auto* p : {&e_proj, &f_proj}) {
+    const char* name = p == &e_proj ? "e_proj" : "f_proj";
+    TORCH_CHECK(p->defined() && p->dim() == 2, "linformer_attention: expected 2-D `", name,
+                "` [R, max_len], got ", p->defined() ? p->dim() : 0, "-D");
+    TORCH_CHECK(p->size(1) >= S, "linformer_attention: sequence length ", S,
+                " exceeds the projection length max_len = ", p->size(1), " of `", name, "`");
+    TORCH_CHECK(p->size(0) > 0, "linformer_attention: `", name, "` has R = 0 rows");
+  }
+  TORCH_CHECK(e_proj.size(0) == f_proj.size(0), "linformer_attention: `e_proj` has R = ",
+              e_proj.size(0), " but `f_proj` has R = ", f_proj.size(0));
+  auto kk = k, vv = v;
+  if (key_padding.defined()) {
+    auto keep = key_padding.view({B, 1, S, 1}).to(k.scalar_type());  // [B, 1, S, 1]
+    kk = k * keep;
+    vv = v * keep;
+  }
+  auto e = e_proj.narrow(1, 0, S).to(k.scalar_type());  // [R, S]
+  auto f = f_proj.narrow(1, 0, S).to(v.scalar_type());  // [R, S]
+  auto kp = at::matmul(e, kk);                           // [B, H, R, D]
+  auto vp = at::matmul(f, vv);                           // [B, H, R, Dv]
+  auto scores = at::matmul(q, kp.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));  // [B, H, T, R]
+  auto probs = at::softmax(scores, -1);                  // [B, H, T, R]
+  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  return at::matmul(probs, vp);                          // [B, H, T, Dv]
+}
+
+}  // namespace longseq

@@ -1,0 +1,158 @@
+// Longformer attention (Beltagy et al. 2020, "Longformer: The Long-Document Transformer"),
+// composite LibTorch path.
+//   Query i sees: the band keys i + d·m, m ∈ [-W/2, W/2] (causal: i - d·m, m ∈ [0, W]), d = the
+//   head's dilation; every global key; and, when i itself is global, every key. Causal and key
+//   padding masks apply on top. A global key inside the band is counted once.
+// Computed block by block over queries: block [t0, t1) scores against the contiguous key span that
+// covers its band ([t0 - reach, t1 - 1 + reach]) plus the G global keys, masked to the pattern.
+// Time O(B·H·T·(c + W·d + G)·D), memory O(B·H·T·(c + W·d + G)) saved for backward, never T×T.
+// Global query rows are recomputed afterwards with full attention (optionally through their own
+// projections q_g, k_g, v_g) in O(B·H·G·T) and overwrite the banded result.
+#include <longseq/attention.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace longseq {
+namespace {
+
+void check_pattern(const LongformerPattern& p, int64_t heads, int64_t t) {
+  TORCH_CHECK(p.window > 0, "longformer_attention: expected `window` > 0, got ", p.window);
+  TORCH_CHECK(p.causal || p.window % 2 == 0,
+              "longformer_attention: non-causal `window` must be even (W/2 keys each side), got ",
+              p.window);
+  TORCH_CHECK(p.dilation.size() == 1 || static_cast<int64_t>(p.dilation.size()) == heads,
+              "longformer_attention: expected `dilation` with 1 or H = ", heads, " entries, got ",
+              p.dilation.size());
+  for (int64_t d : p.dilation) {
+    TORCH_CHECK(d > 0, "longformer_attention: expected every `dilation` > 0, got ", d);
+  }
+  TORCH_CHECK(p.block >= 0, "longformer_attention: expected `block` >= 0, got ", p.block);
+  for (size_t i = 0; i < p.global_positions.size(); ++i) {
+    const int64_t g = p.global_positions[i];
+    TORCH_CHECK(g >= 0 && g < t, "longformer_attention: global position ", g,
+                " is outside the sequence [0, ", t, ")");
+    TORCH_CHECK(i == 0 || g > p.global_positions[i - 1],
+                "longformer_attention: `global_positions` must be sorted and unique, got ", g,
+                " after ", p.global_positions[i - 1]);
+  }
+}
+
+// Bool [H, Tq, Tk]: is key j in the band of query i for each head (no globals, no padding).
+at::Tensor band_allowed(const LongformerPattern& p, int64_t heads, const at::Tensor& qpos,
+                        const at::Tensor& kpos) {
+  auto dil = at::tensor(p.dilation, qpos.options());                       // [1|H]
+  dil = dil.expand({heads}).view({heads, 1, 1});                           // [H, 1, 1]
+  auto rel = kpos.view({1, 1, -1}) - qpos.view({1, -1, 1});                // [1, Tq, Tk]
+  auto on_grid = rel.remainder(dil) == 0;                                  // [H, Tq, Tk]
+  auto steps = rel.div(dil, "floor");                                      // [H, Tq, Tk]
+  auto in_reach = p.causal ? (steps <= 0).logical_and(steps >= -p.window)
+                           : steps.abs() <= p.window / 2;
+  return on_grid.logical_and(in_reach);
+}
+
+}  // namespace
+
+at::Tensor longformer_dense_allowed(const LongformerPattern& p, int64_t heads, int64_t t) {
+  check_pattern(p, heads, t);
+  auto pos = at::arange(t, at::kLong);
+  auto allowed = band_allowed(p, heads, pos, pos);  // [H, T, T]
+  if (!p.global_positions.empty()) {
+    auto g = at::zeros({t}, at::kBool);
+    g.index_fill_(0, at::tensor(p.global_positions, at::kLong), true);
+    allowed = allowed.logical_or(g.view({1, t, 1})).logical_or(g.view({1, 1, t}));
+  }
+  if (p.causal) allowed = allowed.logical_and(at::ones({t, t}, at::kBool).tril());
+  return allowed;
+}
+
+at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const LongformerPattern& p, const at::Tensor& key_padding,
+                                const at::Tensor& q_global, const at::Tensor& k_global,
+                                const at::Tensor& v_global, double dropout_p, bool train) {
+  check_qkv("longformer_attention", q, k, v);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  TORCH_CHECK(k.size(2) == T, "longformer_attention: self-attention only, expected S == T = ", T,
+              ", got S = ", k.size(2));
+  check_key_padding("longformer_attention", key_padding, B, T);
+  check_pattern(p, H, T);
+  for (const auto* g : {&q_global, &k_global, &v_global}) {
+    TORCH_CHECK(!g->defined() || g->sizes() == (g == &v_global ? v.sizes() : q.sizes()),
+                "longformer_attention: global projections must match q/k/v shapes, got ",
+                g->sizes());
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
+  const int64_t back = p.causal ? p.window * dmax : (p.window / 2) * dmax;  // keys before i
+  const int64_t ahead = p.causal ? 0 : (p.window / 2) * dmax;               // keys after i
+  const int64_t c = std::min<int64_t>(T, p.block > 0 ? p.block : std::max<int64_t>(64, p.window / 2));
+  const int64_t G = static_cast<int64_t>(p.global_positions.size());
+  const auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
+
+  at::Tensor gpos, is_global, kg_cols, vg_cols, g_padding;
+  if (G > 0) {
+    gpos = at::tensor(p.global_positions, lopts);                           // [G]
+    is_global = at::zeros({T}, lopts.dtype(at::kBool)).index_fill_(0, gpos, true);  // [T]
+    kg_cols = k.index_select(2, gpos);                                      // [B, H, G, D]
+    vg_cols = v.index_select(2, gpos);                                      // [B, H, G, Dv]
+    if (key_padding.defined()) g_padding = key_padding.index_select(1, gpos).view({B, 1, 1, G});
+  }
+
+  std::vector<at::Tensor> outs;
+  for (int64_t t0 = 0; t0 < T; t0 += c) {
+    const int64_t t1 = std::min(T, t0 + c);
+    const int64_t lo = std::max<int64_t>(0, t0 - back), hi = std::min(T, t1 + ahead);  // [lo, hi)
+    auto qb = q.narrow(2, t0, t1 - t0);                                     // [B, H, c, D]
+    auto kb = k.narrow(2, lo, hi - lo);                                     // [B, H, span, D]
+    auto vb = v.narrow(2, lo, hi - lo);                                     // [B, H, span, Dv]
+    auto qpos = at::arange(t0, t1, lopts), kpos = at::arange(lo, hi, lopts);
+    auto allowed = band_allowed(p, H, qpos, kpos).unsqueeze(0);             // [1, H, c, span]
+    if (G > 0) {
+      allowed = allowed.logical_and(is_global.narrow(0, lo, hi - lo).logical_not().view({1, 1, 1, -1}));
+    }
+    if (key_padding.defined()) {
+      allowed = allowed.logical_and(key_padding.narrow(1, lo, hi - lo).view({B, 1, 1, -1}));
+    }
+    auto scores = at::matmul(qb, kb.transpose(-2, -1)) * scale;            // [B, H, c, span]
+    if (G > 0) {
+      auto gs = at::matmul(qb, kg_cols.transpose(-2, -1)) * scale;          // [B, H, c, G]
+      auto gallowed = at::ones({1, 1, t1 - t0, G}, lopts.dtype(at::kBool));  // [1, 1, c, G]
+      if (p.causal) gallowed = (gpos.view({1, 1, 1, G}) <= qpos.view({1, 1, -1, 1}));
+      if (g_padding.defined()) gallowed = gallowed.logical_and(g_padding);
+      scores = at::cat({scores, gs}, -1);                                   // [B, H, c, span + G]
+      const int64_t bm = key_padding.defined() ? B : 1;
+      allowed = at::cat({allowed.expand({bm, H, t1 - t0, hi - lo}),
+                         gallowed.expand({bm, H, t1 - t0, G})}, -1);        // [B|1, H, c, span + G]
+    }
+    auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;                     // [B, H, c, span (+G)]
+    if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+    auto ob = at::matmul(probs.narrow(-1, 0, hi - lo), vb);                 // [B, H, c, Dv]
+    if (G > 0) ob = ob + at::matmul(probs.narrow(-1, hi - lo, G), vg_cols);
+    outs.push_back(ob);
+  }
+  auto out = at::cat(outs, 2);                                              // [B, H, T, Dv]
+
+  if (G > 0) {
+    // Global rows: full attention over every key, through the global projections if given.
+    const auto& qg_src = q_global.defined() ? q_global : q;
+    const auto& kg_src = k_global.defined() ? k_global : k;
+    const auto& vg_src = v_global.defined() ? v_global : v;
+    auto qg = qg_src.index_select(2, gpos);                                 // [B, H, G, D]
+    AttentionMask m{false, key_padding};
+    auto allowed = dense_allowed(m, B, G, T, q.device());                   // [B, 1, 1, T] or undef
+    if (p.causal) {
+      auto cm = at::arange(T, lopts).view({1, 1, 1, T}) <= gpos.view({1, 1, G, 1});  // [1, 1, G, T]
+      allowed = allowed.defined() ? allowed.logical_and(cm) : cm;
+    }
+    auto scores = at::matmul(qg, kg_src.transpose(-2, -1)) * scale;         // [B, H, G, T]
+    auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;                     // [B, H, G, T]
+    if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+    auto og = at::matmul(probs, vg_src);                                    // [B, H, G, Dv]
+    out = out.index_copy(2, gpos, og);                                      // [B, H, T, Dv]
+  }
+  return out;
+}
+
+}  // namespace longseq

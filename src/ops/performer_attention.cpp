@@ -1,0 +1,232 @@
+// FAVOR+ attention (Choromanski et al. 2021, "Rethinking Attention with Performers", ICLR),
+// composite LibTorch path.
+//   inputs scaled x = D^{-1/4}·q, D^{-1/4}·k, so that φ(q)·φ(k) ≈ exp(q·k / √D)
+//   softmax kernel:  φ(x) = exp(ωx − |x|²/2 − stabiliser) / √R     (positive random features)
+//   relu kernel:     φ(x) = relu(ωx) / √R + 1e-3                    (no stabiliser needed)
+//   non-causal:      out = φ(q) (φ(k)ᵀ v) / (φ(q) φ(k)ᵀ 1)
+//   causal:          out_t = Σ_{j≤t} φ(q_t)·φ(k_j) v_j / Σ_{j≤t} φ(q_t)·φ(k_j)   (chunked prefix sums)
+// ω [R, D] are orthogonal random features (performer_draw_features).
+//
+// Stabilisers. Every stabiliser is a constant that cancels exactly between numerator and
+// normaliser, so outputs and gradients equal those of the unstabilised formula; they are detached.
+//   query t:         subtract max_r(ω x_t) (the row's own max; |x_t|²/2 is a row constant too, so
+//                    it is dropped), so the largest query feature is exactly 1/√R.
+//   key, non-causal: subtract m = max over valid keys j and features r of s_jr = ω x_j − |x_j|²/2,
+//                    one constant per (b, h).
+//   key, causal:     strictly causal: m_j = max over valid keys i ≤ j of max_r s_ir (a running max),
+//                    key feature exp(s_j − m_j) ≤ 1, and query t weighs key j ≤ t by
+//                    exp(m_j − m_t) ≤ 1. Output t therefore depends on keys ≤ t only, even in
+//                    floating point (a single max over all keys would let a huge future key
+//                    underflow the features of earlier ones).
+// Chunked causal form (chunk c, N = ⌈T/c⌉ chunks): inside a chunk the quadratic form
+// (φ(q) φ(k)ᵀ ⊙ exp(m_j − m_t) ⊙ tril) [c, c]; across chunks a state S [R, Dv] and normaliser
+// z [R] referenced to the running max at the end of the previous chunk, decayed by
+// exp(m_prev − m_new) on update and by exp(m_prev − m_t) for queries. Every exponent is ≤ 0.
+// Padded keys (key_padding false) get zero features: they drop out of numerator and normaliser.
+// A row whose normaliser is 0 (no visible valid key) outputs 0; its numerator is exactly 0 too,
+// since every feature is ≥ 0. No eps anywhere.
+//
+// Time:   O(B·H·(T + S)·R·D) for the features, plus O(B·H·T·R·Dv) non-causal,
+//         O(B·H·T·(c + R)·(R + Dv)) causal (in-chunk quadratic form + state updates).
+// Memory: O(B·H·(T + S)·R) features, non-causal O(B·H·R·Dv) for φ(k)ᵀ v; causal O(B·H·T·c) for
+//         the in-chunk weights and O(B·H·(T/c)·R·Dv) for the carried states. [T, R, Dv] per-position
+//         states are never formed.
+// Layout: q [B, H, T, D], k [B, H, S, D], v [B, H, S, Dv], omega [R, D]; composite ATen ops.
+// Saved for backward (by autograd): φ(q) [B, H, T, R], φ(k) [B, H, S, R], v; non-causal also
+// φ(k)ᵀ v [B, H, R, Dv]; causal the chunk weights [B, H, N, c, c] and the N − 1 carried states
+// [B, H, N − 1, R, Dv].
+#include <longseq/attention.h>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace longseq {
+
+namespace {
+
+constexpr double kReluFloor = 1e-3;  // keeps every relu feature > 0, so normalisers stay > 0
+
+// Causal numerator [B, H, T, Dv] and normaliser [B, H, T] from query features fq [B, H, T, R],
+// key features fk [B, H, T, R] (zero for padded keys), values v [B, H, T, Dv] and the running
+// log-scale m [B, H, T] (non-decreasing in t) of the key features, or undefined for none (relu).
+// Query t weighs key j ≤ t by fq_t·fk_j·exp(m_j − m_t).
+std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::Tensor& fk,
+                                                const at::Tensor& v, const at::Tensor& m,
+                                                int64_t chunk) {
+  const int64_t B = fq.size(0), H = fq.size(1), T = fq.size(2), R = fq.size(3), Dv = v.size(3);
+  const int64_t c = std::min(chunk, T), N = (T + c - 1) / c, pad = N * c - T;
+  auto pad_time = [&](const at::Tensor& x) {  // zero rows after T: padded keys weigh nothing
+    return pad ? at::constant_pad_nd(x, {0, 0, 0, pad}) : x;
+  };
+  auto q5 = pad_time(fq).reshape({B, H, N, c, R});   // [B, H, N, c, R]
+  auto k5 = pad_time(fk).reshape({B, H, N, c, R});   // [B, H, N, c, R]
+  auto v5 = pad_time(v).reshape({B, H, N, c, Dv});   // [B, H, N, c, Dv]
+  at::Tensor m4;                                     // [B, H, N, c]
+  if (m.defined()) {
+    // Repeat the last value: m stays non-decreasing, so every exponent below stays ≤ 0.
+    auto mp = pad ? at::cat({m, m.narrow(2, T - 1, 1).expand({B, H, pad})}, 2) : m;  // [B, H, N·c]
+    m4 = mp.reshape({B, H, N, c});
+  }
+
+  // In-chunk quadratic form, all chunks at once.
+  auto tril = at::ones({c, c}, fq.options().dtype(at::kBool)).tril();      // [c, c]
+  auto w = at::matmul(q5, k5.transpose(-2, -1));                           // [B, H, N, c, c]
+  if (m4.defined()) {
+    // exp(m_j − m_t) for j ≤ t; −inf above the diagonal gives exact zeros (w is finite there).
+    auto rel = m4.unsqueeze(-2) - m4.unsqueeze(-1);                        // [B, H, N, c, c]
+    w = w * rel.masked_fill(tril.logical_not(), -std::numeric_limits<double>::infinity()).exp();
+  } else {
+    w = w.masked_fill(tril.logical_not(), 0);                              // [B, H, N, c, c]
+  }
+  auto num = at::matmul(w, v5);                                            // [B, H, N, c, Dv]
+  auto den = w.sum(-1);                                                    // [B, H, N, c]
+
+  if (N > 1) {
+    // Chunk summaries referenced to each chunk's last position e: Σ_j fk_j exp(m_j − m_e) v_j.
+    at::Tensor kw = k5, m_end;                                             // [B, H, N, c, R]
+    if (m4.defined()) {
+      m_end = m4.select(3, c - 1);                                         // [B, H, N]
+      kw = k5 * (m4 - m_end.unsqueeze(-1)).exp().unsqueeze(-1);            // [B, H, N, c, R]
+    }
+    auto sum_kv = at::matmul(kw.transpose(-2, -1), v5);                    // [B, H, N, R, Dv]
+    auto sum_k = kw.sum(3);                                                // [B, H, N, R]
+    // State before chunk n (n ≥ 1) covers chunks < n and is referenced to m_end[n − 1].
+    std::vector<at::Tensor> states{sum_kv.select(2, 0)}, norms{sum_k.select(2, 0)};
+    states.reserve(N - 1);
+    norms.reserve(N - 1);
+    for (int64_t n = 1; n + 1 < N; ++n) {
+      at::Tensor s = states.back(), z = norms.back();
+      if (m_end.defined()) {
+        auto decay = (m_end.select(2, n - 1) - m_end.select(2, n)).exp();  // [B, H], ≤ 1
+        s = s * decay.view({B, H, 1, 1});                                  // [B, H, R, Dv]
+        z = z * decay.view({B, H, 1});                                     // [B, H, R]
+      }
+      states.push_back(s + sum_kv.select(2, n));                           // [B, H, R, Dv]
+      norms.push_back(z + sum_k.select(2, n));                             // [B, H, R]
+    }
+    auto state = at::stack(states, 2);                                     // [B, H, N−1, R, Dv]
+    auto norm = at::stack(norms, 2);                                       // [B, H, N−1, R]
+    auto qn = q5.narrow(2, 1, N - 1);                                      // [B, H, N−1, c, R]
+    auto inter_num = at::matmul(qn, state);                                // [B, H, N−1, c, Dv]
+    auto inter_den = at::matmul(qn, norm.unsqueeze(-1)).squeeze(-1);       // [B, H, N−1, c]
+    if (m4.defined()) {
+      // exp(m_end[n − 1] − m_t) ≤ 1 moves the state to query t's reference.
+      auto to_query = (m_end.narrow(2, 0, N - 1).unsqueeze(-1) - m4.narrow(2, 1, N - 1)).exp();  // [B, H, N−1, c]
+      inter_num = inter_num * to_query.unsqueeze(-1);
+      inter_den = inter_den * to_query;
+    }
+    // Chunk 0 has no earlier state: pad the chunk dim in front with zeros.
+    num = num + at::constant_pad_nd(inter_num, {0, 0, 0, 0, 1, 0});        // [B, H, N, c, Dv]
+    den = den + at::constant_pad_nd(inter_den, {0, 0, 1, 0});              // [B, H, N, c]
+  }
+  num = num.reshape({B, H, N * c, Dv}).narrow(2, 0, T);                    // [B, H, T, Dv]
+  den = den.reshape({B, H, N * c}).narrow(2, 0, T);                        // [B, H, T]
+  return {num, den};
+}
+
+}  // namespace
+
+at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t seed,
+                                   at::ScalarType dtype) {
+  TORCH_CHECK(features > 0, "performer_draw_features: expected `features` (R) > 0, got ", features);
+  TORCH_CHECK(head_dim > 0, "performer_draw_features: expected `head_dim` (D) > 0, got ", head_dim);
+  TORCH_CHECK(at::isFloatingType(dtype), "performer_draw_features: expected a floating `dtype`, got ",
+              dtype);
+  // A local generator: the same seed gives the same features whatever the global RNG state.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto opts = at::TensorOptions().dtype(at::kDouble);
+  const int64_t blocks = (features + head_dim - 1) / head_dim;
+  std::vector<at::Tensor> rows;
+  rows.reserve(blocks);
+  for (int64_t b = 0; b < blocks; ++b) {
+    auto g = at::randn({head_dim, head_dim}, gen, opts);  // [D, D]
+    auto qr = at::linalg_qr(g);
+    // Signs of diag(R) make Q Haar-distributed; Qᵀ has orthonormal rows.
+    auto sign = std::get<1>(qr).diagonal().sign().masked_fill(
+        std::get<1>(qr).diagonal() == 0, 1);              // [D]
+    rows.push_back((std::get<0>(qr) * sign).t());          // [D, D]
+  }
+  auto omega = at::cat(rows, 0).narrow(0, 0, features);   // [R, D]
+  // Row norms of independent Gaussian vectors (chi with D degrees of freedom): each row is then
+  // marginally N(0, I_D), as the unbiased softmax estimator needs.
+  auto norms = at::randn({features, head_dim}, gen, opts).norm(2, {1}, /*keepdim=*/true);  // [R, 1]
+  return (omega * norms).to(dtype).contiguous();         // [R, D]
+}
+
+at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const at::Tensor& omega, const PerformerCoreOptions& opts,
+                               const at::Tensor& key_padding) {
+  constexpr const char* op = "performer_attention";
+  check_qkv(op, q, k, v);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3),
+                Dv = v.size(3);
+  check_key_padding(op, key_padding, B, S);
+  TORCH_CHECK(omega.defined() && omega.dim() == 2 && omega.size(0) > 0 && omega.size(1) == D, op,
+              ": expected `omega` [R, D] with R > 0 and D = ", D, ", got ",
+              omega.defined() ? omega.sizes() : at::IntArrayRef{});
+  TORCH_CHECK(at::isFloatingType(omega.scalar_type()), op, ": expected floating `omega`, got ",
+              omega.scalar_type());
+  TORCH_CHECK(opts.chunk > 0, op, ": expected `chunk` > 0, got ", opts.chunk);
+  TORCH_CHECK(!opts.causal || T == S, op, ": causal attention needs T == S (self-attention), got T = ",
+              T, ", S = ", S);
+  if (T == 0 || S == 0) return q.new_zeros({B, H, T, Dv});  // [B, H, T, Dv]
+
+  const int64_t R = omega.size(0);
+  const double in_scale = std::pow(static_cast<double>(D), -0.25);
+  const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(R));
+  const auto w = omega.to(q.options());                                     // [R, D]
+  auto qs = q * in_scale;                                                   // [B, H, T, D]
+  auto ks = k * in_scale;                                                   // [B, H, S, D]
+  auto q_proj = at::matmul(qs, w.t());                                      // [B, H, T, R]
+  auto k_proj = at::matmul(ks, w.t());                                      // [B, H, S, R]
+  at::Tensor valid;                                                         // [B, 1, S, 1]
+  if (key_padding.defined()) valid = key_padding.to(q.device()).view({B, 1, S, 1});
+
+  at::Tensor fq, fk, m;
+  if (opts.kernel == PerformerKernel::kRelu) {
+    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, T, R]
+    fk = at::relu(k_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, S, R]
+    if (valid.defined()) fk = fk * valid.to(fk.scalar_type());              // [B, H, S, R]
+  } else {
+    fq = (q_proj - q_proj.detach().amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;  // [B, H, T, R]
+    auto s = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;            // [B, H, S, R]
+    auto sd = s.detach();
+    if (valid.defined()) {
+      // Padded keys take the (b, h) minimum: they never raise a max, and it is finite, so a
+      // prefix with no valid key still has a finite m (its features are zero anyway).
+      sd = at::where(valid, sd, sd.amin({2, 3}, /*keepdim=*/true));         // [B, H, S, R]
+    }
+    at::Tensor e;                                                           // [B, H, S, R]
+    if (opts.causal) {
+      m = std::get<0>(at::cummax(sd.amax(-1), 2));                          // [B, H, S]
+      e = s - m.unsqueeze(-1);
+    } else {
+      e = s - sd.amax({2, 3}, /*keepdim=*/true);
+    }
+    // −inf before exp, not a zero after it: a padded key's exponent may be > 0 and overflow.
+    if (valid.defined()) e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
+    fk = e.exp() * inv_sqrt_r;                                              // [B, H, S, R]
+  }
+
+  at::Tensor num, den;
+  if (opts.causal) {
+    std::tie(num, den) = causal_prefix(fq, fk, v, m, opts.chunk);  // [B, H, T, Dv], [B, H, T]
+  } else {
+    auto kv = at::matmul(fk.transpose(-2, -1), v);                          // [B, H, R, Dv]
+    num = at::matmul(fq, kv);                                               // [B, H, T, Dv]
+    den = at::matmul(fq, fk.sum(2).unsqueeze(-1)).squeeze(-1);              // [B, H, T]
+  }
+  // den == 0 only when every weight is 0, and then num is exactly 0: dividing by 1 gives the
+  // zero row of the masking contract, with zero (finite) gradients into den.
+  auto safe_den = den.masked_fill(den == 0, 1);                             // [B, H, T]
+  return num / safe_den.unsqueeze(-1);                                      // [B, H, T, Dv]
+}
+
+}  // namespace longseq

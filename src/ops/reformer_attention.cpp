@@ -1,0 +1,194 @@
+// Reformer LSH attention with shared QK (Kitaev, Kaiser & Levskaya 2020, "Reformer: The Efficient
+// Transformer"; follows trax's LSHSelfAttention).
+//
+// What it computes. Keys are the queries normalised to unit length, k_j = qk_j / ‖qk_j‖. For each
+// of n_hashes rounds r:
+//   h_r(x) = argmax([x R_r ; -x R_r])          bucket of each token among NB (NB = 1: all in 0)
+//   sort the tokens by (h_r, position), cut the sorted order into chunks of `chunk` tokens; every
+//   chunk attends to itself and to the previous chunk (the first chunk only to itself), with
+//   s_ij = qk_i · k_j / √D - log c_ij
+//   where c_ij counts the rounds in which j lies in i's window (own or previous chunk), so a key
+//   seen in several rounds weighs once; the self score is -1e5 (after the scale, as in trax), so a
+//   token attends to itself only when it sees nothing else. Causal and key-padding masks are hard.
+// Rounds combine by their log-sum-exp: out_i = Σ_r softmax_r(lse_r,i) · o_r,i. With the duplicate
+// correction this is exactly softmax attention over the union of the keys i sees in any round.
+//
+// Complexity. Time O(B·H·n_hashes·T·(chunk·(D + n_hashes) + log T)); memory
+// O(B·H·n_hashes·T·(chunk + D)), never T×T (the n_hashes² duplicate count is accumulated round by
+// round into one [.., chunk, 2·chunk] buffer).
+//
+// Layout. qk [B, H, T, D], v [B, H, T, Dv], rotations [n_hashes, D, max(NB/2, 1)]. After sorting, a
+// round's tensors are [B, H, n_hashes, NC, chunk, ·] with NC = ceil(T / chunk); T is padded up to
+// NC·chunk with masked slots at the end of the sorted order.
+//
+// Backward. Composite ATen path (any device), differentiated by autograd, which saves the sorted,
+// chunked qk, k and v, the probabilities and per-round outputs. Bucket ids, sort permutations,
+// masks and duplicate counts are integer/bool constants, so backward reuses forward's buckets.
+#include <longseq/attention.h>
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace longseq {
+namespace {
+
+int64_t rotation_cols(const ReformerCoreOptions& opts) {
+  return std::max<int64_t>(opts.buckets / 2, 1);
+}
+
+void check_options(const char* op, const ReformerCoreOptions& opts) {
+  TORCH_CHECK(opts.buckets == 1 || (opts.buckets >= 2 && opts.buckets % 2 == 0), op,
+              ": expected `buckets` to be 1 or an even number >= 2, got ", opts.buckets);
+  TORCH_CHECK(opts.n_hashes > 0, op, ": expected `n_hashes` > 0, got ", opts.n_hashes);
+  TORCH_CHECK(opts.chunk > 0, op, ": expected `chunk` > 0, got ", opts.chunk);
+}
+
+void check_rotations(const char* op, const at::Tensor& rotations, const ReformerCoreOptions& opts,
+                     int64_t head_dim) {
+  TORCH_CHECK(rotations.defined(), op,
+              ": `rotations` must be given (see reformer_draw_rotations)");
+  TORCH_CHECK(rotations.dim() == 3 && rotations.size(0) == opts.n_hashes &&
+                  rotations.size(1) == head_dim && rotations.size(2) == rotation_cols(opts),
+              op, ": expected `rotations` of shape [n_hashes, D, max(NB/2, 1)] = [", opts.n_hashes,
+              ", ", head_dim, ", ", rotation_cols(opts), "], got ", rotations.sizes());
+  TORCH_CHECK(at::isFloatingType(rotations.scalar_type()), op,
+              ": expected floating `rotations`, got ", rotations.scalar_type());
+}
+
+// Self score: finite, so a token that sees only itself still attends to itself, yet exp of it
+// underflows to exactly 0 beside any ordinary score. Half tops out at 65504.
+double self_score(at::ScalarType t) { return t == at::kHalf ? -5e4 : -1e5; }
+
+// [B, H, n, NC, c, ·] -> [B, H, n, NC, 2c, ·]: each chunk followed by the previous one. The
+// first chunk's look-back half (the last chunk, by the roll) is masked by the caller.
+at::Tensor look_one_back(const at::Tensor& x) { return at::cat({x, x.roll(1, 3)}, 4); }
+
+}  // namespace
+
+at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim,
+                                   uint64_t seed, at::ScalarType dtype) {
+  check_options("reformer_draw_rotations", opts);
+  TORCH_CHECK(head_dim > 0, "reformer_draw_rotations: expected `head_dim` > 0, got ", head_dim);
+  TORCH_CHECK(at::isFloatingType(dtype), "reformer_draw_rotations: expected a floating `dtype`, got ",
+              dtype);
+  // A local generator: the same seed gives the same rotations whatever the global RNG did. Drawn
+  // in float32 and cast, so every dtype gets the same rotations (float32 -> float64 is exact).
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  auto r = at::randn({opts.n_hashes, head_dim, rotation_cols(opts)}, gen,
+                     at::TensorOptions().dtype(at::kFloat));  // [n, D, NB/2]
+  return r.to(dtype);
+}
+
+at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
+                         const ReformerCoreOptions& opts) {
+  constexpr const char* op = "reformer_hash";
+  check_options(op, opts);
+  TORCH_CHECK(qk.defined() && qk.dim() == 4, op, ": expected 4-D `qk` [B, H, T, D], got ",
+              qk.defined() ? qk.dim() : 0, "-D");
+  TORCH_CHECK(at::isFloatingType(qk.scalar_type()), op, ": expected floating `qk`, got ",
+              qk.scalar_type());
+  check_rotations(op, rotations, opts, qk.size(3));
+  const int64_t B = qk.size(0), H = qk.size(1), T = qk.size(2);
+  if (opts.buckets == 1) {
+    return at::zeros({B, H, opts.n_hashes, T}, qk.options().dtype(at::kLong));  // [B, H, n, T]
+  }
+  auto rot = rotations.detach().to(qk.device(), qk.scalar_type());  // [n, D, NB/2]
+  auto xr = at::matmul(qk.detach().unsqueeze(2), rot);               // [B, H, n, T, NB/2]
+  return at::cat({xr, xr.neg()}, -1).argmax(-1);                     // [B, H, n, T]
+}
+
+at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rotations,
+                              const ReformerCoreOptions& opts, const at::Tensor& key_padding,
+                              double dropout_p, bool train) {
+  constexpr const char* op = "reformer_attention";
+  check_qkv(op, qk, qk, v);
+  check_options(op, opts);
+  check_rotations(op, rotations, opts, qk.size(3));
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, op, ": expected `dropout_p` in [0, 1), got ",
+              dropout_p);
+  const int64_t B = qk.size(0), H = qk.size(1), T = qk.size(2), D = qk.size(3), Dv = v.size(3);
+  check_key_padding(op, key_padding, B, T);
+  if (B == 0 || H == 0 || T == 0) return at::zeros_like(v);
+
+  const int64_t n = opts.n_hashes;
+  // With chunk >= T there is a single chunk either way; shrinking it avoids padding.
+  const int64_t c = std::min(opts.chunk, T);
+  const int64_t nc = (T + c - 1) / c, tp = nc * c;
+  const auto lopts = qk.options().dtype(at::kLong);
+  const auto bopts = qk.options().dtype(at::kBool);
+
+  // Sort each round by (bucket, position); keys are unique, so the order is deterministic.
+  auto buckets = reformer_hash(qk, rotations, opts);                  // [B, H, n, T]
+  auto pos = at::arange(T, lopts);                                    // [T]
+  auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
+  auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
+  // Padding slots sit at the end of the sorted order; they point at position 0 and are masked.
+  auto slot_pos = tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1)
+                         : perm;                                      // [B, H, n, Tp]
+  auto key_ok = (at::arange(tp, lopts) < T).expand({B, H, n, tp});    // [B, H, n, Tp]
+  if (key_padding.defined()) {
+    auto kp = key_padding.to(qk.device()).view({B, 1, 1, T}).expand({B, H, n, T});
+    key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));             // [B, H, n, Tp]
+  }
+
+  // Unit-length keys; clamp keeps a zero vector finite (its key is then 0).
+  auto kn = qk / at::linalg_vector_norm(qk, 2, at::IntArrayRef{-1}, true).clamp_min(1e-12);
+  auto sorted = [&](const at::Tensor& x) {  // [B, H, T, E] -> [B, H, n, NC, c, E]
+    const int64_t e = x.size(3);
+    auto idx = slot_pos.unsqueeze(-1).expand({B, H, n, tp, e});
+    return x.unsqueeze(2).expand({B, H, n, T, e}).gather(3, idx).view({B, H, n, nc, c, e});
+  };
+  auto q_c = sorted(qk);                                              // [B, H, n, NC, c, D]
+  auto k_w = look_one_back(sorted(kn));                               // [B, H, n, NC, 2c, D]
+  auto v_w = look_one_back(sorted(v));                                // [B, H, n, NC, 2c, Dv]
+  auto qpos = slot_pos.reshape({B, H, n, nc, c});                     // [B, H, n, NC, c]
+  auto kpos = look_one_back(qpos);                                    // [B, H, n, NC, 2c]
+
+  // No wrap-around: chunk 0 has no previous chunk.
+  auto window = at::cat({at::ones({nc, c}, bopts),
+                         (at::arange(nc, lopts) > 0).view({nc, 1}).expand({nc, c})},
+                        1);                                           // [NC, 2c]
+  auto allowed = look_one_back(key_ok.reshape({B, H, n, nc, c}))
+                     .logical_and(window)
+                     .unsqueeze(-2);                                  // [B, H, n, NC, 1, 2c]
+  auto qp = qpos.unsqueeze(-1), kp = kpos.unsqueeze(-2);
+  if (opts.causal) allowed = allowed.logical_and(kp <= qp);           // [B, H, n, NC, c, 2c]
+
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;       // [B, H, n, NC, c, 2c]
+  scores = scores.masked_fill(kp == qp, self_score(qk.scalar_type()));
+  if (n > 1) {
+    // c_ij = #{r' : chunk_r'(i) - chunk_r'(j) ∈ {0, 1}}, accumulated one round r' at a time.
+    auto chunk_of = inv.div(c, "trunc");                              // [B, H, n, T]
+    auto qflat = qpos.reshape({B, H, n * tp});
+    auto kflat = kpos.reshape({B, H, n * nc * 2 * c});
+    auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());   // [B, H, n, NC, c, 2c]
+    for (int64_t r = 0; r < n; ++r) {
+      auto ch = chunk_of.select(2, r);                                // [B, H, T]
+      auto cq = ch.gather(2, qflat).view({B, H, n, nc, c, 1});
+      auto ck = ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+      auto d = cq - ck;                                               // [B, H, n, NC, c, 2c]
+      counts.add_(d.ge(0).logical_and(d.le(1)).to(counts.scalar_type()));
+    }
+    // Every visible pair has c_ij >= 1 (its own round); the clamp only touches masked entries.
+    scores = scores - counts.clamp_min(1).log();
+  }
+  auto [probs, lse] = masked_softmax(scores, allowed);  // [B, H, n, NC, c, 2c], [B, H, n, NC, c]
+  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  auto o = at::matmul(probs, v_w);                                    // [B, H, n, NC, c, Dv]
+
+  // Back to positional order.
+  auto o_t = o.reshape({B, H, n, tp, Dv})
+                 .narrow(3, 0, T)
+                 .gather(3, inv.unsqueeze(-1).expand({B, H, n, T, Dv}));  // [B, H, n, T, Dv]
+  if (n == 1) return o_t.squeeze(2);                                  // [B, H, T, Dv]
+  auto lse_t = lse.reshape({B, H, n, tp}).narrow(3, 0, T).gather(3, inv);  // [B, H, n, T]
+  // Rounds where i sees nothing have lse -inf and weight 0; all empty gives a zero row.
+  auto w = masked_softmax(lse_t.transpose(2, 3), at::Tensor()).first;  // [B, H, T, n]
+  return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);              // [B, H, T, Dv]
+}
+
+}  // namespace longseq

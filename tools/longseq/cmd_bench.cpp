@@ -1,0 +1,133 @@
+// `longseq bench`: time and peak memory of mixers against sequence length.
+#include "commands.h"
+
+#include <longseq/bench.h>
+#include <longseq/registry.h>
+
+#include <c10/util/Exception.h>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+namespace longseq::cli {
+namespace {
+
+struct BenchArgs {
+  std::vector<std::string> mixers = mixer_names();
+  std::vector<int64_t> seq_lens = {1024, 2048, 4096};
+  std::vector<std::string> opts;
+  std::string json_path;
+  double max_memory_gib = 0;
+  BenchConfig config;
+};
+
+std::map<std::string, std::map<std::string, std::string>> parse_opts(
+    const std::vector<std::string>& opts) {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (const auto& o : opts) {
+    const auto dot = o.find('.'), eq = o.find('=');
+    TORCH_CHECK(dot != std::string::npos && eq != std::string::npos && dot < eq && dot > 0,
+                "bench: `--opt` expects MIXER.KEY=VALUE (e.g. performer.features=128), got '", o,
+                "'");
+    const std::string mixer = o.substr(0, dot);
+    find_mixer(mixer);  // unknown names fail here, listing the valid ones
+    out[mixer][o.substr(dot + 1, eq - dot - 1)] = o.substr(eq + 1);
+  }
+  return out;
+}
+
+std::string mib(int64_t bytes) { return fmt::format("{:.1f}", bytes / 1048576.0); }
+
+void run(BenchArgs& a) {
+  a.config.mixers = a.mixers;
+  a.config.seq_lens = a.seq_lens;
+  a.config.options = parse_opts(a.opts);
+  a.config.max_memory = static_cast<int64_t>(a.max_memory_gib * (1ll << 30));
+  fmt::print("# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, {} warm-up + {} timed "
+             "repetitions per configuration\n# memory: {}\n",
+             machine_line(), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
+             a.config.causal, a.config.warmup, a.config.repeats, bench_memory_method());
+  fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
+             "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s", "peak_MiB", "time_x",
+             "mem_x", "state_MiB");
+  std::map<std::string, BenchRow> prev;
+  auto on_row = [&](const BenchRow& r) {
+    if (r.skipped) {
+      fmt::print("{:<11} {:>7} {:>8} skipped: {}\n", r.mixer, r.seq_len, r.mode, r.skip_reason);
+    } else {
+      std::string tx = "-", mx = "-";
+      auto it = prev.find(r.mixer);
+      if (it != prev.end() && !it->second.skipped) {
+        tx = fmt::format("{:.2f}", r.median_ms / it->second.median_ms);
+        mx = fmt::format("{:.2f}", static_cast<double>(r.peak_bytes) / it->second.peak_bytes);
+      }
+      fmt::print("{:<11} {:>7} {:>8} {:>11.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>10} {:>7} {:>7} {:>9}\n",
+                 r.mixer, r.seq_len, r.mode, r.median_ms, r.min_ms, r.max_ms, r.tokens_per_s,
+                 mib(r.peak_bytes), tx, mx, mib(r.state_bytes));
+    }
+    std::fflush(stdout);
+    prev[r.mixer] = r;
+  };
+  auto rows = run_bench(a.config, on_row);
+  fmt::print("# time_x, mem_x: ratio to the previous length of the same mixer\n");
+  if (!a.json_path.empty()) {
+    nlohmann::json out;
+    out["meta"] = {{"machine", machine_line()}, {"memory_method", bench_memory_method()}};
+    out["rows"] = nlohmann::json::array();
+    for (const auto& r : rows) {
+      out["rows"].push_back({{"mixer", r.mixer}, {"seq_len", r.seq_len}, {"mode", r.mode},
+                             {"batch", r.batch}, {"heads", r.heads}, {"head_dim", r.head_dim},
+                             {"causal", r.causal}, {"threads", r.threads},
+                             {"median_ms", r.median_ms}, {"min_ms", r.min_ms},
+                             {"max_ms", r.max_ms}, {"tokens_per_s", r.tokens_per_s},
+                             {"peak_bytes", r.peak_bytes}, {"state_bytes", r.state_bytes},
+                             {"predicted_bytes", r.predicted_bytes}, {"skipped", r.skipped},
+                             {"skip_reason", r.skip_reason}});
+    }
+    const std::string tmp = a.json_path + ".tmp";
+    {
+      std::ofstream f(tmp);
+      TORCH_CHECK(f.good(), "bench: cannot write `--json` file '", a.json_path, "'");
+      f << out.dump(2) << "\n";
+      TORCH_CHECK(f.good(), "bench: writing `--json` file '", a.json_path, "' failed");
+    }
+    TORCH_CHECK(std::rename(tmp.c_str(), a.json_path.c_str()) == 0,
+                "bench: cannot move the results into '", a.json_path, "'");
+    fmt::print("# wrote {} rows to {}\n", rows.size(), a.json_path);
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand("bench", "time and peak memory of mixers against sequence length");
+  cmd->add_option("--mixers", a->mixers, "comma-separated mixer names")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--seq-lens", a->seq_lens, "comma-separated sequence lengths")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--batch", a->config.batch, "batch size B")->capture_default_str();
+  cmd->add_option("--heads", a->config.heads, "heads H")->capture_default_str();
+  cmd->add_option("--head-dim", a->config.head_dim, "head dim D (model dim C = H*D)")
+      ->capture_default_str();
+  cmd->add_flag("--causal", a->config.causal, "causal masking (mixers without it are refused)");
+  cmd->add_option("--mode", a->config.mode, "fwd or fwd+bwd")
+      ->check(CLI::IsMember({"fwd", "fwd+bwd"}))
+      ->capture_default_str();
+  cmd->add_option("--repeats", a->config.repeats, "timed repetitions")->capture_default_str();
+  cmd->add_option("--warmup", a->config.warmup, "untimed warm-up iterations")->capture_default_str();
+  cmd->add_option("--seed", a->config.seed, "seed for weights, inputs and random features")
+      ->capture_default_str();
+  cmd->add_option("--max-memory", a->max_memory_gib,
+                  "skip configurations predicted above this many GiB (default 80% of RAM)");
+  cmd->add_option("--opt", a->opts, "mechanism option MIXER.KEY=VALUE (repeatable)");
+  cmd->add_option("--json", a->json_path, "write rows as JSON to this file");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace longseq::cli

@@ -1,0 +1,60 @@
+// longseq: command-line tool. Errors from anywhere surface here once, as `error: ...` plus a
+// `hint: ...` where the fix is obvious, and a non-zero exit.
+#include "commands.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <fmt/core.h>
+#include <torch/version.h>
+
+#include <fstream>
+#include <string>
+#include <thread>
+
+namespace longseq::cli {
+
+std::string machine_line() {
+  std::string cpu = "unknown cpu";
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  }
+  return fmt::format("machine: {}, {} cores; threads: {}; libtorch {}", cpu,
+                     std::thread::hardware_concurrency(), at::get_num_threads(), TORCH_VERSION);
+}
+
+}  // namespace longseq::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
+  app.require_subcommand(1);
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  app.add_option("--threads", threads, "intra-op threads (default: all cores)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.parse_complete_callback([&] { at::set_num_threads(threads); });
+  longseq::cli::add_list_command(app);
+  longseq::cli::add_bench_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    fmt::print(stderr, "error: {}\n", msg);
+    if (msg.find("unknown mixer") != std::string::npos) {
+      fmt::print(stderr, "hint: `longseq list` shows every mixer and its options\n");
+    } else if (msg.find("unknown option") != std::string::npos) {
+      fmt::print(stderr, "hint: `longseq list` shows each mixer's options; pass them as "
+                         "--opt MIXER.KEY=VALUE\n");
+    }
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
