@@ -176,7 +176,8 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const a
     // Every visible pair has c_ij >= 1 (its own round); the clamp only touches masked entries.
     scores = scores - counts.clamp_min(1).log();
   }
-  auto [probs, lse] = masked_softmax(scores, allowed);  // [B, H, n, NC, c, 2c], [B, H, n, NC, c]
+  // probs [B, H, n, NC, c, 2c]; lse [B, H, n, NC, c], needed only to combine rounds.
+  auto [probs, lse] = masked_softmax(scores, allowed, /*with_lse=*/n > 1);
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
   auto o = at::matmul(probs, v_w);                                    // [B, H, n, NC, c, Dv]
 
@@ -187,7 +188,8 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const a
   if (n == 1) return o_t.squeeze(2);                                  // [B, H, T, Dv]
   auto lse_t = lse.reshape({B, H, n, tp}).narrow(3, 0, T).gather(3, inv);  // [B, H, n, T]
   // Rounds where i sees nothing have lse -inf and weight 0; all empty gives a zero row.
-  auto w = masked_softmax(lse_t.transpose(2, 3), at::Tensor()).first;  // [B, H, T, n]
+  auto lse_q = lse_t.transpose(2, 3);                                 // [B, H, T, n]
+  auto w = masked_softmax(lse_q, lse_q.isfinite(), /*with_lse=*/false).first;  // [B, H, T, n]
   return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);              // [B, H, T, Dv]
 }
 

@@ -1,4 +1,5 @@
 // Contract tests over the registry: every mixer, without edits here when one is added.
+#include <longseq/attention.h>
 #include <longseq/registry.h>
 
 #include "test_util.h"
@@ -125,7 +126,9 @@ TEST_P(MixerContract, GradientCheckFloat64TinyShapes) {
 TEST_P(MixerContract, ClearErrorsForBadOptions) {
   const auto& spec = find_mixer(GetParam());
   const auto base = small_config(false);
-  auto expect_error = [&](const std::map<std::string, std::string>& o, const std::string& needle) {
+  auto expect_error = [&](const std::map<std::string, std::string>& bad, const std::string& needle) {
+    auto o = small_options(GetParam());
+    for (const auto& kv : bad) o[kv.first] = kv.second;
     try {
       make_mixer(GetParam(), base, o);
       ADD_FAILURE() << GetParam() << ": accepted bad options";

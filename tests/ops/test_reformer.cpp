@@ -311,7 +311,7 @@ TEST(ReformerAttention, GradcheckFloat64) {
       auto opts = core(2, 2, 2, causal);
       auto rot = reformer_draw_rotations(opts, 4, 61, at::kDouble);
       at::Tensor kp;
-      if (padded) kp = at::tensor({true, true, false, true, true, true}).view({1, 6});
+      if (padded) kp = at::tensor({1, 1, 0, 1, 1, 1}).to(at::kBool).view({1, 6});
       auto f = [&](const std::vector<at::Tensor>& in) {
         return reformer_attention(in[0], in[1], rot, opts, kp);
       };
