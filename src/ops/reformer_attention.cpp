@@ -72,8 +72,8 @@ at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head
                                    uint64_t seed, at::ScalarType dtype) {
   check_options("reformer_draw_rotations", opts);
   TORCH_CHECK(head_dim > 0, "reformer_draw_rotations: expected `head_dim` > 0, got ", head_dim);
-  TORCH_CHECK(at::isFloatingType(dtype), "reformer_draw_rotations: expected a floating `dtype`, got ",
-              dtype);
+  TORCH_CHECK(at::isFloatingType(dtype),
+              "reformer_draw_rotations: expected a floating `dtype`, got ", dtype);
   // A local generator: the same seed gives the same rotations whatever the global RNG did. Drawn
   // in float32 and cast, so every dtype gets the same rotations (float32 -> float64 is exact).
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -100,9 +100,9 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
   return at::cat({xr, xr.neg()}, -1).argmax(-1);                     // [B, H, n, T]
 }
 
-at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rotations,
-                              const ReformerCoreOptions& opts, const at::Tensor& key_padding,
-                              double dropout_p, bool train) {
+at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
+                              const at::Tensor& rotations, const ReformerCoreOptions& opts,
+                              const at::Tensor& key_padding, double dropout_p, bool train) {
   constexpr const char* op = "reformer_attention";
   check_qkv(op, qk, qk, v);
   check_options(op, opts);

@@ -181,7 +181,10 @@ TEST(PerformerAttention, ErrorVsExactFallsWithFeatures) {
     EXPECT_LT(err[4], err[2]) << "causal=" << causal;
     EXPECT_LT(err[2], err[0]) << "causal=" << causal;
     EXPECT_LT(err[3], err[1]) << "causal=" << causal;
-    EXPECT_LT(err[4], 0.05) << "causal=" << causal;
+    // Monte Carlo error ~ 1/√R: 16x the features should cut it about 4x (measured 3.3-3.8x).
+    EXPECT_GT(err[2] / err[4], 2.5) << "causal=" << causal;
+    // Measured means 0.045 (non-causal) and 0.034 (causal); single seeds range 0.023-0.061.
+    EXPECT_LT(err[4], 0.065) << "causal=" << causal;
   }
 }
 
