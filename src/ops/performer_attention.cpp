@@ -4,7 +4,7 @@
 //   softmax kernel:  φ(x) = exp(ωx − |x|²/2 − stabiliser) / √R     (positive random features)
 //   relu kernel:     φ(x) = relu(ωx) / √R + 1e-3                    (no stabiliser needed)
 //   non-causal:      out = φ(q) (φ(k)ᵀ v) / (φ(q) φ(k)ᵀ 1)
-//   causal:          out_t = Σ_{j≤t} φ(q_t)·φ(k_j) v_j / Σ_{j≤t} φ(q_t)·φ(k_j)   (chunked prefix sums)
+//   causal:          out_t = Σ_{j≤t} φ(q_t)·φ(k_j) v_j / Σ_{j≤t} φ(q_t)·φ(k_j)  (prefix sums)
 // ω [R, D] are orthogonal random features (performer_draw_features).
 //
 // Stabilisers. Every stabiliser is a constant that cancels exactly between numerator and
@@ -13,11 +13,14 @@
 //                    it is dropped), so the largest query feature is exactly 1/√R.
 //   key, non-causal: subtract m = max over valid keys j and features r of s_jr = ω x_j − |x_j|²/2,
 //                    one constant per (b, h).
-//   key, causal:     strictly causal: m_j = max over valid keys i ≤ j of max_r s_ir (a running max),
+//   key, causal:     strictly causal: m_j = max over valid keys i ≤ j of max_r s_ir (running),
 //                    key feature exp(s_j − m_j) ≤ 1, and query t weighs key j ≤ t by
 //                    exp(m_j − m_t) ≤ 1. Output t therefore depends on keys ≤ t only, even in
 //                    floating point (a single max over all keys would let a huge future key
 //                    underflow the features of earlier ones).
+// The key stabilisers take the max of s (with the −|x|²/2 term), not of ω·x: s ≤ |ω_r|²/2 for
+// every key, and the largest feature under each stabiliser is exactly 1/√R, so a large-norm key
+// does not underflow every feature (exp(ω·x − max ω·x − |x|²/2) ≤ exp(−|x|²/2) would).
 // Chunked causal form (chunk c, N = ⌈T/c⌉ chunks): inside a chunk the quadratic form
 // (φ(q) φ(k)ᵀ ⊙ exp(m_j − m_t) ⊙ tril) [c, c]; across chunks a state S [R, Dv] and normaliser
 // z [R] referenced to the running max at the end of the previous chunk, decayed by
@@ -27,10 +30,10 @@
 // since every feature is ≥ 0. No eps anywhere.
 //
 // Time:   O(B·H·(T + S)·R·D) for the features, plus O(B·H·T·R·Dv) non-causal,
-//         O(B·H·T·(c + R)·(R + Dv)) causal (in-chunk quadratic form + state updates).
+//         O(B·H·T·(c·(R + Dv) + R·Dv)) causal (in-chunk quadratic form + chunk states).
 // Memory: O(B·H·(T + S)·R) features, non-causal O(B·H·R·Dv) for φ(k)ᵀ v; causal O(B·H·T·c) for
-//         the in-chunk weights and O(B·H·(T/c)·R·Dv) for the carried states. [T, R, Dv] per-position
-//         states are never formed.
+//         the in-chunk weights and O(B·H·(T/c)·R·Dv) for the carried states. Per-position
+//         states [T, R, Dv] are never formed.
 // Layout: q [B, H, T, D], k [B, H, S, D], v [B, H, S, Dv], omega [R, D]; composite ATen ops.
 // Saved for backward (by autograd): φ(q) [B, H, T, R], φ(k) [B, H, S, R], v; non-causal also
 // φ(k)ᵀ v [B, H, R, Dv]; causal the chunk weights [B, H, N, c, c] and the N − 1 carried states
@@ -98,18 +101,26 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
     auto sum_kv = at::matmul(kw.transpose(-2, -1), v5);                    // [B, H, N, R, Dv]
     auto sum_k = kw.sum(3);                                                // [B, H, N, R]
     // State before chunk n (n ≥ 1) covers chunks < n and is referenced to m_end[n − 1].
-    std::vector<at::Tensor> states{sum_kv.select(2, 0)}, norms{sum_k.select(2, 0)};
+    // unbind, not select per chunk: the backward of each select would write a full-size zero
+    // gradient, O(N²·R·Dv) in all.
+    const auto chunk_kv = sum_kv.unbind(2);                                // N × [B, H, R, Dv]
+    const auto chunk_k = sum_k.unbind(2);                                  // N × [B, H, R]
+    at::Tensor decay;                                                      // [B, H, N − 1]
+    if (m_end.defined()) {
+      decay = (m_end.narrow(2, 0, N - 1) - m_end.narrow(2, 1, N - 1)).exp();  // ≤ 1
+    }
+    std::vector<at::Tensor> states{chunk_kv[0]}, norms{chunk_k[0]};
     states.reserve(N - 1);
     norms.reserve(N - 1);
     for (int64_t n = 1; n + 1 < N; ++n) {
       at::Tensor s = states.back(), z = norms.back();
-      if (m_end.defined()) {
-        auto decay = (m_end.select(2, n - 1) - m_end.select(2, n)).exp();  // [B, H], ≤ 1
-        s = s * decay.view({B, H, 1, 1});                                  // [B, H, R, Dv]
-        z = z * decay.view({B, H, 1});                                     // [B, H, R]
+      if (decay.defined()) {
+        auto d = decay.select(2, n - 1);                                   // [B, H]
+        s = s * d.view({B, H, 1, 1});                                      // [B, H, R, Dv]
+        z = z * d.view({B, H, 1});                                         // [B, H, R]
       }
-      states.push_back(s + sum_kv.select(2, n));                           // [B, H, R, Dv]
-      norms.push_back(z + sum_k.select(2, n));                             // [B, H, R]
+      states.push_back(s + chunk_kv[n]);                                   // [B, H, R, Dv]
+      norms.push_back(z + chunk_k[n]);                                     // [B, H, R]
     }
     auto state = at::stack(states, 2);                                     // [B, H, N−1, R, Dv]
     auto norm = at::stack(norms, 2);                                       // [B, H, N−1, R]
@@ -118,7 +129,8 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
     auto inter_den = at::matmul(qn, norm.unsqueeze(-1)).squeeze(-1);       // [B, H, N−1, c]
     if (m4.defined()) {
       // exp(m_end[n − 1] − m_t) ≤ 1 moves the state to query t's reference.
-      auto to_query = (m_end.narrow(2, 0, N - 1).unsqueeze(-1) - m4.narrow(2, 1, N - 1)).exp();  // [B, H, N−1, c]
+      auto m_prev = m_end.narrow(2, 0, N - 1).unsqueeze(-1);                // [B, H, N−1, 1]
+      auto to_query = (m_prev - m4.narrow(2, 1, N - 1)).exp();              // [B, H, N−1, c]
       inter_num = inter_num * to_query.unsqueeze(-1);
       inter_den = inter_den * to_query;
     }
@@ -137,8 +149,8 @@ at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t 
                                    at::ScalarType dtype) {
   TORCH_CHECK(features > 0, "performer_draw_features: expected `features` (R) > 0, got ", features);
   TORCH_CHECK(head_dim > 0, "performer_draw_features: expected `head_dim` (D) > 0, got ", head_dim);
-  TORCH_CHECK(at::isFloatingType(dtype), "performer_draw_features: expected a floating `dtype`, got ",
-              dtype);
+  TORCH_CHECK(at::isFloatingType(dtype),
+              "performer_draw_features: expected a floating `dtype`, got ", dtype);
   // A local generator: the same seed gives the same features whatever the global RNG state.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto opts = at::TensorOptions().dtype(at::kDouble);
@@ -147,16 +159,18 @@ at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t 
   rows.reserve(blocks);
   for (int64_t b = 0; b < blocks; ++b) {
     auto g = at::randn({head_dim, head_dim}, gen, opts);  // [D, D]
-    auto qr = at::linalg_qr(g);
+    at::Tensor qm, rm;
+    std::tie(qm, rm) = at::linalg_qr(g);                  // [D, D], [D, D]
     // Signs of diag(R) make Q Haar-distributed; Qᵀ has orthonormal rows.
-    auto sign = std::get<1>(qr).diagonal().sign().masked_fill(
-        std::get<1>(qr).diagonal() == 0, 1);              // [D]
-    rows.push_back((std::get<0>(qr) * sign).t());          // [D, D]
+    auto diag = rm.diagonal();                             // [D]
+    auto sign = diag.sign().masked_fill(diag == 0, 1);     // [D]
+    rows.push_back((qm * sign).t());                       // [D, D]
   }
   auto omega = at::cat(rows, 0).narrow(0, 0, features);   // [R, D]
   // Row norms of independent Gaussian vectors (chi with D degrees of freedom): each row is then
   // marginally N(0, I_D), as the unbiased softmax estimator needs.
-  auto norms = at::randn({features, head_dim}, gen, opts).norm(2, {1}, /*keepdim=*/true);  // [R, 1]
+  auto norms = at::linalg_vector_norm(at::randn({features, head_dim}, gen, opts), 2, {1},
+                                       /*keepdim=*/true);  // [R, 1]
   return (omega * norms).to(dtype).contiguous();         // [R, D]
 }
 
@@ -174,8 +188,8 @@ at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const a
   TORCH_CHECK(at::isFloatingType(omega.scalar_type()), op, ": expected floating `omega`, got ",
               omega.scalar_type());
   TORCH_CHECK(opts.chunk > 0, op, ": expected `chunk` > 0, got ", opts.chunk);
-  TORCH_CHECK(!opts.causal || T == S, op, ": causal attention needs T == S (self-attention), got T = ",
-              T, ", S = ", S);
+  TORCH_CHECK(!opts.causal || T == S, op,
+              ": causal attention needs T == S (self-attention), got T = ", T, ", S = ", S);
   if (T == 0 || S == 0) return q.new_zeros({B, H, T, Dv});  // [B, H, T, Dv]
 
   const int64_t R = omega.size(0);
@@ -211,7 +225,9 @@ at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const a
       e = s - sd.amax({2, 3}, /*keepdim=*/true);
     }
     // −inf before exp, not a zero after it: a padded key's exponent may be > 0 and overflow.
-    if (valid.defined()) e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
+    if (valid.defined()) {
+      e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
+    }
     fk = e.exp() * inv_sqrt_r;                                              // [B, H, S, R]
   }
 

@@ -7,7 +7,8 @@
 //   sort the tokens by (h_r, position), cut the sorted order into chunks of `chunk` tokens; every
 //   chunk attends to itself and to the previous chunk (the first chunk only to itself), with
 //   s_ij = qk_i · k_j / √D - log c_ij
-//   where c_ij counts the rounds in which j lies in i's window (own or previous chunk), so a key
+//   where c_ij counts the rounds in which j lies in i's window (own or previous chunk; when causal,
+//   the `chunk` most recent tokens of i's own bucket up to i, which keeps it strictly causal), so a key
 //   seen in several rounds weighs once; the self score is -1e5 (after the scale, as in trax), so a
 //   token attends to itself only when it sees nothing else. Causal and key-padding masks are hard.
 // Rounds combine by their log-sum-exp: out_i = Σ_r softmax_r(lse_r,i) · o_r,i. With the duplicate
@@ -122,6 +123,12 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
 
   // Sort each round by (bucket, position); keys are unique, so the order is deterministic.
   auto buckets = reformer_hash(qk, rotations, opts);                  // [B, H, n, T]
+  if (key_padding.defined()) {
+    // Padded tokens go to an extra last bucket, so whatever they hold never moves a real token's
+    // place in the sorted order (their keys are masked anyway).
+    auto kp = key_padding.to(qk.device()).view({B, 1, 1, T});
+    buckets = buckets.masked_fill(kp.logical_not(), opts.buckets);
+  }
   auto pos = at::arange(T, lopts);                                    // [T]
   auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
   auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
@@ -155,7 +162,23 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
                      .logical_and(window)
                      .unsqueeze(-2);                                  // [B, H, n, NC, 1, 2c]
   auto qp = qpos.unsqueeze(-1), kp = kpos.unsqueeze(-2);
-  if (opts.causal) allowed = allowed.logical_and(kp <= qp);           // [B, H, n, NC, c, 2c]
+  // Causal: key j is visible to i in a round only if it shares i's bucket and is among the `c`
+  // most recent tokens of that bucket up to i (0 <= slot_i - slot_j < c). Within a bucket the sort
+  // keeps positional order, so this window depends on earlier tokens only: outputs up to t are
+  // unchanged by anything after t. (Plain chunk windows are not: a future token hashed into an
+  // earlier bucket shifts the chunk boundaries of earlier queries.)
+  at::Tensor sorted_bucket;  // [B, H, n, Tp]
+  if (opts.causal) {
+    sorted_bucket = buckets.gather(-1, perm);
+    if (tp > T) sorted_bucket = at::cat({sorted_bucket, at::full({B, H, n, tp - T}, -1, lopts)}, -1);
+    auto bq = sorted_bucket.reshape({B, H, n, nc, c});                  // [B, H, n, NC, c]
+    auto bk = look_one_back(bq);                                        // [B, H, n, NC, 2c]
+    auto sq = at::arange(tp, lopts).view({nc, c});                      // [NC, c]
+    auto gap = sq.unsqueeze(-1) - look_one_back(sq.view({1, 1, 1, nc, c})).view({nc, 1, 2 * c});
+    allowed = allowed.logical_and(kp <= qp)
+                  .logical_and(bk.unsqueeze(-2) == bq.unsqueeze(-1))
+                  .logical_and(gap.ge(0).logical_and(gap.lt(c)));     // [B, H, n, NC, c, 2c]
+  }
 
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;       // [B, H, n, NC, c, 2c]
@@ -167,11 +190,22 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
     auto kflat = kpos.reshape({B, H, n * nc * 2 * c});
     auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());   // [B, H, n, NC, c, 2c]
     for (int64_t r = 0; r < n; ++r) {
-      auto ch = chunk_of.select(2, r);                                // [B, H, T]
-      auto cq = ch.gather(2, qflat).view({B, H, n, nc, c, 1});
-      auto ck = ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
-      auto d = cq - ck;                                               // [B, H, n, NC, c, 2c]
-      counts.add_(d.ge(0).logical_and(d.le(1)).to(counts.scalar_type()));
+      at::Tensor seen;                                                // [B, H, n, NC, c, 2c]
+      if (opts.causal) {
+        // Same visibility rule as above, in round r: same bucket, slot gap in [0, c).
+        auto sl = inv.select(2, r), bu = buckets.select(2, r);        // [B, H, T]
+        auto d = sl.gather(2, qflat).view({B, H, n, nc, c, 1}) -
+                 sl.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        auto same = bu.gather(2, qflat).view({B, H, n, nc, c, 1}) ==
+                    bu.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        seen = d.ge(0).logical_and(d.lt(c)).logical_and(same);
+      } else {
+        auto ch = chunk_of.select(2, r);                              // [B, H, T]
+        auto d = ch.gather(2, qflat).view({B, H, n, nc, c, 1}) -
+                 ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        seen = d.ge(0).logical_and(d.le(1));
+      }
+      counts.add_(seen.to(counts.scalar_type()));
     }
     // Every visible pair has c_ij >= 1 (its own round); the clamp only touches masked entries.
     scores = scores - counts.clamp_min(1).log();

@@ -38,7 +38,9 @@ PerformerCoreOptions core(PerformerKernel kernel, bool causal, int64_t chunk = 6
   return o;
 }
 
-const char* kernel_name(PerformerKernel k) { return k == PerformerKernel::kRelu ? "relu" : "softmax"; }
+const char* kernel_name(PerformerKernel k) {
+  return k == PerformerKernel::kRelu ? "relu" : "softmax";
+}
 
 // The quadratic form with the same features, built explicitly in float64 without stabilisers:
 // W = φ(q) φ(k)ᵀ [B, H, T, S], masked (causal, padding), out = W v / W 1, zero rows give zeros.
@@ -148,7 +150,8 @@ TEST(PerformerAttention, Float32MatchesFloat64) {
   for (bool causal : {false, true}) {
     auto want = performer_attention(q, k, v, omega, core(PerformerKernel::kSoftmax, causal, 16));
     auto got = performer_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
-                                   omega.to(at::kFloat), core(PerformerKernel::kSoftmax, causal, 16));
+                                   omega.to(at::kFloat),
+                                   core(PerformerKernel::kSoftmax, causal, 16));
     EXPECT_EQ(got.scalar_type(), at::kFloat);
     EXPECT_LT(rel_error(got, want), 1e-5) << "causal=" << causal;
   }
@@ -196,15 +199,21 @@ TEST(PerformerAttention, CausalOutputsIgnoreHugeFutureKeys) {
   auto omega64 = performer_draw_features(R, D, 9, at::kDouble);
   auto q = at::randn({B, H, T, D}, kF64), k = at::randn({B, H, T, D}, kF64);
   auto v = at::randn({B, H, T, D}, kF64);
-  std::vector<at::Tensor> future_keys;
+  // (keys, the same keys with positions > t perturbed)
+  std::vector<std::pair<at::Tensor, at::Tensor>> cases;
   {
     auto k2 = k.clone();
     k2.narrow(2, t + 1, T - t - 1).normal_().mul_(30.0);  // huge-norm future keys
-    future_keys.push_back(k2);
+    cases.emplace_back(k, k2);
+    // x = D^{-1/4}·k = ω_r maximises s_r = ω_r·x − |x|²/2 at |ω_r|²/2, the largest log-feature
+    // any key can reach. After 8x-norm past keys (s ≈ −100) that gap underflows float32, so a
+    // stabiliser taken over all keys would zero every past key.
+    const int64_t r = omega64.norm(2, {1}).argmax().item<int64_t>();
     auto k3 = k.clone();
-    // x = D^{-1/4}·k = ω_0 maximises s_0 = ω_0·x − |x|²/2 = |ω_0|²/2.
-    k3.select(2, t + 1).copy_(omega64[0] * std::pow(double(D), 0.25));
-    future_keys.push_back(k3);
+    k3.narrow(2, 0, t + 1).mul_(8.0);
+    auto k4 = k3.clone();
+    k4.select(2, t + 1).copy_(omega64[r] * std::pow(double(D), 0.25));
+    cases.emplace_back(k3, k4);
   }
   auto v2 = v.clone();
   v2.narrow(2, t + 1, T - t - 1).normal_().mul_(30.0);
@@ -214,12 +223,19 @@ TEST(PerformerAttention, CausalOutputsIgnoreHugeFutureKeys) {
     for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
       for (int64_t chunk : {64, 7, 5}) {
         auto opts = core(kernel, true, chunk);
-        auto base = performer_attention(q.to(dtype), k.to(dtype), v.to(dtype), omega, opts);
-        for (const auto& kf : future_keys) {
-          SCOPED_TRACE(::testing::Message() << "dtype=" << dtype << " kernel=" << kernel_name(kernel)
-                                            << " chunk=" << chunk);
-          auto pert = performer_attention(q.to(dtype), kf.to(dtype), v2.to(dtype), omega, opts);
+        for (size_t i = 0; i < cases.size(); ++i) {
+          SCOPED_TRACE(::testing::Message() << "dtype=" << dtype
+                                            << " kernel=" << kernel_name(kernel)
+                                            << " chunk=" << chunk << " case=" << i);
+          auto base = performer_attention(q.to(dtype), cases[i].first.to(dtype), v.to(dtype),
+                                           omega, opts);
+          auto pert = performer_attention(q.to(dtype), cases[i].second.to(dtype), v2.to(dtype),
+                                          omega, opts);
           EXPECT_TRUE(all_close(pert.narrow(2, 0, t + 1), base.narrow(2, 0, t + 1), tol, tol));
+          // And the stabilised result is still right, float32 included.
+          const double acc = dtype == at::kDouble ? 1e-10 : 1e-4;
+          EXPECT_TRUE(all_close(base, quadratic_form(q, cases[i].first, v, omega64, kernel, true),
+                                acc, acc));
           EXPECT_TRUE(pert.isfinite().all().item<bool>());
         }
       }
@@ -239,7 +255,7 @@ TEST(PerformerAttention, CausalOutputsIgnoreHugeFutureKeys) {
       auto wts = at::matmul(fq, fk.transpose(-2, -1)) * at::ones({T, T}, f32).tril();
       return at::matmul(wts, v.to(f32)) / wts.sum(-1, true);
     };
-    auto diff = (leaky(future_keys[0]) - leaky(k)).narrow(2, 0, t + 1).abs().max().item<double>();
+    auto diff = (leaky(cases[0].second) - leaky(k)).narrow(2, 0, t + 1).abs().max().item<double>();
     EXPECT_GT(diff, 1e-3) << "the huge future key should break a global key stabiliser";
   }
 }
@@ -283,7 +299,8 @@ TEST(PerformerAttention, AllPaddedRowsGiveZerosAndFiniteGradients) {
         SCOPED_TRACE(::testing::Message() << "dtype=" << dtype << " kernel=" << kernel_name(kernel)
                                           << " causal=" << causal);
         auto q = at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)).requires_grad_(true);
-        auto k = (at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)) * 3).requires_grad_(true);
+        auto k = (at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)) * 3)
+                     .requires_grad_(true);
         auto v = at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)).requires_grad_(true);
         auto out = performer_attention(q, k, v, omega, core(kernel, causal, 4), kp);
         EXPECT_TRUE(out.isfinite().all().item<bool>());
@@ -409,7 +426,8 @@ TEST(PerformerMixer, RedrawsEveryKTrainingCallsNotInEval) {
     seen.push_back(mixer->features().clone());  // the features call `call` used
   }
   // Calls 1-3 use draw 0, 4-6 draw 1, 7 draw 2.
-  auto d1 = performer_draw_features(12, 8, 7 + golden), d2 = performer_draw_features(12, 8, 7 + 2 * golden);
+  auto d1 = performer_draw_features(12, 8, 7 + golden);
+  auto d2 = performer_draw_features(12, 8, 7 + 2 * golden);
   for (int i : {0, 1, 2}) EXPECT_TRUE(at::equal(seen[i], performer_draw_features(12, 8, 7))) << i;
   for (int i : {3, 4, 5}) EXPECT_TRUE(at::equal(seen[i], d1)) << i;
   EXPECT_TRUE(at::equal(seen[6], d2));

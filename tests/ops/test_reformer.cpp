@@ -62,7 +62,8 @@ at::Tensor exact_shared_qk(const at::Tensor& qk, const at::Tensor& v, const at::
 
 // Bool [B, H, T, T]: j visible to i in some round, computed independently of the op: stable sort
 // by bucket with std::stable_sort, chunk index = slot / chunk, window = own or previous chunk.
-at::Tensor union_of_windows(const at::Tensor& buckets_in, int64_t chunk) {
+// Causal: the `chunk` most recent tokens of i's own bucket up to i (slot gap in [0, chunk)).
+at::Tensor union_of_windows(const at::Tensor& buckets_in, int64_t chunk, bool causal = false) {
   auto buckets = buckets_in.contiguous();
   const int64_t B = buckets.size(0), H = buckets.size(1), R = buckets.size(2),
                 T = buckets.size(3);
@@ -76,17 +77,35 @@ at::Tensor union_of_windows(const at::Tensor& buckets_in, int64_t chunk) {
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(),
                          [&](int64_t x, int64_t y) { return ba[b][h][r][x] < ba[b][h][r][y]; });
-        for (int64_t s = 0; s < T; ++s) chunk_of[order[s]] = s / chunk;
+        for (int64_t s = 0; s < T; ++s) chunk_of[order[s]] = causal ? s : s / chunk;
         for (int64_t i = 0; i < T; ++i) {
           for (int64_t j = 0; j < T; ++j) {
             const int64_t d = chunk_of[i] - chunk_of[j];
-            if (d == 0 || d == 1) oa[b][h][i][j] = true;
+            const bool same_bucket = ba[b][h][r][i] == ba[b][h][r][j];
+            if (causal ? (same_bucket && d >= 0 && d < chunk) : (d == 0 || d == 1)) {
+              oa[b][h][i][j] = true;
+            }
           }
         }
       }
     }
   }
   return out;
+}
+
+// Zeroes the rows of padded queries. Reformer sorts padded tokens into an extra last bucket so
+// their content never moves a real token; their own outputs are finite but not comparable.
+at::Tensor real_rows(const at::Tensor& out, const at::Tensor& kp) {
+  if (!kp.defined()) return out;
+  return out * kp.view({out.size(0), 1, out.size(2), 1}).to(out.scalar_type());
+}
+
+// reformer_hash, with padded tokens in the extra last bucket as reformer_attention does.
+at::Tensor padded_hash(const at::Tensor& qk, const at::Tensor& rot, const ReformerCoreOptions& o,
+                       const at::Tensor& kp) {
+  auto h = reformer_hash(qk, rot, o);
+  if (!kp.defined()) return h;
+  return h.masked_fill(kp.logical_not().view({qk.size(0), 1, 1, qk.size(2)}), o.buckets);
 }
 
 ReformerCoreOptions core(int64_t buckets, int64_t n_hashes, int64_t chunk, bool causal) {
@@ -126,7 +145,7 @@ TEST(ReformerAttention, OneBucketOneChunkMatchesExact) {
             auto rot = reformer_draw_rotations(opts, D, 7, at::kDouble);
             auto got = reformer_attention(qk, v, rot, opts, kp);
             auto want = exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp));
-            EXPECT_TRUE(all_close(got, want, 1e-10, 1e-10));
+            EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
           }
         }
       }
@@ -149,8 +168,11 @@ TEST(ReformerAttention, ManyRoundsOneChunkMatchesExact) {
         auto opts = core(nb, n_hashes, 32, causal);
         auto rot = reformer_draw_rotations(opts, D, 5, at::kDouble);
         auto got = reformer_attention(qk, v, rot, opts, kp);
-        auto want = exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp));
-        EXPECT_TRUE(all_close(got, want, 1e-10, 1e-10));
+        // Non-causal: every round sees everything. Causal: a round sees the same-bucket past.
+        auto allowed = base_allowed(B, H, T, causal, kp);
+        if (causal) allowed = allowed.logical_and(union_of_windows(padded_hash(qk, rot, opts, kp), T, true));
+        auto want = exact_shared_qk(qk, v, allowed);
+        EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
       }
     }
   }
@@ -173,10 +195,10 @@ TEST(ReformerAttention, ManyRoundsMatchesUnionOfWindows) {
           auto opts = core(nb, n_hashes, chunk, causal);
           auto rot = reformer_draw_rotations(opts, D, 9 + chunk, at::kDouble);
           auto got = reformer_attention(qk, v, rot, opts, kp);
-          auto windows = union_of_windows(reformer_hash(qk, rot, opts), std::min(chunk, T));
+          auto windows = union_of_windows(padded_hash(qk, rot, opts, kp), std::min(chunk, T), causal);
           auto want =
               exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp).logical_and(windows));
-          EXPECT_TRUE(all_close(got, want, 1e-10, 1e-10));
+          EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
         }
       }
     }
@@ -256,10 +278,10 @@ TEST(ReformerAttention, ErrorFallsWithRounds) {
 
 // ---- causality --------------------------------------------------------------------------------
 
-// Causal LSH attention never attends to a future key. It is *not* causal in the stronger sense that
-// outputs <= t ignore future inputs altogether: the future tokens' buckets move the sort and so
-// decide which earlier keys share a chunk with query t. So this test perturbs only future values
-// (keys fixed), and reads the attention weights directly with v = identity.
+// Causal LSH attention never attends to a future key, and outputs <= t ignore future inputs
+// altogether, keys included: the causal window (the `chunk` most recent tokens of the query's own
+// bucket) depends on earlier tokens only, however the future tokens hash. Plain chunk windows
+// would fail the second half: a future token sorted into an earlier bucket shifts chunk bounds.
 TEST(ReformerAttention, CausalNeverAttendsToFutureKeys) {
   const int64_t B = 2, H = 2, T = 40, D = 16;
   auto qk = randn({B, H, T, D}, 41), v = randn({B, H, T, D}, 42);
@@ -272,6 +294,13 @@ TEST(ReformerAttention, CausalNeverAttendsToFutureKeys) {
     v2.narrow(2, t + 1, T - t - 1).add_(randn({B, H, T - t - 1, D}, 45 + t) * 10);
     auto out2 = reformer_attention(qk, v2, rot, opts, kp);
     EXPECT_TRUE(all_close(out2.narrow(2, 0, t + 1), out.narrow(2, 0, t + 1), 0, 0)) << "t=" << t;
+  }
+  for (int64_t t : {0, 7, 19, 38}) {
+    auto qk2 = qk.clone();
+    qk2.narrow(2, t + 1, T - t - 1).mul_(3).add_(randn({B, H, T - t - 1, D}, 46 + t));
+    auto out2 = reformer_attention(qk2, v, rot, opts, kp);
+    EXPECT_TRUE(all_close(out2.narrow(2, 0, t + 1), out.narrow(2, 0, t + 1), 1e-12, 1e-12))
+        << "t=" << t;
   }
   // v = I_T: output row i is query i's weight on every key.
   auto eye = at::eye(T, v.options()).expand({B, H, T, T});
