@@ -102,7 +102,9 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   }
   auto seq_lens = c.seq_lens;
   std::sort(seq_lens.begin(), seq_lens.end());
-  const int64_t max_len = seq_lens.back();
+  // Mixers accept lengths up to max_len; keep it at least the library default so default options
+  // (a 256-token Longformer window) stay valid in short sweeps.
+  const int64_t max_len = std::max<int64_t>(seq_lens.back(), MixerConfig{}.max_len);
   // Build each mixer once at the smallest length so bad names and options fail before any run.
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 

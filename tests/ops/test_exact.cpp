@@ -14,6 +14,11 @@ struct ExactCase {
   bool causal, padding;
 };
 
+void PrintTo(const ExactCase& c, std::ostream* os) {
+  *os << "B" << c.b << " H" << c.h << " T" << c.t << " S" << c.s << " D" << c.d
+      << (c.causal ? " causal" : "") << (c.padding ? " padded" : "");
+}
+
 class ExactVsNaive : public ::testing::TestWithParam<ExactCase> {};
 
 TEST_P(ExactVsNaive, MatchesNaiveLoopInFloat64) {

@@ -17,6 +17,14 @@ struct LfCase {
   int64_t block;
 };
 
+void PrintTo(const LfCase& c, std::ostream* os) {
+  *os << "T" << c.t << " D" << c.d << " W" << c.window << " dil";
+  for (auto d : c.dilation) *os << " " << d;
+  *os << " globals";
+  for (auto g : c.globals) *os << " " << g;
+  *os << (c.causal ? " causal" : "") << (c.padding ? " padded" : "") << " block " << c.block;
+}
+
 class LongformerVsDense : public ::testing::TestWithParam<LfCase> {};
 
 TEST_P(LongformerVsDense, EqualsExactUnderDenseMask) {

@@ -31,6 +31,7 @@ std::string machine_line() {
 int main(int argc, char** argv) {
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
+  app.fallthrough();  // --threads may follow the subcommand too
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   app.add_option("--threads", threads, "intra-op threads (default: all cores)")
       ->check(CLI::PositiveNumber)

@@ -1,0 +1,15 @@
+# Runs EXE with ARGS (a space-separated string) and passes when it exits non-zero and its stderr
+# holds `error: ` followed somewhere by EXPECT (a literal string).
+separate_arguments(args UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND ${EXE} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0)
+  message(FATAL_ERROR "expected failure, got exit 0; stdout: ${out}")
+endif()
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "the tool crashed (${rc}) instead of reporting an error: ${err}")
+endif()
+string(FIND "${err}" "error: " at_error)
+string(FIND "${err}" "${EXPECT}" at_expect)
+if(at_error EQUAL -1 OR at_expect EQUAL -1)
+  message(FATAL_ERROR "stderr lacks `error: ` + '${EXPECT}':\n${err}")
+endif()
