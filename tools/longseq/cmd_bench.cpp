@@ -102,7 +102,7 @@ void run(BenchArgs& a) {
 
 }  // namespace
 
-void add_bench_command(CLI::App& app) {
+Runner add_bench_command(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand("bench", "time and peak memory of mixers against sequence length");
   cmd->add_option("--mixers", a->mixers, "comma-separated mixer names")
@@ -127,7 +127,7 @@ void add_bench_command(CLI::App& app) {
                   "skip configurations predicted above this many GiB (default 80% of RAM)");
   cmd->add_option("--opt", a->opts, "mechanism option MIXER.KEY=VALUE (repeatable)");
   cmd->add_option("--json", a->json_path, "write rows as JSON to this file");
-  cmd->callback([a] { run(*a); });
+  return [a] { run(*a); };
 }
 
 }  // namespace longseq::cli

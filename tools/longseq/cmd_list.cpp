@@ -31,11 +31,11 @@ void print_option(const OptionSpec& o) {
 
 }  // namespace
 
-void add_list_command(CLI::App& app) {
+Runner add_list_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("list", "list every mixer with its options and defaults");
   auto json = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "machine-readable output");
-  cmd->callback([json] {
+  return [json] {
     if (*json) {
       nlohmann::json out;
       for (const auto& o : common_option_specs()) out["common_options"].push_back(option_json(o));
@@ -59,7 +59,7 @@ void add_list_command(CLI::App& app) {
                  m.supports_causal ? "" : " [non-causal only]");
       for (const auto& o : m.options) print_option(o);
     }
-  });
+  };
 }
 
 }  // namespace longseq::cli

@@ -2,10 +2,16 @@
 // One function per subcommand, each in its own file; main.cpp wires them up.
 #include <CLI/CLI.hpp>
 
+#include <functional>
+#include <string>
+
 namespace longseq::cli {
 
-void add_list_command(CLI::App& app);
-void add_bench_command(CLI::App& app);
+/// Each adds its subcommand to `app` and returns what to run when it is chosen. main() runs it
+/// after parsing and after applying global options such as --threads.
+using Runner = std::function<void()>;
+Runner add_list_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();

@@ -8,6 +8,7 @@
 #include <torch/version.h>
 
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -36,11 +37,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads (default: all cores)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.parse_complete_callback([&] { at::set_num_threads(threads); });
-  longseq::cli::add_list_command(app);
-  longseq::cli::add_bench_command(app);
+  std::map<std::string, longseq::cli::Runner> runners = {
+      {"list", longseq::cli::add_list_command(app)},
+      {"bench", longseq::cli::add_bench_command(app)},
+  };
   try {
     app.parse(argc, argv);
+    at::set_num_threads(threads);
+    for (const auto* sub : app.get_subcommands()) runners.at(sub->get_name())();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const c10::Error& e) {
