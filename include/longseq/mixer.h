@@ -28,6 +28,33 @@ struct MixerConfig {
   void validate(const std::string& mixer) const;
 };
 
+/// When a mixer with random draws (Performer features, Reformer rotations) redraws them:
+/// training calls 0..every-1 use draw 0, then a new draw every `every` calls; `every` = 0 never
+/// redraws; eval calls neither count nor redraw. Draw n uses seed_for(seed, n), a pure function,
+/// so the same seed gives the same sequence of draws.
+class RedrawSchedule {
+ public:
+  explicit RedrawSchedule(int64_t every = 0) : every_(every) {}
+  /// Counts one call; true when a new draw is due before it runs.
+  bool tick(bool training) {
+    if (!training || every_ <= 0) return false;
+    const bool due = calls_ > 0 && calls_ % every_ == 0;
+    ++calls_;
+    return due;
+  }
+  /// Number of the next draw (1, 2, ...); call once per redraw.
+  int64_t advance() { return ++draws_; }
+  int64_t draws() const { return draws_; }
+  static uint64_t seed_for(uint64_t seed, int64_t draw) {
+    return seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(draw);
+  }
+
+ private:
+  int64_t every_;
+  int64_t calls_ = 0;
+  int64_t draws_ = 0;
+};
+
 /// Base of every mixer. `key_padding` is an optional bool [B, T] (true = real token); see
 /// padding_mask_from_lengths() to build it from lengths.
 class SequenceMixerImpl : public torch::nn::Module {

@@ -21,27 +21,23 @@ const PerformerOptions& checked(const PerformerOptions& o) {
   return o;
 }
 
-// Seed of draw number `draw` (0 = the initial features, which use the config seed itself).
-uint64_t draw_seed(uint64_t seed, int64_t draw) {
-  return seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(draw);
-}
-
 }  // namespace
 
 PerformerImpl::PerformerImpl(const PerformerOptions& options)
-    : AttentionMixerImpl("performer", checked(options).common()), options_(options) {
+    : AttentionMixerImpl("performer", checked(options).common()),
+      options_(options),
+      schedule_(options.redraw()) {
   core_.kernel = options_.kernel() == "relu" ? PerformerKernel::kRelu : PerformerKernel::kSoftmax;
   core_.causal = config_.causal;
   core_.chunk = options_.chunk();
   omega_ = register_buffer(
       "features", performer_draw_features(options_.features(), config_.resolved_head_dim(),
-                                          draw_seed(config_.seed, 0)));  // [R, D]
+                                          RedrawSchedule::seed_for(config_.seed, 0)));  // [R, D]
 }
 
 void PerformerImpl::redraw_features() {
-  ++draws_;
   auto fresh = performer_draw_features(omega_.size(0), omega_.size(1),
-                                       draw_seed(config_.seed, draws_),
+                                       RedrawSchedule::seed_for(config_.seed, schedule_.advance()),
                                        omega_.scalar_type());  // [R, D]
   torch::NoGradGuard no_grad;
   // In place, so the registered buffer (and whatever device/dtype it was moved to) stays.
@@ -50,11 +46,7 @@ void PerformerImpl::redraw_features() {
 
 at::Tensor PerformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, const at::Tensor& k,
                                  const at::Tensor& v, const at::Tensor& key_padding) {
-  if (is_training() && options_.redraw() > 0) {
-    // Training calls 0..redraw-1 use the current draw, then a new one every `redraw` calls.
-    if (calls_ > 0 && calls_ % options_.redraw() == 0) redraw_features();
-    ++calls_;
-  }
+  if (schedule_.tick(is_training())) redraw_features();
   auto out = performer_attention(q, k, v, omega_, core_, key_padding);  // [B, H, T, D]
   // FAVOR+ never forms the attention probabilities, so `dropout` cannot act on them as in the
   // other mixers; it drops elements of the attention output [B, H, T, D] instead (training only).

@@ -3,8 +3,9 @@
 //   Query i sees: the band keys i + d·m, m ∈ [-W/2, W/2] (causal: i - d·m, m ∈ [0, W]), d = the
 //   head's dilation; every global key; and, when i itself is global, every key. Causal and key
 //   padding masks apply on top. A global key inside the band is counted once.
-// Computed block by block over queries: block [t0, t1) scores against the contiguous key span that
-// covers its band ([t0 - reach, t1 - 1 + reach]) plus the G global keys, masked to the pattern.
+// Computed for all query blocks at once: block [t0, t0 + c) scores against the contiguous key span
+// that covers its band ([t0 - back, t0 + c - 1 + ahead], an unfolded view of the padded keys) plus
+// the G global keys, masked to the pattern.
 // Time O(B·H·T·(c + W·d + G)·D), memory O(B·H·T·(c + W·d + G)) saved for backward, never T×T.
 // Global query rows are recomputed afterwards with full attention (optionally through their own
 // projections q_g, k_g, v_g) in O(B·H·G·T) and overwrite the banded result.
@@ -100,39 +101,51 @@ at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const 
     if (key_padding.defined()) g_padding = key_padding.index_select(1, gpos).view({B, 1, 1, G});
   }
 
-  std::vector<at::Tensor> outs;
-  for (int64_t t0 = 0; t0 < T; t0 += c) {
-    const int64_t t1 = std::min(T, t0 + c);
-    const int64_t lo = std::max<int64_t>(0, t0 - back), hi = std::min(T, t1 + ahead);  // [lo, hi)
-    auto qb = q.narrow(2, t0, t1 - t0);                                     // [B, H, c, D]
-    auto kb = k.narrow(2, lo, hi - lo);                                     // [B, H, span, D]
-    auto vb = v.narrow(2, lo, hi - lo);                                     // [B, H, span, Dv]
-    auto qpos = at::arange(t0, t1, lopts), kpos = at::arange(lo, hi, lopts);
-    auto allowed = band_allowed(p, H, qpos, kpos).unsqueeze(0);             // [1, H, c, span]
-    if (G > 0) {
-      allowed = allowed.logical_and(is_global.narrow(0, lo, hi - lo).logical_not().view({1, 1, 1, -1}));
-    }
-    if (key_padding.defined()) {
-      allowed = allowed.logical_and(key_padding.narrow(1, lo, hi - lo).view({B, 1, 1, -1}));
-    }
-    auto scores = at::matmul(qb, kb.transpose(-2, -1)) * scale;            // [B, H, c, span]
-    if (G > 0) {
-      auto gs = at::matmul(qb, kg_cols.transpose(-2, -1)) * scale;          // [B, H, c, G]
-      auto gallowed = at::ones({1, 1, t1 - t0, G}, lopts.dtype(at::kBool));  // [1, 1, c, G]
-      if (p.causal) gallowed = (gpos.view({1, 1, 1, G}) <= qpos.view({1, 1, -1, 1}));
-      if (g_padding.defined()) gallowed = gallowed.logical_and(g_padding);
-      scores = at::cat({scores, gs}, -1);                                   // [B, H, c, span + G]
-      const int64_t bm = key_padding.defined() ? B : 1;
-      allowed = at::cat({allowed.expand({bm, H, t1 - t0, hi - lo}),
-                         gallowed.expand({bm, H, t1 - t0, G})}, -1);        // [B|1, H, c, span + G]
-    }
-    auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;                     // [B, H, c, span (+G)]
-    if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-    auto ob = at::matmul(probs.narrow(-1, 0, hi - lo), vb);                 // [B, H, c, Dv]
-    if (G > 0) ob = ob + at::matmul(probs.narrow(-1, hi - lo, G), vg_cols);
-    outs.push_back(ob);
+  // All query blocks at once: q padded to NB·c rows and viewed as [NB, c]; keys padded by `back`
+  // in front and `ahead` (+ the row padding) behind, then unfolded into overlapping spans of
+  // c + back + ahead keys with step c, so block b's span starts at key b·c − back. unfold is a
+  // view and its backward one scatter-add, unlike per-block narrow()s, whose backward each
+  // writes a full-length zero gradient (O(T²/c) in all).
+  const int64_t nb = (T + c - 1) / c, tp = nb * c, span = c + back + ahead;
+  auto pad_seq = [&](const at::Tensor& x, int64_t front, int64_t end) {    // pads dim 2
+    return at::constant_pad_nd(x, {0, 0, front, end});
+  };
+  auto qb = pad_seq(q, 0, tp - T).view({B, H, nb, c, D});                  // [B, H, NB, c, D]
+  auto unfold_keys = [&](const at::Tensor& x) {                            // [B, H, T, E]
+    return pad_seq(x, back, tp - T + ahead).unfold(2, span, c).transpose(-1, -2);  // [B, H, NB, span, E]
+  };
+  auto kb = unfold_keys(k);                                                 // [B, H, NB, span, D]
+  auto vb = unfold_keys(v);                                                 // [B, H, NB, span, Dv]
+  // Key position of span slot j in block b: b·c − back + j; query position b·c + i. The band test
+  // depends only on their difference j − back − i, so one [H, c, span] pattern serves all blocks.
+  auto slot = at::arange(span, lopts), row = at::arange(c, lopts);
+  auto band = band_allowed(p, H, row + back, slot).view({1, H, 1, c, span});  // [1, H, 1, c, span]
+  auto kpos = at::arange(nb, lopts).view({nb, 1}) * c - back + slot.view({1, span});  // [NB, span]
+  auto key_ok = kpos.ge(0).logical_and(kpos.lt(T));                        // [NB, span]
+  auto kpos_safe = kpos.clamp(0, T - 1);
+  if (G > 0) key_ok = key_ok.logical_and(is_global.index_select(0, kpos_safe.view(-1)).view({nb, span}).logical_not());
+  auto allowed = band.logical_and(key_ok.view({1, 1, nb, 1, span}));     // [1, H, NB, c, span]
+  if (key_padding.defined()) {
+    auto kp = key_padding.index_select(1, kpos_safe.view(-1)).view({B, 1, nb, 1, span});
+    allowed = allowed.logical_and(kp);                                     // [B, H, NB, c, span]
   }
-  auto out = at::cat(outs, 2);                                              // [B, H, T, Dv]
+  auto scores = at::matmul(qb, kb.transpose(-2, -1)) * scale;             // [B, H, NB, c, span]
+  if (G > 0) {
+    auto gs = at::matmul(qb, kg_cols.transpose(-2, -1).unsqueeze(2)) * scale;  // [B, H, NB, c, G]
+    auto qpos = at::arange(tp, lopts).view({1, 1, nb, c, 1});
+    auto gallowed = at::ones({1, 1, nb, c, G}, lopts.dtype(at::kBool));    // [1, 1, NB, c, G]
+    if (p.causal) gallowed = gpos.view({1, 1, 1, 1, G}) <= qpos;
+    if (g_padding.defined()) gallowed = gallowed.logical_and(g_padding.view({B, 1, 1, 1, G}));
+    scores = at::cat({scores, gs}, -1);                                    // [B, H, NB, c, span + G]
+    const int64_t bm = key_padding.defined() ? B : 1;
+    allowed = at::cat({allowed.expand({bm, H, nb, c, span}), gallowed.expand({bm, H, nb, c, G})},
+                      -1);                                                 // [B|1, H, NB, c, span + G]
+  }
+  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;  // [B, H, NB, c, span (+G)]
+  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  auto ob = at::matmul(G > 0 ? probs.narrow(-1, 0, span) : probs, vb);    // [B, H, NB, c, Dv]
+  if (G > 0) ob = ob + at::matmul(probs.narrow(-1, span, G), vg_cols.unsqueeze(2));
+  auto out = ob.reshape({B, H, tp, v.size(3)}).narrow(2, 0, T);          // [B, H, T, Dv]
 
   if (G > 0) {
     // Global rows: full attention over every key, through the global projections if given.

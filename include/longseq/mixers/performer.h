@@ -32,8 +32,7 @@ class PerformerImpl : public AttentionMixerImpl {
   PerformerOptions options_;
   PerformerCoreOptions core_;
   at::Tensor omega_;  // [R, D]
-  int64_t calls_ = 0;
-  int64_t draws_ = 0;
+  RedrawSchedule schedule_;
 };
 TORCH_MODULE(Performer);
 

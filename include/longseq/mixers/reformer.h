@@ -29,8 +29,7 @@ class ReformerImpl : public AttentionMixerImpl {
   ReformerOptions options_;
   ReformerCoreOptions core_;
   at::Tensor rotations_;  // [n_hashes, D, NB/2]
-  int64_t calls_ = 0;
-  int64_t draws_ = 0;
+  RedrawSchedule schedule_;
 };
 TORCH_MODULE(Reformer);
 
