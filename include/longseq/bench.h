@@ -21,6 +21,7 @@ struct BenchConfig {
   int warmup = 1;
   int64_t max_memory = 0;  ///< bytes; 0 = 80% of physical memory
   uint64_t seed = 0;
+  std::string impl = "auto";  ///< "auto", "fused" or "composite" (see longseq/impl.h)
   /// Mechanism options per mixer: options["performer"]["features"] = "128".
   std::map<std::string, std::map<std::string, std::string>> options;
 };
@@ -32,6 +33,7 @@ struct BenchRow {
   int64_t batch = 0, heads = 0, head_dim = 0;
   int threads = 0;
   bool causal = false;
+  std::string impl;
   double median_ms = 0, min_ms = 0, max_ms = 0;
   double tokens_per_s = 0;
   int64_t peak_bytes = 0;    ///< peak live tensor bytes of one iteration above what was live before

@@ -4,6 +4,7 @@
 // the last measured length of the same mixer and the mixer's declared memory exponent; one
 // predicted above the budget is skipped instead of meeting the out-of-memory killer.
 #include <longseq/bench.h>
+#include <longseq/impl.h>
 #include <longseq/memory.h>
 #include <longseq/registry.h>
 
@@ -108,6 +109,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   // Build each mixer once at the smallest length so bad names and options fail before any run.
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 
+  ImplGuard impl_guard(parse_impl(c.impl, "bench: `--impl`"));
   const int64_t budget = c.max_memory > 0 ? c.max_memory
                                           : static_cast<int64_t>(0.8 * physical_memory_bytes());
   MemoryTracker::install();
@@ -124,6 +126,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       row.heads = c.heads;
       row.head_dim = c.head_dim;
       row.causal = c.causal;
+      row.impl = c.impl;
       row.threads = at::get_num_threads();
       if (anchor_t == 0 && t > 512) {
         // No measurement yet: probe a short length to anchor the prediction.

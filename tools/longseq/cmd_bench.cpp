@@ -46,10 +46,11 @@ void run(BenchArgs& a) {
   a.config.seq_lens = a.seq_lens;
   a.config.options = parse_opts(a.opts);
   a.config.max_memory = static_cast<int64_t>(a.max_memory_gib * (1ll << 30));
-  fmt::print("# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, {} warm-up + {} timed "
-             "repetitions per configuration\n# memory: {}\n",
+  fmt::print("# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
+             "timed repetitions per configuration\n# memory: {}\n",
              machine_line(), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
-             a.config.causal, a.config.warmup, a.config.repeats, bench_memory_method());
+             a.config.causal, a.config.impl, a.config.warmup, a.config.repeats,
+             bench_memory_method());
   fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
              "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s", "peak_MiB", "time_x",
              "mem_x", "state_MiB");
@@ -80,7 +81,7 @@ void run(BenchArgs& a) {
     for (const auto& r : rows) {
       out["rows"].push_back({{"mixer", r.mixer}, {"seq_len", r.seq_len}, {"mode", r.mode},
                              {"batch", r.batch}, {"heads", r.heads}, {"head_dim", r.head_dim},
-                             {"causal", r.causal}, {"threads", r.threads},
+                             {"causal", r.causal}, {"threads", r.threads}, {"impl", r.impl},
                              {"median_ms", r.median_ms}, {"min_ms", r.min_ms},
                              {"max_ms", r.max_ms}, {"tokens_per_s", r.tokens_per_s},
                              {"peak_bytes", r.peak_bytes}, {"state_bytes", r.state_bytes},
@@ -125,6 +126,10 @@ Runner add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-memory", a->max_memory_gib,
                   "skip configurations predicted above this many GiB (default 80% of RAM)");
+  cmd->add_option("--impl", a->config.impl,
+                  "attention implementation: fused kernels, composite LibTorch path, or auto")
+      ->check(CLI::IsMember({"auto", "fused", "composite"}))
+      ->capture_default_str();
   cmd->add_option("--opt", a->opts, "mechanism option MIXER.KEY=VALUE (repeatable)");
   cmd->add_option("--json", a->json_path, "write rows as JSON to this file");
   return [a] { run(*a); };
