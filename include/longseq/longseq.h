@@ -7,5 +7,6 @@
 #include <longseq/mixers/longformer.h>
 #include <longseq/mixers/performer.h>
 #include <longseq/mixers/reformer.h>
+#include <longseq/model.h>
 #include <longseq/registry.h>
 #include <longseq/version.h>

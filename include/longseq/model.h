@@ -1,0 +1,95 @@
+#pragma once
+/// Sequence models built from mixers: input embedding, positions, a stack of pre-norm blocks (a
+/// mixer chosen by name per layer, then a feed-forward), a final norm and a task head.
+
+#include <longseq/mixer.h>
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace longseq {
+
+struct ModelConfig {
+  int64_t vocab_size = 0;  ///< > 0: token ids [B, T] in; 0: continuous inputs [B, T, input_dim]
+  int64_t input_dim = 0;   ///< width of continuous inputs (pixels, adding-problem channels)
+  int64_t layers = 2;
+  /// One mixer name for every layer, or one per layer (hybrids: {"lstm", "exact", ...}).
+  std::vector<std::string> mixers = {"exact"};
+  /// Mechanism options per mixer name: mixer_options["performer"]["features"] = "64".
+  std::map<std::string, std::map<std::string, std::string>> mixer_options;
+  /// dim, heads, head_dim, causal, dropout (attention), max_len, seed shared by every layer; the
+  /// seed of layer l is seed + l so random features differ between layers.
+  MixerConfig mixer;
+  std::string norm = "layernorm";       ///< "layernorm" or "rmsnorm"
+  int64_t ffn_mult = 4;                 ///< hidden width of the feed-forward = ffn_mult · dim
+  int64_t ffn_chunk = 0;                ///< > 0: feed-forward over T in chunks (Reformer's trick)
+  double dropout = 0.0;                 ///< residual and embedding dropout
+  std::string positions = "learned";    ///< "learned", "sinusoidal" or "none"
+  std::string head = "lm";              ///< "lm", "classify" or "per_position"
+  int64_t num_outputs = 0;              ///< classes / outputs; lm: defaults to vocab_size
+  std::string pooling = "mean";         ///< classify: "mean" over real tokens or "first"
+
+  /// Throws naming the bad field, what was expected and what was given.
+  void validate() const;
+};
+
+/// RMSNorm (Zhang & Sennrich 2019): x / rms(x) · g.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  explicit RMSNormImpl(int64_t dim, double eps = 1e-6);
+  at::Tensor forward(const at::Tensor& x);
+
+ private:
+  at::Tensor weight_;
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+/// x + mixer(norm(x)); x + ffn(norm(x)).
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& config, int64_t layer);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& key_padding = {});
+  const SequenceMixer& mixer() const { return mixer_; }
+
+ private:
+  at::Tensor ffn(const at::Tensor& x);
+  ModelConfig config_;
+  torch::nn::AnyModule norm1_, norm2_;
+  SequenceMixer mixer_;
+  torch::nn::Linear ff1_{nullptr}, ff2_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+TORCH_MODULE(Block);
+
+class SequenceModelImpl : public torch::nn::Module {
+ public:
+  explicit SequenceModelImpl(ModelConfig config);
+  /// tokens int64 [B, T] (vocab_size > 0) or features [B, T, input_dim]; key_padding bool [B, T].
+  /// Returns lm / per_position: [B, T, num_outputs]; classify: [B, num_outputs].
+  at::Tensor forward(const at::Tensor& input, const at::Tensor& key_padding = {});
+  const ModelConfig& config() const { return config_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+
+ private:
+  at::Tensor embed(const at::Tensor& input);
+  ModelConfig config_;
+  torch::nn::Embedding tok_{nullptr};
+  torch::nn::Linear in_proj_{nullptr};
+  torch::nn::Embedding pos_{nullptr};
+  at::Tensor sinusoid_;  // [max_len, C] buffer when positions == "sinusoidal"
+  std::vector<Block> blocks_;
+  torch::nn::AnyModule final_norm_;
+  torch::nn::Linear out_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+TORCH_MODULE(SequenceModel);
+
+}  // namespace longseq

@@ -1,0 +1,169 @@
+// Sequence models: embedding + positions, pre-norm blocks (mixer from the registry by name, then
+// feed-forward, optionally chunked over T), final norm, head.
+#include <longseq/model.h>
+#include <longseq/registry.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <cmath>
+
+namespace longseq {
+
+void ModelConfig::validate() const {
+  TORCH_CHECK(vocab_size > 0 || input_dim > 0,
+              "model: set `vocab_size` (token inputs) or `input_dim` (continuous inputs), got "
+              "vocab_size = ", vocab_size, ", input_dim = ", input_dim);
+  TORCH_CHECK(vocab_size >= 0 && input_dim >= 0, "model: `vocab_size` and `input_dim` must be >= 0");
+  TORCH_CHECK(layers > 0, "model: `layers` must be > 0, got ", layers);
+  TORCH_CHECK(mixers.size() == 1 || static_cast<int64_t>(mixers.size()) == layers,
+              "model: `mixers` needs 1 name or one per layer (", layers, "), got ", mixers.size());
+  for (const auto& m : mixers) find_mixer(m);
+  for (const auto& kv : mixer_options) {
+    TORCH_CHECK(std::find(mixers.begin(), mixers.end(), kv.first) != mixers.end(),
+                "model: `mixer_options` names mixer '", kv.first, "', which no layer uses");
+  }
+  mixer.validate("model");
+  TORCH_CHECK(norm == "layernorm" || norm == "rmsnorm",
+              "model: `norm` must be one of layernorm, rmsnorm, got '", norm, "'");
+  TORCH_CHECK(ffn_mult > 0, "model: `ffn_mult` must be > 0, got ", ffn_mult);
+  TORCH_CHECK(ffn_chunk >= 0, "model: `ffn_chunk` must be >= 0 (0 = whole sequence), got ", ffn_chunk);
+  TORCH_CHECK(dropout >= 0 && dropout < 1, "model: `dropout` must be in [0, 1), got ", dropout);
+  TORCH_CHECK(positions == "learned" || positions == "sinusoidal" || positions == "none",
+              "model: `positions` must be one of learned, sinusoidal, none, got '", positions, "'");
+  TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
+              "model: `head` must be one of lm, classify, per_position, got '", head, "'");
+  TORCH_CHECK(head != "lm" || vocab_size > 0, "model: head `lm` needs token inputs (`vocab_size` > 0)");
+  TORCH_CHECK(head == "lm" || num_outputs > 0, "model: head `", head,
+              "` needs `num_outputs` > 0, got ", num_outputs);
+  TORCH_CHECK(pooling == "mean" || pooling == "first",
+              "model: `pooling` must be one of mean, first, got '", pooling, "'");
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight_ = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  auto rms = (x.pow(2).mean(-1, /*keepdim=*/true) + eps_).rsqrt();  // [..., 1]
+  return x * rms * weight_;
+}
+
+namespace {
+
+torch::nn::AnyModule make_norm(const std::string& kind, int64_t dim) {
+  if (kind == "rmsnorm") return torch::nn::AnyModule(RMSNorm(dim));
+  return torch::nn::AnyModule(torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim})));
+}
+
+}  // namespace
+
+BlockImpl::BlockImpl(const ModelConfig& config, int64_t layer) : config_(config) {
+  const int64_t c = config.mixer.dim;
+  const std::string& name = config.mixers.size() == 1 ? config.mixers[0] : config.mixers[layer];
+  MixerConfig mc = config.mixer;
+  mc.seed = config.mixer.seed + static_cast<uint64_t>(layer);
+  auto it = config.mixer_options.find(name);
+  mixer_ = register_module("mixer", make_mixer(name, mc, it == config.mixer_options.end()
+                                                            ? std::map<std::string, std::string>{}
+                                                            : it->second));
+  norm1_ = make_norm(config.norm, c);
+  norm2_ = make_norm(config.norm, c);
+  register_module("norm1", norm1_.ptr());
+  register_module("norm2", norm2_.ptr());
+  ff1_ = register_module("ff1", torch::nn::Linear(c, config.ffn_mult * c));
+  ff2_ = register_module("ff2", torch::nn::Linear(config.ffn_mult * c, c));
+  drop_ = register_module("drop", torch::nn::Dropout(config.dropout));
+}
+
+at::Tensor BlockImpl::ffn(const at::Tensor& x) {
+  auto f = [&](const at::Tensor& part) {
+    return ff2_->forward(torch::nn::functional::gelu(ff1_->forward(norm2_.forward(part))));
+  };
+  const int64_t t = x.size(1);
+  if (config_.ffn_chunk <= 0 || config_.ffn_chunk >= t) return f(x);  // [B, T, C]
+  // Position-wise, so chunks over T give the same result with a [B, chunk, ffn_mult·C] peak.
+  std::vector<at::Tensor> parts;
+  for (const auto& part : x.split(config_.ffn_chunk, 1)) parts.push_back(f(part));
+  return at::cat(parts, 1);  // [B, T, C]
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
+  auto h = x + drop_->forward(mixer_->forward(norm1_.forward(x), key_padding));  // [B, T, C]
+  return h + drop_->forward(ffn(h));                                            // [B, T, C]
+}
+
+SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  const int64_t c = config_.mixer.dim;
+  if (config_.vocab_size > 0) {
+    tok_ = register_module("tok", torch::nn::Embedding(config_.vocab_size, c));
+  } else {
+    in_proj_ = register_module("in_proj", torch::nn::Linear(config_.input_dim, c));
+  }
+  if (config_.positions == "learned") {
+    pos_ = register_module("pos", torch::nn::Embedding(config_.mixer.max_len, c));
+  } else if (config_.positions == "sinusoidal") {
+    // PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(...)  (Vaswani et al. 2017)
+    auto pos = torch::arange(config_.mixer.max_len, torch::kDouble).unsqueeze(1);        // [L, 1]
+    auto freq = torch::exp(torch::arange(0, c, 2, torch::kDouble) * (-std::log(10000.0) / c));  // [C/2]
+    auto pe = torch::zeros({config_.mixer.max_len, c}, torch::kDouble);
+    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, c, 2)}, torch::sin(pos * freq));
+    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, c, 2)},
+                  torch::cos(pos * freq).narrow(1, 0, c / 2));
+    sinusoid_ = register_buffer("sinusoid", pe.to(torch::kFloat));  // [L, C]
+  }
+  for (int64_t l = 0; l < config_.layers; ++l) {
+    blocks_.push_back(register_module("block" + std::to_string(l), Block(config_, l)));
+  }
+  final_norm_ = make_norm(config_.norm, c);
+  register_module("final_norm", final_norm_.ptr());
+  const int64_t outputs = config_.num_outputs > 0 ? config_.num_outputs : config_.vocab_size;
+  out_ = register_module("out", torch::nn::Linear(c, outputs));
+  drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
+}
+
+at::Tensor SequenceModelImpl::embed(const at::Tensor& input) {
+  at::Tensor h;
+  if (config_.vocab_size > 0) {
+    TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
+                "model: expected int64 token ids [B, T], got ", input.scalar_type(), " of shape ",
+                input.sizes());
+    if (input.numel() > 0) {
+      const int64_t lo = input.min().item<int64_t>(), hi = input.max().item<int64_t>();
+      TORCH_CHECK(lo >= 0 && hi < config_.vocab_size, "model: token ids must be in [0, ",
+                  config_.vocab_size, "), got values in [", lo, ", ", hi, "]");
+    }
+    h = tok_->forward(input);  // [B, T, C]
+  } else {
+    TORCH_CHECK(input.dim() == 3 && input.size(2) == config_.input_dim,
+                "model: expected inputs [B, T, ", config_.input_dim, "], got ", input.sizes());
+    h = in_proj_->forward(input.to(in_proj_->weight.scalar_type()));  // [B, T, C]
+  }
+  const int64_t t = h.size(1);
+  TORCH_CHECK(t <= config_.mixer.max_len, "model: sequence length ", t, " exceeds `max_len` = ",
+              config_.mixer.max_len);
+  if (pos_) h = h + pos_->forward(torch::arange(t, torch::kLong).to(h.device()));  // [B, T, C]
+  if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, 0, t).to(h.scalar_type());  // [B, T, C]
+  return drop_->forward(h);
+}
+
+at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor& key_padding) {
+  auto h = embed(input);                                             // [B, T, C]
+  for (auto& block : blocks_) h = block->forward(h, key_padding);    // [B, T, C]
+  h = final_norm_.forward(h);                                        // [B, T, C]
+  if (config_.head != "classify") return out_->forward(h);           // [B, T, outputs]
+  at::Tensor pooled;
+  if (config_.pooling == "first") {
+    pooled = h.select(1, 0);                                         // [B, C]
+  } else if (key_padding.defined()) {
+    auto w = key_padding.to(h.scalar_type()).unsqueeze(-1);          // [B, T, 1]
+    pooled = (h * w).sum(1) / w.sum(1).clamp_min(1.0);               // [B, C]
+  } else {
+    pooled = h.mean(1);                                              // [B, C]
+  }
+  return out_->forward(pooled);                                      // [B, outputs]
+}
+
+}  // namespace longseq
