@@ -8,9 +8,13 @@ PACKAGES=(
   build-essential cmake ninja-build git
   libtorch-dev            # LibTorch 1.13: tensors, autograd, optimizers, c10d
   libopenblas0-openmp     # BLAS sharing LibTorch's OpenMP threads (reference BLAS is ~40x slower)
+  libopenblas-openmp-dev  # cblas.h + libopenblas.so for the fused kernels (the -dev meta package
+                          # would pull the pthread build, whose threads fight OpenMP's)
   libcli11-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox             # plots
+  zlib1g-dev              # reads the gzip-compressed IDX files
+  dataset-fashion-mnist   # sequential Fashion-MNIST task
 )
 
 missing=()

@@ -1,0 +1,127 @@
+// The task registry: the one list of tasks, with their options and defaults.
+#include "data/task_impls.h"
+
+#include <c10/util/Exception.h>
+
+#include <limits>
+
+namespace longseq {
+
+void validate_option_value(const std::string& mixer, const OptionSpec& spec,
+                           const std::string& value);  // util/options.cpp
+
+const char* split_name(Split split) {
+  switch (split) {
+    case Split::kTrain: return "train";
+    case Split::kValidation: return "validation";
+    case Split::kTest: return "test";
+  }
+  return "?";
+}
+
+uint64_t batch_seed(uint64_t seed, Split split, int64_t index) {
+  // splitmix64 over the three inputs: nearby (split, index) pairs give unrelated seeds.
+  auto mix = [](uint64_t z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  return mix(mix(mix(seed) ^ (static_cast<uint64_t>(split) + 1)) ^ static_cast<uint64_t>(index));
+}
+
+namespace data {
+
+void check_range(const char* task, const char* option, int64_t value, int64_t lo, int64_t hi) {
+  TORCH_CHECK(value >= lo && value <= hi, task, ": option `", option, "` must be in [", lo, ", ",
+              hi, "], got ", value);
+}
+
+}  // namespace data
+
+const std::vector<TaskSpec>& task_registry() {
+  using K = OptionKind;
+  static const std::vector<TaskSpec> table = {
+      {"copy",
+       "copy memory: 10 symbols from 1-8, T blanks, a delimiter, then reproduce the symbols",
+       {{"blanks", K::kInt, "200", "T, blanks between the symbols and the delimiter", {}},
+        {"valid_size", K::kInt, "1000", "validation sequences", {}},
+        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       data::make_copy_memory},
+      {"adding",
+       "adding problem: sum the two values marked in a sequence of T (value, marker) pairs",
+       {{"length", K::kInt, "400", "T", {}},
+        {"valid_size", K::kInt, "1000", "validation sequences", {}},
+        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       data::make_adding},
+      {"selective_copy",
+       "selective copying: 16 tokens (vocabulary 16) scattered in L noise positions, copy them in order",
+       {{"length", K::kInt, "512", "L, positions holding the scattered tokens", {}},
+        {"tokens", K::kInt, "16", "tokens to copy", {}},
+        {"valid_size", K::kInt, "1000", "validation sequences", {}},
+        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       data::make_selective_copy},
+      {"mqar",
+       "multi-query associative recall (Zoology): key-value pairs, then queries of their keys",
+       {{"length", K::kInt, "128", "T", {}},
+        {"pairs", K::kInt, "16", "key-value pairs", {}},
+        {"vocab", K::kInt, "8192", "vocabulary (keys from the lower half, values the upper)", {}},
+        {"valid_size", K::kInt, "1000", "validation sequences", {}},
+        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       data::make_mqar},
+      {"listops",
+       "ListOps exactly as the Long Range Arena generator (MIN MAX MED SM, depth <= 10, 2-10 args)",
+       {{"min_length", K::kInt, "500", "keep trees longer than this", {}},
+        {"max_length", K::kInt, "2000", "keep trees shorter than this", {}},
+        {"max_depth", K::kInt, "10", "maximum tree depth", {}},
+        {"max_args", K::kInt, "10", "maximum operator arguments", {}},
+        {"train_size", K::kInt, "96000", "training examples", {}},
+        {"valid_size", K::kInt, "2000", "validation examples", {}},
+        {"test_size", K::kInt, "2000", "test examples", {}}},
+       data::make_listops},
+      {"fmnist",
+       "sequential Fashion-MNIST: 784 pixels read one per step (Debian dataset-fashion-mnist)",
+       {{"dir", K::kString, "/usr/share/datasets/fashion-mnist", "directory of the IDX files", {}},
+        {"valid_size", K::kInt, "5000", "validation images held out of the training file", {}}},
+       data::make_fashion_mnist},
+      {"bytes",
+       "byte-level language modelling over a text file (reports bits per byte)",
+       {{"file", K::kString, "", "the text file (required)", {}},
+        {"length", K::kInt, "512", "bytes per sequence", {}}},
+       data::make_bytes},
+  };
+  return table;
+}
+
+std::vector<std::string> task_names() {
+  std::vector<std::string> names;
+  for (const auto& t : task_registry()) names.push_back(t.name);
+  return names;
+}
+
+std::unique_ptr<Task> make_task(const std::string& name,
+                                const std::map<std::string, std::string>& options, uint64_t seed) {
+  const TaskSpec* spec = nullptr;
+  for (const auto& t : task_registry()) spec = t.name == name ? &t : spec;
+  if (!spec) {
+    std::string valid;
+    for (const auto& n : task_names()) valid += (valid.empty() ? "" : ", ") + n;
+    TORCH_CHECK(false, "unknown task '", name, "'; valid tasks: ", valid);
+  }
+  std::map<std::string, std::string> values;
+  for (const auto& o : spec->options) values[o.name] = o.default_value;
+  for (const auto& [key, value] : options) {
+    const OptionSpec* found = nullptr;
+    for (const auto& o : spec->options) found = o.name == key ? &o : found;
+    if (!found) {
+      std::string valid;
+      for (const auto& o : spec->options) valid += (valid.empty() ? "" : ", ") + o.name;
+      TORCH_CHECK(false, name, ": unknown option `", key, "`; valid options: ", valid);
+    }
+    validate_option_value(name, *found, value);
+    values[key] = value;
+  }
+  return spec->make(ResolvedOptions(name, values), seed);
+}
+
+}  // namespace longseq
