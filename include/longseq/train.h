@@ -1,0 +1,104 @@
+#pragma once
+/// Training and evaluation of a SequenceModel on a Task: AdamW, warm-up then cosine learning rate,
+/// clipping by global norm (the pre-clip norm is logged), gradient accumulation, periodic
+/// evaluation, non-finite step skipping, metrics as JSON lines.
+
+#include <longseq/model.h>
+#include <longseq/tasks.h>
+
+#include <torch/optim/adamw.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace longseq {
+
+struct TrainConfig {
+  std::string task = "mqar";
+  std::map<std::string, std::string> task_options;
+  ModelConfig model;          ///< input/output sizes and head are filled from the task
+  int64_t steps = 1000;
+  int64_t batch_size = 32;
+  int64_t accumulate = 1;     ///< micro-batches per optimizer step
+  double lr = 1e-3;
+  double min_lr_ratio = 0.1;  ///< cosine decays to lr · min_lr_ratio
+  int64_t warmup = 100;       ///< linear warm-up steps
+  double weight_decay = 0.01;
+  double beta1 = 0.9, beta2 = 0.98, adam_eps = 1e-8;
+  double clip = 1.0;          ///< max global gradient norm; 0 = no clipping
+  int64_t eval_every = 100;
+  int64_t eval_batches = 0;   ///< validation batches per evaluation; 0 = the whole split
+  int64_t max_bad_steps = 10; ///< stop after this many non-finite steps in a row
+  uint64_t seed = 0;
+  std::string metrics_path;   ///< JSON lines; empty = none
+
+  void validate() const;
+};
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = -1;  ///< fraction of counted positions (or sequences) right; -1 for mse
+  int64_t count = 0;     ///< positions or sequences evaluated
+};
+
+struct StepStats {
+  int64_t step = 0;
+  double loss = 0;
+  double grad_norm = 0;   ///< before clipping
+  bool clipped = false;
+  bool skipped = false;   ///< non-finite loss or gradient
+  double lr = 0;
+  double tokens_per_s = 0;
+};
+
+/// Fills the model's input/output sizes and head from the task; throws on conflicts.
+ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info);
+
+/// Loss (and accuracy numerator/denominator) of a model output on a batch.
+struct LossParts {
+  at::Tensor loss;     ///< scalar, mean over counted positions/sequences
+  int64_t correct = 0;
+  int64_t count = 0;
+};
+LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch);
+
+EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
+                    int64_t max_batches = 0);
+
+class Trainer {
+ public:
+  explicit Trainer(TrainConfig config);
+  /// Runs until config.steps (or a stop); `on_step` sees every step, `on_eval` every evaluation.
+  void run(const std::function<void(const StepStats&)>& on_step = {},
+           const std::function<void(int64_t, const EvalResult&)>& on_eval = {});
+  /// One optimizer step (accumulate micro-batches); public for tests.
+  StepStats step();
+
+  SequenceModel& model() { return model_; }
+  const Task& task() const { return *task_; }
+  const TrainConfig& config() const { return config_; }
+  int64_t current_step() const { return step_; }
+  int64_t skipped_steps() const { return skipped_total_; }
+  int64_t clipped_steps() const { return clipped_total_; }
+  bool stopped() const { return stopped_; }
+  const std::string& stop_reason() const { return stop_reason_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  void set_step(int64_t step) { step_ = step; }
+  double lr_at(int64_t step) const;
+
+ private:
+  TrainConfig config_;
+  std::unique_ptr<Task> task_;
+  SequenceModel model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  int64_t step_ = 0;
+  int64_t bad_in_row_ = 0;
+  int64_t skipped_total_ = 0;
+  int64_t clipped_total_ = 0;
+  bool stopped_ = false;
+  std::string stop_reason_;
+};
+
+}  // namespace longseq

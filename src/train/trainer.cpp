@@ -1,0 +1,182 @@
+// Trainer: AdamW with linear warm-up then cosine decay, global-norm clipping (pre-clip norm
+// reported), gradient accumulation over consecutive data indices, and a guard that skips steps
+// whose loss or gradient is not finite and stops after max_bad_steps of them in a row.
+#include <longseq/train.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace longseq {
+
+void TrainConfig::validate() const {
+  TORCH_CHECK(steps > 0, "train: `steps` must be > 0, got ", steps);
+  TORCH_CHECK(batch_size > 0, "train: `batch_size` must be > 0, got ", batch_size);
+  TORCH_CHECK(accumulate > 0, "train: `accumulate` must be > 0, got ", accumulate);
+  TORCH_CHECK(lr > 0 && std::isfinite(lr), "train: `lr` must be > 0, got ", lr);
+  TORCH_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "train: `min_lr_ratio` must be in [0, 1], got ",
+              min_lr_ratio);
+  TORCH_CHECK(warmup >= 0, "train: `warmup` must be >= 0, got ", warmup);
+  TORCH_CHECK(weight_decay >= 0, "train: `weight_decay` must be >= 0, got ", weight_decay);
+  TORCH_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
+              "train: `beta1` and `beta2` must be in [0, 1), got ", beta1, ", ", beta2);
+  TORCH_CHECK(clip >= 0, "train: `clip` must be >= 0 (0 = off), got ", clip);
+  TORCH_CHECK(eval_every >= 0, "train: `eval_every` must be >= 0 (0 = never), got ", eval_every);
+  TORCH_CHECK(eval_batches >= 0, "train: `eval_batches` must be >= 0 (0 = all), got ", eval_batches);
+  TORCH_CHECK(max_bad_steps > 0, "train: `max_bad_steps` must be > 0, got ", max_bad_steps);
+}
+
+ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info) {
+  ModelConfig m = model;
+  m.vocab_size = info.vocab_size;
+  m.input_dim = info.vocab_size > 0 ? 0 : info.input_dim;
+  m.head = info.head;
+  m.num_outputs = info.num_outputs;
+  if (m.mixer.max_len < info.seq_len) m.mixer.max_len = info.seq_len;
+  return m;
+}
+
+LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch) {
+  LossParts parts;
+  if (info.head == "classify") {
+    auto logits = output.to(at::kFloat);                                  // [B, K]
+    parts.loss = at::cross_entropy_loss(logits, batch.targets);
+    parts.correct = logits.argmax(-1).eq(batch.targets).sum().item<int64_t>();
+    parts.count = batch.targets.size(0);
+    return parts;
+  }
+  const auto& mask = batch.loss_mask;                                     // [B, T]
+  parts.count = mask.sum().item<int64_t>();
+  if (info.loss == "mse") {
+    auto pred = output.squeeze(-1).to(at::kFloat);                        // [B, T]
+    auto err = (pred - batch.targets.to(at::kFloat)).pow(2) * mask.to(at::kFloat);
+    parts.loss = err.sum() / std::max<int64_t>(parts.count, 1);
+    return parts;
+  }
+  auto logits = output.to(at::kFloat);                                    // [B, T, K]
+  const int64_t k = logits.size(-1);
+  auto targets = batch.targets.masked_fill(mask.logical_not(), -100);     // [B, T]
+  parts.loss = at::cross_entropy_loss(logits.reshape({-1, k}), targets.reshape({-1}));
+  parts.correct = logits.argmax(-1).eq(targets).logical_and(mask).sum().item<int64_t>();
+  return parts;
+}
+
+EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
+                    int64_t max_batches) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto& info = task.info();
+  const int64_t size = info.split_size(split);
+  TORCH_CHECK(size > 0, "evaluate: the task has no ", split_name(split), " split");
+  int64_t batches = (size + batch_size - 1) / batch_size;
+  if (max_batches > 0) batches = std::min(batches, max_batches);
+  double loss_sum = 0;
+  int64_t correct = 0, count = 0;
+  for (int64_t i = 0; i < batches; ++i) {
+    auto b = task.batch(split, i, batch_size);
+    auto out = model->forward(b.inputs, b.key_padding);
+    auto parts = task_loss(info, out, b);
+    loss_sum += parts.loss.item<double>() * parts.count;
+    correct += parts.correct;
+    count += parts.count;
+  }
+  if (was_training) model->train();
+  EvalResult r;
+  r.count = count;
+  r.loss = loss_sum / std::max<int64_t>(count, 1);
+  r.accuracy = info.loss == "ce" ? static_cast<double>(correct) / std::max<int64_t>(count, 1) : -1;
+  return r;
+}
+
+Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
+  config_.validate();
+  task_ = make_task(config_.task, config_.task_options, config_.seed);
+  config_.model = resolve_model_config(config_.model, task_->info());
+  torch::manual_seed(config_.seed);
+  model_ = SequenceModel(config_.model);
+  model_->train();
+  auto opts = torch::optim::AdamWOptions(config_.lr)
+                  .betas({config_.beta1, config_.beta2})
+                  .eps(config_.adam_eps)
+                  .weight_decay(config_.weight_decay);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(model_->parameters(), opts);
+}
+
+double Trainer::lr_at(int64_t step) const {
+  // step counts from 0; warm-up reaches lr at step `warmup`, then cosine to lr · min_lr_ratio.
+  if (config_.warmup > 0 && step < config_.warmup) {
+    return config_.lr * static_cast<double>(step + 1) / static_cast<double>(config_.warmup);
+  }
+  const double span = std::max<int64_t>(1, config_.steps - config_.warmup);
+  const double progress = std::min(1.0, static_cast<double>(step - config_.warmup) / span);
+  const double floor = config_.lr * config_.min_lr_ratio;
+  return floor + (config_.lr - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+StepStats Trainer::step() {
+  const auto t0 = std::chrono::steady_clock::now();
+  StepStats s;
+  s.step = step_;
+  s.lr = lr_at(step_);
+  for (auto& group : optimizer_->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(s.lr);
+  }
+  optimizer_->zero_grad();
+  double loss_sum = 0;
+  int64_t tokens = 0;
+  bool finite = true;
+  for (int64_t micro = 0; micro < config_.accumulate; ++micro) {
+    auto b = task_->batch(Split::kTrain, step_ * config_.accumulate + micro, config_.batch_size);
+    auto out = model_->forward(b.inputs, b.key_padding);
+    auto parts = task_loss(task_->info(), out, b);
+    const double l = parts.loss.item<double>();
+    finite = finite && std::isfinite(l);
+    loss_sum += l;
+    tokens += b.inputs.size(0) * b.inputs.size(1);
+    if (finite) (parts.loss / static_cast<double>(config_.accumulate)).backward();
+  }
+  s.loss = loss_sum / config_.accumulate;
+  const auto params = model_->parameters();
+  s.grad_norm = finite ? torch::nn::utils::clip_grad_norm_(
+                             params, config_.clip > 0 ? config_.clip : 1e300)
+                       : std::nan("");
+  if (!finite || !std::isfinite(s.grad_norm)) {
+    s.skipped = true;
+    optimizer_->zero_grad();
+    ++skipped_total_;
+    if (++bad_in_row_ >= config_.max_bad_steps) {
+      stopped_ = true;
+      stop_reason_ = "stopped after " + std::to_string(bad_in_row_) +
+                     " non-finite steps in a row; try a lower `lr`, a smaller `clip`, more "
+                     "`warmup`, or float64 to locate the overflow";
+    }
+  } else {
+    bad_in_row_ = 0;
+    s.clipped = config_.clip > 0 && s.grad_norm > config_.clip;
+    clipped_total_ += s.clipped;
+    optimizer_->step();
+  }
+  ++step_;
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  s.tokens_per_s = tokens / std::max(secs, 1e-9);
+  return s;
+}
+
+void Trainer::run(const std::function<void(const StepStats&)>& on_step,
+                  const std::function<void(int64_t, const EvalResult&)>& on_eval) {
+  while (step_ < config_.steps && !stopped_) {
+    auto s = step();
+    if (on_step) on_step(s);
+    const bool last = step_ == config_.steps;
+    if (config_.eval_every > 0 && (step_ % config_.eval_every == 0 || last) && on_eval) {
+      on_eval(step_, evaluate(model_, *task_, Split::kValidation, config_.batch_size,
+                              config_.eval_batches));
+    }
+  }
+}
+
+}  // namespace longseq
