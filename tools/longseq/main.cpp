@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   std::map<std::string, longseq::cli::Runner> runners = {
       {"list", longseq::cli::add_list_command(app)},
       {"bench", longseq::cli::add_bench_command(app)},
+      {"train", longseq::cli::add_train_command(app)},
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,134 @@
+// `longseq train`: trains a model on a task from a JSON config (+ --set overrides), with a
+// progress bar on a terminal (plain periodic lines otherwise) and metrics as JSON lines.
+#include "commands.h"
+
+#include <longseq/config.h>
+#include <longseq/train.h>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <unistd.h>
+
+namespace longseq::cli {
+namespace {
+
+struct TrainArgs {
+  std::string config_path;
+  std::vector<std::string> sets;
+  std::string metrics_path;
+  int64_t log_every = 0;
+  std::string eval_split = "test";
+};
+
+std::string eta(double secs) {
+  if (!std::isfinite(secs) || secs < 0) return "?";
+  const int64_t s = static_cast<int64_t>(secs);
+  return s >= 3600 ? fmt::format("{}h{:02}m", s / 3600, s / 60 % 60)
+                   : fmt::format("{}m{:02}s", s / 60, s % 60);
+}
+
+void run_train(const TrainArgs& a) {
+  auto config = load_train_config(a.config_path, a.sets);
+  Trainer trainer(config);
+  const auto& info = trainer.task().info();
+  fmt::print("# {}\n# task {} (T = {}, {}), mixers", machine_line(), config.task, info.seq_len,
+             info.baseline_text);
+  for (const auto& m : trainer.config().model.mixers) fmt::print(" {}", m);
+  int64_t params = 0;
+  for (const auto& p : trainer.model()->parameters()) params += p.numel();
+  fmt::print(", {} layers, dim {}, {} parameters\n", config.model.layers, config.model.mixer.dim,
+             params);
+  std::ofstream metrics;
+  if (!a.metrics_path.empty()) {
+    metrics.open(a.metrics_path, std::ios::app);
+    TORCH_CHECK(metrics.good(), "train: cannot write `--metrics` file '", a.metrics_path, "'");
+  }
+  const bool tty = isatty(fileno(stdout));
+  const int64_t log_every = a.log_every > 0 ? a.log_every : std::max<int64_t>(1, config.steps / 20);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  double loss_avg = NAN;
+  auto on_step = [&](const StepStats& s) {
+    if (!s.skipped) loss_avg = std::isnan(loss_avg) ? s.loss : 0.95 * loss_avg + 0.05 * s.loss;
+    const int64_t done = s.step + 1;
+    const double left = elapsed() / done * (config.steps - done);
+    if (metrics.is_open()) {
+      metrics << nlohmann::json{{"kind", "step"}, {"step", done}, {"loss", s.loss},
+                                {"grad_norm", s.grad_norm}, {"clipped", s.clipped},
+                                {"skipped", s.skipped}, {"lr", s.lr},
+                                {"tokens_per_s", s.tokens_per_s}, {"elapsed_s", elapsed()}}
+                     .dump()
+              << "\n";
+    }
+    if (tty) {
+      const int width = 30;
+      const int filled = static_cast<int>(width * done / config.steps);
+      fmt::print("\r[{}{}] {}/{} loss {:.4f} tok/s {:.0f} ETA {}   ", std::string(filled, '#'),
+                 std::string(width - filled, '.'), done, config.steps, loss_avg, s.tokens_per_s,
+                 eta(left));
+      std::fflush(stdout);
+    } else if (done % log_every == 0 || done == config.steps) {
+      fmt::print("step {}/{} loss {:.4f} (avg {:.4f}) grad_norm {:.3f} lr {:.2e} tok/s {:.0f} "
+                 "elapsed {} ETA {}\n",
+                 done, config.steps, s.loss, loss_avg, s.grad_norm, s.lr, s.tokens_per_s,
+                 eta(elapsed()), eta(left));
+      std::fflush(stdout);
+    }
+  };
+  auto on_eval = [&](int64_t step, const EvalResult& r) {
+    fmt::print("{}eval step {} validation loss {:.4f}{}\n", tty ? "\n" : "", step, r.loss,
+               r.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", r.accuracy) : "");
+    if (metrics.is_open()) {
+      metrics << nlohmann::json{{"kind", "eval"}, {"split", "validation"}, {"step", step},
+                                {"loss", r.loss}, {"accuracy", r.accuracy}, {"count", r.count}}
+                     .dump()
+              << "\n";
+    }
+  };
+  trainer.run(on_step, on_eval);
+  if (tty) fmt::print("\n");
+  if (trainer.stopped()) fmt::print("train: {}\n", trainer.stop_reason());
+  const auto final = evaluate(trainer.model(), trainer.task(),
+                              a.eval_split == "test" ? Split::kTest : Split::kValidation,
+                              config.batch_size);
+  fmt::print("final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
+             "skipped\n",
+             a.eval_split, final.loss,
+             final.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", final.accuracy) : "",
+             final.count, trainer.current_step(), eta(elapsed()), trainer.clipped_steps(),
+             trainer.skipped_steps());
+  if (info.baseline > 0) {
+    fmt::print("reference: {} = {:.4f}; final loss is {:.2f}% of it\n", info.baseline_text,
+               info.baseline, 100 * final.loss / info.baseline);
+  }
+  if (metrics.is_open()) {
+    metrics << nlohmann::json{{"kind", "final"}, {"split", a.eval_split}, {"loss", final.loss},
+                              {"accuracy", final.accuracy}, {"steps", trainer.current_step()},
+                              {"elapsed_s", elapsed()}}
+                   .dump()
+            << "\n";
+  }
+}
+
+}  // namespace
+
+Runner add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "train a model on a task from a JSON config");
+  cmd->add_option("--config", a->config_path, "experiment config (configs/*.json)");
+  cmd->add_option("--set", a->sets, "override a config key: train.lr=3e-4, model.mixers=exact,performer");
+  cmd->add_option("--metrics", a->metrics_path, "append metrics as JSON lines to this file");
+  cmd->add_option("--log-every", a->log_every, "steps between plain progress lines (default: 5%)");
+  cmd->add_option("--final-split", a->eval_split, "split of the final evaluation")
+      ->check(CLI::IsMember({"validation", "test"}))
+      ->capture_default_str();
+  return [a] { run_train(*a); };
+}
+
+}  // namespace longseq::cli
