@@ -1,0 +1,53 @@
+// Experiment configs: defaults, overrides, round trip, and errors that name the valid choices.
+#include <longseq/config.h>
+
+#include "test_util.h"
+
+namespace longseq {
+namespace {
+
+std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {
+  try {
+    parse_train_config(text, sets);
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "<accepted>";
+}
+
+TEST(Config, ReadsSectionsAndOverrides) {
+  const std::string text = R"({"seed": 3, "task": {"name": "copy", "options": {"blanks": 50}},
+    "model": {"layers": 3, "mixers": ["exact", "performer", "exact"], "dim": 32, "heads": 4,
+              "mixer_options": {"performer": {"features": 16}}},
+    "train": {"steps": 10, "lr": 0.01}})";
+  auto c = parse_train_config(text, {"train.lr=0.002", "task.options.blanks=70",
+                                     "model.mixers=exact,longformer,exact",
+                                     "model.mixer_options.longformer.window=8"});
+  EXPECT_EQ(c.seed, 3u);
+  EXPECT_EQ(c.task, "copy");
+  EXPECT_EQ(c.task_options.at("blanks"), "70");
+  EXPECT_EQ(c.model.layers, 3);
+  EXPECT_EQ(c.model.mixers, (std::vector<std::string>{"exact", "longformer", "exact"}));
+  EXPECT_EQ(c.model.mixer_options.at("longformer").at("window"), "8");
+  EXPECT_EQ(c.model.mixer.dim, 32);
+  EXPECT_DOUBLE_EQ(c.lr, 0.002);
+  EXPECT_EQ(c.steps, 10);
+  // Round trip through the JSON saved beside checkpoints.
+  auto back = parse_train_config(train_config_to_json(c), {});
+  EXPECT_EQ(train_config_to_json(back), train_config_to_json(c));
+}
+
+TEST(Config, ErrorsNameTheProblem) {
+  EXPECT_NE(error_of("{\"train\": {\"stepz\": 3}}").find("unknown key `train.stepz`; valid keys:"),
+            std::string::npos);
+  EXPECT_NE(error_of("{\"modle\": {}}").find("unknown key `config.modle`"), std::string::npos);
+  EXPECT_NE(error_of("{\"train\": {\"steps\": \"many\"}}").find("`train.steps` has the wrong type"),
+            std::string::npos);
+  EXPECT_NE(error_of("{", {}).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.steps=-5"}).find("`steps` must be > 0, got -5"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"model.mixers=exact,nosuch"}).find("valid mixers"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.lr"}).find("key=value"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace longseq
