@@ -31,28 +31,24 @@ struct MixerConfig {
 /// When a mixer with random draws (Performer features, Reformer rotations) redraws them:
 /// training calls 0..every-1 use draw 0, then a new draw every `every` calls; `every` = 0 never
 /// redraws; eval calls neither count nor redraw. Draw n uses seed_for(seed, n), a pure function,
-/// so the same seed gives the same sequence of draws.
+/// so the same seed gives the same sequence of draws. The counters live in a tensor the owning
+/// module registers as a buffer, so checkpoints carry them and a resumed run redraws on time.
 class RedrawSchedule {
  public:
-  explicit RedrawSchedule(int64_t every = 0) : every_(every) {}
+  explicit RedrawSchedule(int64_t every = 0);
+  /// int64 [2]: (training calls, draws so far).
+  at::Tensor& state() { return state_; }
   /// Counts one call; true when a new draw is due before it runs.
-  bool tick(bool training) {
-    if (!training || every_ <= 0) return false;
-    const bool due = calls_ > 0 && calls_ % every_ == 0;
-    ++calls_;
-    return due;
-  }
+  bool tick(bool training);
   /// Number of the next draw (1, 2, ...); call once per redraw.
-  int64_t advance() { return ++draws_; }
-  int64_t draws() const { return draws_; }
+  int64_t advance();
   static uint64_t seed_for(uint64_t seed, int64_t draw) {
     return seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(draw);
   }
 
  private:
   int64_t every_;
-  int64_t calls_ = 0;
-  int64_t draws_ = 0;
+  at::Tensor state_;
 };
 
 /// Base of every mixer. `key_padding` is an optional bool [B, T] (true = real token); see

@@ -85,7 +85,13 @@ class Trainer {
   bool stopped() const { return stopped_; }
   const std::string& stop_reason() const { return stop_reason_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
-  void set_step(int64_t step) { step_ = step; }
+  /// For checkpoint loading: continue from `step` with these run totals.
+  void restore_counters(int64_t step, int64_t skipped, int64_t clipped) {
+    step_ = step;
+    skipped_total_ = skipped;
+    clipped_total_ = clipped;
+    bad_in_row_ = 0;
+  }
   double lr_at(int64_t step) const;
 
  private:

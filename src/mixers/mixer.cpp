@@ -20,6 +20,23 @@ void MixerConfig::validate(const std::string& mixer) const {
   TORCH_CHECK(max_len > 0, mixer, ": option `max_len` must be > 0, got ", max_len);
 }
 
+RedrawSchedule::RedrawSchedule(int64_t every)
+    : every_(every), state_(at::zeros({2}, at::TensorOptions().dtype(at::kLong))) {}
+
+bool RedrawSchedule::tick(bool training) {
+  if (!training || every_ <= 0) return false;
+  // item()/fill_() rather than data_ptr: the buffer may have been moved to another dtype/device.
+  const int64_t calls = state_[0].item<int64_t>();
+  state_[0].fill_(calls + 1);
+  return calls > 0 && calls % every_ == 0;
+}
+
+int64_t RedrawSchedule::advance() {
+  const int64_t draw = state_[1].item<int64_t>() + 1;
+  state_[1].fill_(draw);
+  return draw;
+}
+
 SequenceMixerImpl::SequenceMixerImpl(std::string name, MixerConfig config)
     : name_(std::move(name)), config_(config) {
   config_.validate(name_);

@@ -33,6 +33,7 @@ PerformerImpl::PerformerImpl(const PerformerOptions& options)
   omega_ = register_buffer(
       "features", performer_draw_features(options_.features(), config_.resolved_head_dim(),
                                           RedrawSchedule::seed_for(config_.seed, 0)));  // [R, D]
+  register_buffer("redraw_state", schedule_.state());  // (training calls, draws)
 }
 
 void PerformerImpl::redraw_features() {

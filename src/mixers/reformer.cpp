@@ -33,6 +33,7 @@ ReformerImpl::ReformerImpl(const ReformerOptions& options)
   rotations_ = register_buffer(
       "rotations", reformer_draw_rotations(core_, config_.resolved_head_dim(),
                                            RedrawSchedule::seed_for(config_.seed, 0)));  // [n, D, NB/2]
+  register_buffer("redraw_state", schedule_.state());  // (training calls, draws)
 }
 
 void ReformerImpl::redraw_rotations() {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 #include <unistd.h>
 
 namespace longseq {
@@ -17,17 +18,25 @@ namespace {
 std::atomic<int64_t> g_current{0};
 std::atomic<int64_t> g_peak{0};
 
-struct TrackedContext {
-  void* inner_ctx;
-  c10::DeleterFnPtr inner_deleter;
-  int64_t bytes;
-};
+// Sizes of live tracked blocks. The DataPtr context must equal the data pointer (LibTorch's
+// raw_allocate() asserts it), so sizes live in this side table instead of a per-block context.
+std::mutex g_mutex;
+std::unordered_map<void*, int64_t> g_sizes;
+c10::DeleterFnPtr g_inner_deleter = nullptr;
 
-void tracked_delete(void* ctx_ptr) {
-  auto* ctx = static_cast<TrackedContext*>(ctx_ptr);
-  g_current.fetch_sub(ctx->bytes, std::memory_order_relaxed);
-  if (ctx->inner_deleter) ctx->inner_deleter(ctx->inner_ctx);
-  delete ctx;
+void counting_delete(void* ptr) {
+  if (!ptr) return;
+  int64_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = g_sizes.find(ptr);
+    if (it != g_sizes.end()) {
+      bytes = it->second;
+      g_sizes.erase(it);
+    }
+  }
+  g_current.fetch_sub(bytes, std::memory_order_relaxed);
+  g_inner_deleter(ptr);
 }
 
 class CountingAllocator final : public c10::Allocator {
@@ -36,19 +45,27 @@ class CountingAllocator final : public c10::Allocator {
 
   c10::DataPtr allocate(size_t n) const override {
     c10::DataPtr inner = inner_->allocate(n);
-    void* data = inner.get();
+    // Only blocks whose context is the data pointer and whose deleter is the inner allocator's
+    // raw deleter can be re-wrapped; anything else passes through uncounted.
+    if (inner.get() == nullptr || inner.get() != inner.get_context() ||
+        inner.get_deleter() != g_inner_deleter) {
+      return inner;
+    }
+    void* data = inner.release_context();
     const c10::Device device = inner.device();
-    c10::DeleterFnPtr deleter = inner.get_deleter();
-    void* inner_ctx = inner.release_context();
-    auto* ctx = new TrackedContext{inner_ctx, deleter, static_cast<int64_t>(n)};
-    const int64_t now = g_current.fetch_add(ctx->bytes, std::memory_order_relaxed) + ctx->bytes;
+    {
+      std::lock_guard<std::mutex> lock(g_mutex);
+      g_sizes[data] = static_cast<int64_t>(n);
+    }
+    const int64_t now = g_current.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) +
+                        static_cast<int64_t>(n);
     int64_t peak = g_peak.load(std::memory_order_relaxed);
     while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
     }
-    return c10::DataPtr(data, ctx, &tracked_delete, device);
+    return c10::DataPtr(data, data, &counting_delete, device);
   }
 
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }
+  c10::DeleterFnPtr raw_deleter() const override { return &counting_delete; }
 
   // LibTorch 2.x declares this pure virtual; 1.13 does not have it (hence no `override`).
   void copy_data(void* dest, const void* src, std::size_t count) const {
@@ -66,7 +83,11 @@ std::atomic<bool> g_installed{false};
 
 void MemoryTracker::install() {
   std::call_once(g_install_once, [] {
-    static CountingAllocator allocator(c10::GetCPUAllocator());
+    c10::Allocator* inner = c10::GetCPUAllocator();
+    g_inner_deleter = inner->raw_deleter();
+    TORCH_CHECK(g_inner_deleter != nullptr,
+                "MemoryTracker: the CPU allocator has no raw deleter; cannot count its blocks");
+    static CountingAllocator allocator(inner);
     c10::SetCPUAllocator(&allocator, /*priority=*/100);
     g_installed = true;
   });
