@@ -2,21 +2,31 @@
 // progress bar on a terminal (plain periodic lines otherwise) and metrics as JSON lines.
 #include "commands.h"
 
+#include <longseq/checkpoint.h>
 #include <longseq/config.h>
 #include <longseq/train.h>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <unistd.h>
 
 namespace longseq::cli {
 namespace {
 
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_signal(int) { g_interrupted = true; }
+
 struct TrainArgs {
+  std::string out_dir;
+  std::string resume;
+  int64_t save_every = 0;
+  int64_t keep_last = 3;
   std::string config_path;
   std::vector<std::string> sets;
   std::string metrics_path;
@@ -32,8 +42,20 @@ std::string eta(double secs) {
 }
 
 void run_train(const TrainArgs& a) {
-  auto config = load_train_config(a.config_path, a.sets);
+  // --resume without --config continues the checkpoint's own config (overrides still apply).
+  TrainConfig config;
+  if (!a.resume.empty() && a.config_path.empty()) {
+    config = parse_train_config(train_config_to_json(checkpoint_config(a.resume)), a.sets,
+                                resolve_checkpoint(a.resume));
+  } else {
+    config = load_train_config(a.config_path, a.sets);
+  }
   Trainer trainer(config);
+  if (!a.resume.empty()) {
+    load_checkpoint(trainer, a.resume);
+    fmt::print("# resumed from {} at step {}\n", resolve_checkpoint(a.resume), trainer.current_step());
+  }
+  const std::string out_dir = !a.out_dir.empty() ? a.out_dir : a.resume;
   const auto& info = trainer.task().info();
   fmt::print("# {}\n# task {} (T = {}, {}), mixers", machine_line(), config.task, info.seq_len,
              info.baseline_text);
@@ -91,9 +113,38 @@ void run_train(const TrainArgs& a) {
               << "\n";
     }
   };
-  trainer.run(on_step, on_eval);
+  // SIGINT/SIGTERM finish the current step, save, and exit cleanly.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  auto save = [&](const char* why) {
+    if (out_dir.empty()) return;
+    const auto dir = save_checkpoint(trainer, out_dir, a.keep_last);
+    fmt::print("{}checkpoint ({}) saved to {}\n", tty ? "\n" : "", why, dir);
+  };
+  while (trainer.current_step() < config.steps && !trainer.stopped() && !g_interrupted) {
+    on_step(trainer.step());
+    const int64_t step = trainer.current_step();
+    const bool last = step == config.steps;
+    if (config.eval_every > 0 && (step % config.eval_every == 0 || last)) {
+      on_eval(step, evaluate(trainer.model(), trainer.task(), Split::kValidation,
+                             config.batch_size, config.eval_batches));
+    }
+    if (a.save_every > 0 && step % a.save_every == 0 && !last) save("periodic");
+  }
   if (tty) fmt::print("\n");
-  if (trainer.stopped()) fmt::print("train: {}\n", trainer.stop_reason());
+  if (g_interrupted) {
+    save("interrupted");
+    fmt::print("train: interrupted at step {}{}\n", trainer.current_step(),
+               out_dir.empty() ? " (no --out: nothing saved)"
+                               : "; continue with: longseq train --resume " + out_dir);
+    return;
+  }
+  if (trainer.stopped()) {
+    save("stopped");
+    fmt::print("train: {}\n", trainer.stop_reason());
+  } else {
+    save("final");
+  }
   const auto final = evaluate(trainer.model(), trainer.task(),
                               a.eval_split == "test" ? Split::kTest : Split::kValidation,
                               config.batch_size);
@@ -122,6 +173,11 @@ Runner add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "train a model on a task from a JSON config");
   cmd->add_option("--config", a->config_path, "experiment config (configs/*.json)");
+  cmd->add_option("--out", a->out_dir, "checkpoint directory (saved at the end, on SIGINT/SIGTERM, "
+                  "and every --save-every steps)");
+  cmd->add_option("--resume", a->resume, "continue from a checkpoint directory or an --out directory");
+  cmd->add_option("--save-every", a->save_every, "steps between checkpoints (0 = only at the end)");
+  cmd->add_option("--keep", a->keep_last, "checkpoints to keep (0 = all)")->capture_default_str();
   cmd->add_option("--set", a->sets, "override a config key: train.lr=3e-4, model.mixers=exact,performer");
   cmd->add_option("--metrics", a->metrics_path, "append metrics as JSON lines to this file");
   cmd->add_option("--log-every", a->log_every, "steps between plain progress lines (default: 5%)");
