@@ -75,7 +75,7 @@ class FashionMnist : public Task {
     info_.loss = "ce";
     info_.seq_len = 784;
     info_.baseline = std::log(10.0);
-    info_.baseline_text = "chance accuracy 10%";
+    info_.baseline_text = "uniform guessing over 10 classes (loss ln 10, accuracy 10%)";
     info_.train_size = n - valid;
     info_.valid_size = valid;
     info_.test_size = test_x_.size(0);
