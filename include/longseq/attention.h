@@ -44,6 +44,12 @@ void check_key_padding(const char* op, const at::Tensor& key_padding, int64_t ba
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            const AttentionMask& mask = {}, double dropout_p = 0.0,
                            bool train = false, std::optional<double> scale = std::nullopt);
+/// The composite LibTorch path of exact_attention (same contract), whatever the fused/composite
+/// switch says: the reference of the fused kernel, and what runs where no fused kernel covers a call.
+at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const AttentionMask& mask = {}, double dropout_p = 0.0,
+                                     bool train = false,
+                                     std::optional<double> scale = std::nullopt);
 
 /// Linformer: softmax(q (E k)ᵀ/√D) (F v) with E, F [R, >= S] sliced to their first S columns.
 /// Padded keys are zeroed before projection. Non-causal only (the projection mixes all positions).

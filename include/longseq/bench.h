@@ -21,7 +21,7 @@ struct BenchConfig {
   int warmup = 1;
   int64_t max_memory = 0;  ///< bytes; 0 = 80% of physical memory
   uint64_t seed = 0;
-  std::string impl = "auto";  ///< "auto", "fused" or "composite" (see longseq/impl.h)
+  std::string impl;  ///< "auto", "fused" or "composite"; empty = the process default (LONGSEQ_IMPL)
   /// Mechanism options per mixer: options["performer"]["features"] = "128".
   std::map<std::string, std::map<std::string, std::string>> options;
 };

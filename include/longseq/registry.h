@@ -45,6 +45,8 @@ struct MixerSpec {
   bool supports_causal = true;
   /// How peak memory grows with T (2 = quadratic, 1 = linear); used to predict and skip.
   int memory_exponent = 1;
+  /// The same when the fused CPU kernel runs (0 = as memory_exponent).
+  int fused_memory_exponent = 0;
   std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make;
 };
 

@@ -109,13 +109,17 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   // Build each mixer once at the smallest length so bad names and options fail before any run.
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 
-  ImplGuard impl_guard(parse_impl(c.impl, "bench: `--impl`"));
+  ImplGuard impl_guard(c.impl.empty() ? default_impl() : parse_impl(c.impl, "bench: `--impl`"));
+  const std::string impl = impl_name(default_impl());
   const int64_t budget = c.max_memory > 0 ? c.max_memory
                                           : static_cast<int64_t>(0.8 * physical_memory_bytes());
   MemoryTracker::install();
   std::vector<BenchRow> rows;
   for (const auto& name : c.mixers) {
-    const int exponent = find_mixer(name).memory_exponent;
+    const auto& spec = find_mixer(name);
+    const int exponent = default_impl() != Impl::kComposite && spec.fused_memory_exponent > 0
+                             ? spec.fused_memory_exponent
+                             : spec.memory_exponent;
     int64_t anchor_t = 0, anchor_bytes = 0;  // last measured length of this mixer
     for (int64_t t : seq_lens) {
       BenchRow row;
@@ -126,7 +130,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       row.heads = c.heads;
       row.head_dim = c.head_dim;
       row.causal = c.causal;
-      row.impl = c.impl;
+      row.impl = impl;
       row.threads = at::get_num_threads();
       if (anchor_t == 0 && t > 512) {
         // No measurement yet: probe a short length to anchor the prediction.

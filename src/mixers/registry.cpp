@@ -22,6 +22,7 @@ const std::vector<MixerSpec>& mixer_registry() {
        {},
        /*supports_causal=*/true,
        /*memory_exponent=*/2,
+       /*fused_memory_exponent=*/1,
        [](const MixerConfig& c, const ResolvedOptions&) -> SequenceMixer {
          return ExactAttention(ExactAttentionOptions(c)).ptr();
        }},
@@ -32,6 +33,7 @@ const std::vector<MixerSpec>& mixer_registry() {
          {}}},
        /*supports_causal=*/false,
        /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0,
        [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
          return Linformer(LinformerOptions(c)
                               .proj_len(o.get_int("proj_len"))
@@ -52,6 +54,7 @@ const std::vector<MixerSpec>& mixer_registry() {
         {"block", OptionKind::kInt, "0", "queries per block of the banded pass; 0 = auto", {}}},
        /*supports_causal=*/true,
        /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0,
        [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
          return Longformer(LongformerOptions(c)
                                .window(o.get_int("window"))
@@ -70,6 +73,7 @@ const std::vector<MixerSpec>& mixer_registry() {
         {"chunk", OptionKind::kInt, "64", "causal prefix-sum chunk length", {}}},
        /*supports_causal=*/true,
        /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0,
        [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
          return Performer(PerformerOptions(c)
                               .features(o.get_int("features"))
@@ -87,6 +91,7 @@ const std::vector<MixerSpec>& mixer_registry() {
         {"redraw", OptionKind::kInt, "1", "new rotations every k training calls; 0 = never", {}}},
        /*supports_causal=*/true,
        /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0,
        [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
          return Reformer(ReformerOptions(c)
                              .buckets(o.get_int("buckets"))

@@ -1,18 +1,114 @@
-// Exact softmax attention, composite LibTorch path.
-//   out = softmax(q kᵀ · scale + mask) v          (Vaswani et al. 2017)
-// Time O(B·H·T·S·D), memory O(B·H·T·S): the [B, H, T, S] score matrix is materialised and saved
-// by autograd (probabilities) for backward. The fused O(T)-memory kernel replaces this on CPU.
+// Exact softmax attention: out = softmax(q kᵀ · scale + mask) v          (Vaswani et al. 2017)
+// Two implementations behind one signature:
+// - composite LibTorch path (exact_attention_composite): time O(B·H·T·S·D), memory O(B·H·T·S):
+//   the [B, H, T, S] score matrix is materialised and saved by autograd for backward. Runs on every
+//   device, with dropout, and is the reference of the fused kernel.
+// - fused CPU kernel (kernels/cpu/flash_attention.h), FlashAttention-style: same time, O(T) extra
+//   memory per head (only the row log-sum-exp is saved; backward recomputes the blocks).
+// exact_attention picks the fused kernel when it covers the call (see use_fused below).
 #include <longseq/attention.h>
+#include <longseq/impl.h>
+
+#include "kernels/cpu/flash_attention.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include <cmath>
+#include <limits>
 
 namespace longseq {
+namespace {
 
-at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                           const AttentionMask& mask, double dropout_p, bool train,
-                           std::optional<double> scale) {
+// Outputs are filled with NaN before the kernel writes them, always: an element the kernel fails
+// to write then shows up as NaN in any test or run instead of stale memory. The fill is one pass
+// over O(T·D) elements against the kernel's O(T·S·D) work (< 1% at T >= 256).
+at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
+}
+
+cpu::FlashAttentionParams flash_params(const at::Tensor& q, const at::Tensor& k,
+                                       const at::Tensor& v, bool causal, double scale) {
+  cpu::FlashAttentionParams p;
+  p.batch = q.size(0);
+  p.heads = q.size(1);
+  p.t = q.size(2);
+  p.s = k.size(2);
+  p.d = q.size(3);
+  p.dv = v.size(3);
+  p.scale = scale;
+  p.causal = causal;
+  return p;
+}
+
+// Pairs the fused forward and backward. Inputs: q, k, v (differentiable), the mask (passed as a
+// struct: autograd::Function rejects undefined tensor arguments, and key_padding is optional), the
+// scale. Saves q, k, v, out, lse; no T×S tensor.
+struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
+                            const at::Tensor& k_in, const at::Tensor& v_in,
+                            const AttentionMask& mask, double scale) {
+    auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T|S, D]
+    auto kp = mask.key_padding.defined() ? mask.key_padding.to(at::kCPU).contiguous() : at::Tensor();
+    const auto p = flash_params(q, k, v, mask.causal, scale);
+    auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
+    auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
+      cpu::flash_attention_forward<scalar_t>(
+          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+          lse.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({q, k, v, out, lse});
+    ctx->saved_data["has_padding"] = kp.defined();
+    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    ctx->saved_data["causal"] = mask.causal;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    const auto kp = ctx->saved_data["has_padding"].toBool()
+                        ? ctx->saved_data["key_padding"].toTensor()
+                        : at::Tensor();
+    const auto p = flash_params(q, k, v, ctx->saved_data["causal"].toBool(),
+                                ctx->saved_data["scale"].toDouble());
+    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);  // [B,H,T,Dv]
+    auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
+    auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
+    auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_backward", [&] {
+      cpu::flash_attention_backward<scalar_t>(
+          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+          lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
+          grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
+    });
+    return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor()};
+  }
+};
+
+// The fused kernel covers CPU float/double calls without active dropout; everything else
+// (other devices and dtypes, dropout while training, empty tensors, the composite switch, and
+// causal S < T, which the composite path rejects with its error) runs composite.
+bool use_fused(const at::Tensor& q, const at::Tensor& k, const AttentionMask& mask,
+               double dropout_p, bool train) {
+  if (default_impl() == Impl::kComposite) return false;
+  if (!q.device().is_cpu()) return false;
+  if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble) return false;
+  if (dropout_p != 0 && train) return false;
+  if (mask.causal && k.size(2) < q.size(2)) return false;
+  return q.numel() > 0 && k.numel() > 0;
+}
+
+}  // namespace
+
+at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                     const AttentionMask& mask, double dropout_p, bool train,
+                                     std::optional<double> scale) {
   check_qkv("exact_attention", q, k, v);
   const int64_t B = q.size(0), T = q.size(2), S = k.size(2), D = q.size(3);
   check_key_padding("exact_attention", mask.key_padding, B, S);
@@ -26,6 +122,21 @@ at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;            // [B, H, T, S]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
   return at::matmul(probs, v);                                   // [B, H, T, Dv]
+}
+
+at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const AttentionMask& mask, double dropout_p, bool train,
+                           std::optional<double> scale) {
+  check_qkv("exact_attention", q, k, v);
+  if (!use_fused(q, k, mask, dropout_p, train)) {
+    return exact_attention_composite(q, k, v, mask, dropout_p, train, scale);
+  }
+  const int64_t B = q.size(0), S = k.size(2), D = q.size(3);
+  check_key_padding("exact_attention", mask.key_padding, B, S);
+  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "exact_attention: expected `dropout_p` in [0, 1), got ",
+              dropout_p);
+  const double sc = scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
+  return FlashAttentionFunction::apply(q, k, v, mask, sc);  // [B,H,T,Dv]
 }
 
 }  // namespace longseq

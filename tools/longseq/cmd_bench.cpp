@@ -2,6 +2,7 @@
 #include "commands.h"
 
 #include <longseq/bench.h>
+#include <longseq/impl.h>
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
@@ -49,7 +50,7 @@ void run(BenchArgs& a) {
   fmt::print("# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
              "timed repetitions per configuration\n# memory: {}\n",
              machine_line(), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
-             a.config.causal, a.config.impl, a.config.warmup, a.config.repeats,
+             a.config.causal, a.config.impl.empty() ? impl_name(default_impl()) : a.config.impl, a.config.warmup, a.config.repeats,
              bench_memory_method());
   fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
              "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s", "peak_MiB", "time_x",
@@ -127,9 +128,9 @@ Runner add_bench_command(CLI::App& app) {
   cmd->add_option("--max-memory", a->max_memory_gib,
                   "skip configurations predicted above this many GiB (default 80% of RAM)");
   cmd->add_option("--impl", a->config.impl,
-                  "attention implementation: fused kernels, composite LibTorch path, or auto")
-      ->check(CLI::IsMember({"auto", "fused", "composite"}))
-      ->capture_default_str();
+                  "attention implementation: fused kernels, composite LibTorch path, or auto "
+                  "(default: $LONGSEQ_IMPL, else auto)")
+      ->check(CLI::IsMember({"auto", "fused", "composite"}));
   cmd->add_option("--opt", a->opts, "mechanism option MIXER.KEY=VALUE (repeatable)");
   cmd->add_option("--json", a->json_path, "write rows as JSON to this file");
   return [a] { run(*a); };

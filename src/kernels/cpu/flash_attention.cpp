@@ -1,0 +1,334 @@
+// Fused exact attention on CPU, FlashAttention-style.
+//   out_i = Σ_j p_ij v_j,  p_ij = exp(scale·q_i·k_j − lse_i) over the keys j query i may see
+// Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness";
+// Dao 2023, "FlashAttention-2" (loop order and the D_i = rowsum(dO ⊙ O) trick of the backward).
+//
+// Algorithm. Forward: for each (head, block of kBlockQ queries), stream over blocks of kBlockK keys:
+// S = scale·Q_i K_jᵀ (one GEMM), mask, online softmax (running row max m and normaliser l, the
+// accumulator rescaled by exp(m_old − m_new)), O += P V_j (one GEMM). Key blocks entirely in the
+// causal future are never visited. Backward, per head: D_i = rowsum(dO_i ⊙ O_i); for each key block
+// j and each query block i that can see it, recompute P = exp(S − lse) from q, k and the saved lse,
+// then dV_j += Pᵀ dO_i, dP = dO_i V_jᵀ, dS = P ⊙ (dP − D_i), dQ_i += scale·dS K_j,
+// dK_j += scale·dSᵀ Q_i (five GEMMs per block pair).
+//
+// Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T] and per-thread
+// workspaces of O(kBlockQ·(kBlockK + Dv)) (forward) and O(T + kBlockQ·kBlockK) (backward); never a
+// T×S buffer.
+// Layout: row-major, contiguous: q [B·H, T, D], k [B·H, S, D], v [B·H, S, Dv], out [B·H, T, Dv],
+// lse [B·H, T], key_padding bool [B, S] (true = real key).
+// Forward saves for backward: only lse (plus the op keeps q, k, v and out).
+// Masking: query i sees key j iff (!causal or j <= i + (S − T)) and key_padding[b, j]. A query that
+// sees no key gets out = 0, lse = −inf, and zero gradient (its P row is exactly 0).
+//
+// Threads: at::parallel_for over (head, query block) forward and over heads backward (each head's
+// dQ, dK, dV are written by one thread only, so no races and no reduction). This file must be
+// compiled with -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel`
+// is silently dropped otherwise, and the loop runs on one thread.
+// The block GEMMs are OpenBLAS cblas_?gemm calls, each of which must run on one thread: OpenBLAS
+// checks omp_in_parallel(), but where parallel_for runs inline (one work item, or one thread) it
+// would fork an OpenMP team per 64×128 block GEMM, which measured ~400× slower than one thread on
+// this loaded 2-core machine. BlasSingleThread below pins OpenBLAS to one thread for the kernel's
+// duration and restores it (and the caller's OpenMP thread count, which openblas_set_num_threads
+// also sets) afterwards. Not safe against other threads calling BLAS concurrently.
+// No ISA flags: OpenBLAS dispatches its GEMM kernels at run time, and the float row loops
+// (exp, max, dS) are target_clones (AVX-512F, AVX2, baseline) picked at load time; they vectorise
+// only with -fno-trapping-math (set for this folder in CMakeLists.txt).
+// Known limit: backward parallelism is over B·H only, so B·H = 1 runs it on one thread.
+#include "kernels/cpu/flash_attention.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace longseq::cpu {
+namespace {
+
+constexpr int64_t kBlockQ = 64;   // queries per block
+constexpr int64_t kBlockK = 128;  // keys per block
+
+// C = alpha·op(A)·op(B) + beta·C, row-major.
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                 int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+}
+
+// Keeps OpenBLAS single-threaded for a scope; see the opening comment.
+class BlasSingleThread {
+ public:
+  BlasSingleThread() : blas_prev_(openblas_get_num_threads()), omp_prev_(omp_get_max_threads()) {
+    if (blas_prev_ != 1) {
+      openblas_set_num_threads(1);
+      omp_set_num_threads(omp_prev_);
+    }
+  }
+  ~BlasSingleThread() {
+    if (blas_prev_ != 1) {
+      openblas_set_num_threads(blas_prev_);
+      omp_set_num_threads(omp_prev_);
+    }
+  }
+  BlasSingleThread(const BlasSingleThread&) = delete;
+  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
+
+ private:
+  int blas_prev_, omp_prev_;
+};
+
+// Runtime ISA dispatch for the float row loops (the hot non-GEMM part): GCC emits one clone per
+// listed target and an ifunc resolver picks the best at load time, so the library still runs on
+// any x86-64 (the "default" clone is baseline SSE2) without ISA flags on the file.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LONGSEQ_ISA_CLONES \
+  __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LONGSEQ_ISA_CLONES
+#endif
+
+// exp(x) for float, branch-free so loops over it vectorise: x = n·ln2 + r (Cody–Waite split of
+// ln2), e^r by the Cephes degree-6 polynomial (rel. error ~1e-7 on |r| <= ln2/2), 2^n built in the
+// exponent bits. Exactly 0 for x < −87 (and −inf), where e^x is below float's normal range.
+__attribute__((always_inline)) inline float exp_fast(float x) {
+  // Ternaries, not std::min/max: those are not inlined into the target clones, which then stay
+  // scalar.
+  const float xhi = x < 88.0f ? x : 88.0f;
+  const float xc = xhi > -87.0f ? xhi : -87.0f;
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
+  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);
+  float pow2n;
+  std::memcpy(&pow2n, &bits, sizeof(float));
+  return x < -87.0f ? 0.0f : y * pow2n;
+}
+// float64 is the tests' precision, not a hot path.
+inline double exp_fast(double x) { return std::exp(x); }
+
+// max_c x[c]; eight independent lanes so the compiler vectorises without reassociation flags.
+template <typename scalar_t>
+__attribute__((always_inline)) inline scalar_t row_max_impl(const scalar_t* x, int64_t n) {
+  constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
+  scalar_t acc[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int u = 0; u < 8; ++u) acc[u] = acc[u] < x[c + u] ? x[c + u] : acc[u];
+  scalar_t mx = kNegInf;
+  for (int u = 0; u < 8; ++u) mx = mx < acc[u] ? acc[u] : mx;
+  for (; c < n; ++c) mx = mx < x[c] ? x[c] : mx;  // scalar tail
+  return mx;
+}
+
+// x[c] ← exp(x[c] − m); returns Σ_c x[c].
+template <typename scalar_t>
+__attribute__((always_inline)) inline scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
+  for (int64_t c = 0; c < n; ++c) x[c] = exp_fast(x[c] - m);
+  scalar_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int u = 0; u < 8; ++u) acc[u] += x[c + u];
+  scalar_t sum = 0;
+  for (int u = 0; u < 8; ++u) sum += acc[u];
+  for (; c < n; ++c) sum += x[c];  // scalar tail
+  return sum;
+}
+
+// ds[c] ← p[c] · (ds[c] − d_i)   (dS = P ⊙ (dP − D_i))
+template <typename scalar_t>
+__attribute__((always_inline)) inline void ds_row_impl(const scalar_t* p, scalar_t* ds, int64_t n,
+                                                       scalar_t d_i) {
+  for (int64_t c = 0; c < n; ++c) ds[c] = p[c] * (ds[c] - d_i);
+}
+
+double row_max(const double* x, int64_t n) { return row_max_impl(x, n); }
+double exp_row(double* x, int64_t n, double m) { return exp_row_impl(x, n, m); }
+void ds_row(const double* p, double* ds, int64_t n, double d_i) { ds_row_impl(p, ds, n, d_i); }
+LONGSEQ_ISA_CLONES float row_max(const float* x, int64_t n) { return row_max_impl(x, n); }
+LONGSEQ_ISA_CLONES float exp_row(float* x, int64_t n, float m) { return exp_row_impl(x, n, m); }
+LONGSEQ_ISA_CLONES void ds_row(const float* p, float* ds, int64_t n, float d_i) {
+  ds_row_impl(p, ds, n, d_i);
+}
+
+// Sets the scores of row r (query i = i0 + r) of a block starting at key j0 that the query may not
+// see to −inf: keys past the causal limit j <= i + off, and padded keys.
+template <typename scalar_t>
+void mask_row(scalar_t* srow, int64_t bc, int64_t i, int64_t j0, int64_t off, bool causal,
+              const bool* pad) {
+  constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
+  int64_t lim = bc;
+  if (causal) lim = std::max<int64_t>(0, std::min<int64_t>(bc, i + off - j0 + 1));
+  for (int64_t c = lim; c < bc; ++c) srow[c] = kNegInf;
+  if (pad) {
+    for (int64_t c = 0; c < lim; ++c) srow[c] = pad[j0 + c] ? srow[c] : kNegInf;
+  }
+}
+
+}  // namespace
+
+template <typename scalar_t>
+void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_t* v,
+                             const bool* key_padding, scalar_t* out, scalar_t* lse,
+                             const FlashAttentionParams& p) {
+  constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
+  const int64_t BH = p.batch * p.heads, T = p.t, S = p.s, D = p.d, Dv = p.dv, off = S - T;
+  const scalar_t scale = static_cast<scalar_t>(p.scale);
+  const int64_t nqb = (T + kBlockQ - 1) / kBlockQ;
+  BlasSingleThread blas_guard;
+  at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> sbuf(kBlockQ * kBlockK), acc(kBlockQ * Dv), m(kBlockQ), l(kBlockQ);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / nqb, i0 = (item % nqb) * kBlockQ, br = std::min(kBlockQ, T - i0);
+      const scalar_t* qb = q + (bh * T + i0) * D;
+      const scalar_t* kb = k + bh * S * D;
+      const scalar_t* vb = v + bh * S * Dv;
+      const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
+      std::fill(acc.begin(), acc.begin() + br * Dv, scalar_t(0));
+      std::fill(m.begin(), m.end(), kNegInf);
+      std::fill(l.begin(), l.end(), scalar_t(0));
+      // Keys at or past j_end are in the causal future of every query of the block: skipped.
+      const int64_t j_end = p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S;
+      for (int64_t j0 = 0; j0 < j_end; j0 += kBlockK) {
+        const int64_t bc = std::min(kBlockK, j_end - j0);
+        // S = scale · Q_i K_jᵀ   [br, bc]
+        gemm(false, true, br, bc, D, scale, qb, D, kb + j0 * D, D, scalar_t(0), sbuf.data(), bc);
+        for (int64_t r = 0; r < br; ++r) {
+          scalar_t* srow = sbuf.data() + r * bc;
+          mask_row(srow, bc, i0 + r, j0, off, p.causal, pad);
+          const scalar_t m_new = std::max(m[r], row_max(srow, bc));
+          if (m_new == kNegInf) {  // nothing visible so far: P row 0, state unchanged
+            std::fill(srow, srow + bc, scalar_t(0));
+            continue;
+          }
+          // Online softmax: l ← l·e^(m−m_new) + Σ e^(s−m_new); O ← O·e^(m−m_new).
+          const scalar_t alpha = exp_fast(m[r] - m_new);
+          const scalar_t sum = exp_row(srow, bc, m_new);
+          l[r] = l[r] * alpha + sum;
+          m[r] = m_new;
+          if (alpha != scalar_t(1)) {
+            scalar_t* arow = acc.data() + r * Dv;
+            for (int64_t c = 0; c < Dv; ++c) arow[c] *= alpha;
+          }
+        }
+        // O += P V_j   [br, Dv]
+        gemm(false, false, br, Dv, bc, scalar_t(1), sbuf.data(), bc, vb + j0 * Dv, Dv, scalar_t(1),
+             acc.data(), Dv);
+      }
+      // out = O / l, lse = m + log l; rows that saw no key: 0 and −inf.
+      for (int64_t r = 0; r < br; ++r) {
+        scalar_t* orow = out + (bh * T + i0 + r) * Dv;
+        const scalar_t* arow = acc.data() + r * Dv;
+        if (l[r] > 0) {
+          const scalar_t inv = scalar_t(1) / l[r];
+          for (int64_t c = 0; c < Dv; ++c) orow[c] = arow[c] * inv;
+          lse[bh * T + i0 + r] = m[r] + std::log(l[r]);
+        } else {
+          std::fill(orow, orow + Dv, scalar_t(0));
+          lse[bh * T + i0 + r] = kNegInf;
+        }
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar_t* v,
+                              const bool* key_padding, const scalar_t* out, const scalar_t* lse,
+                              const scalar_t* grad_out, scalar_t* grad_q, scalar_t* grad_k,
+                              scalar_t* grad_v, const FlashAttentionParams& p) {
+  constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
+  const int64_t BH = p.batch * p.heads, T = p.t, S = p.s, D = p.d, Dv = p.dv, off = S - T;
+  const scalar_t scale = static_cast<scalar_t>(p.scale);
+  BlasSingleThread blas_guard;
+  at::parallel_for(0, BH, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> pbuf(kBlockQ * kBlockK), dsbuf(kBlockQ * kBlockK), di(T);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const scalar_t* qh = q + bh * T * D;
+      const scalar_t* kh = k + bh * S * D;
+      const scalar_t* vh = v + bh * S * Dv;
+      const scalar_t* oh = out + bh * T * Dv;
+      const scalar_t* doh = grad_out + bh * T * Dv;
+      const scalar_t* lh = lse + bh * T;
+      scalar_t* dq = grad_q + bh * T * D;
+      scalar_t* dk = grad_k + bh * S * D;
+      scalar_t* dv = grad_v + bh * S * Dv;
+      const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
+      // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
+      for (int64_t i = 0; i < T; ++i) {
+        scalar_t s = 0;
+        for (int64_t c = 0; c < Dv; ++c) s += doh[i * Dv + c] * oh[i * Dv + c];
+        di[i] = s;
+      }
+      std::fill(dq, dq + T * D, scalar_t(0));
+      std::fill(dk, dk + S * D, scalar_t(0));
+      std::fill(dv, dv + S * Dv, scalar_t(0));
+      for (int64_t j0 = 0; j0 < S; j0 += kBlockK) {
+        const int64_t bc = std::min(kBlockK, S - j0);
+        // Queries i < j0 − off see no key of this block (j0 > i + off): skipped.
+        const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
+        for (int64_t i0 = (i_first / kBlockQ) * kBlockQ; i0 < T; i0 += kBlockQ) {
+          const int64_t br = std::min(kBlockQ, T - i0);
+          // P = exp(scale · Q_i K_jᵀ − lse_i)   [br, bc]
+          gemm(false, true, br, bc, D, scale, qh + i0 * D, D, kh + j0 * D, D, scalar_t(0),
+               pbuf.data(), bc);
+          for (int64_t r = 0; r < br; ++r) {
+            scalar_t* prow = pbuf.data() + r * bc;
+            const scalar_t L = lh[i0 + r];
+            if (L == kNegInf) {  // query sees no key: zero probabilities, zero gradient
+              std::fill(prow, prow + bc, scalar_t(0));
+              continue;
+            }
+            mask_row(prow, bc, i0 + r, j0, off, p.causal, pad);
+            exp_row(prow, bc, L);
+          }
+          // dV_j += Pᵀ dO_i   [bc, Dv]
+          gemm(true, false, bc, Dv, br, scalar_t(1), pbuf.data(), bc, doh + i0 * Dv, Dv,
+               scalar_t(1), dv + j0 * Dv, Dv);
+          // dP = dO_i V_jᵀ   [br, bc]
+          gemm(false, true, br, bc, Dv, scalar_t(1), doh + i0 * Dv, Dv, vh + j0 * Dv, Dv,
+               scalar_t(0), dsbuf.data(), bc);
+          // dS = P ⊙ (dP − D_i)
+          for (int64_t r = 0; r < br; ++r) {
+            ds_row(pbuf.data() + r * bc, dsbuf.data() + r * bc, bc, di[i0 + r]);
+          }
+          // dQ_i += scale · dS K_j   [br, D]
+          gemm(false, false, br, D, bc, scale, dsbuf.data(), bc, kh + j0 * D, D, scalar_t(1),
+               dq + i0 * D, D);
+          // dK_j += scale · dSᵀ Q_i   [bc, D]
+          gemm(true, false, bc, D, br, scale, dsbuf.data(), bc, qh + i0 * D, D, scalar_t(1),
+               dk + j0 * D, D);
+        }
+      }
+    }
+  });
+}
+
+#define LONGSEQ_INSTANTIATE_FLASH(T_)                                                           \
+  template void flash_attention_forward<T_>(const T_*, const T_*, const T_*, const bool*, T_*,  \
+                                            T_*, const FlashAttentionParams&);                  \
+  template void flash_attention_backward<T_>(const T_*, const T_*, const T_*, const bool*,      \
+                                             const T_*, const T_*, const T_*, T_*, T_*, T_*,    \
+                                             const FlashAttentionParams&);
+LONGSEQ_INSTANTIATE_FLASH(float)
+LONGSEQ_INSTANTIATE_FLASH(double)
+#undef LONGSEQ_INSTANTIATE_FLASH
+
+}  // namespace longseq::cpu
