@@ -39,6 +39,11 @@ at::Tensor dense_allowed(const AttentionMask& mask, int64_t batch, int64_t t, in
 void check_qkv(const char* op, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 void check_key_padding(const char* op, const at::Tensor& key_padding, int64_t batch, int64_t s);
 
+/// Rotary position embedding (Su et al. 2021) of x [B, H, T, D] (D even) at positions
+/// offset..offset+T-1: pairs (x_i, x_{i+D/2}) rotate by angle t·θ_i, θ_i = 10000^(-2i/D), so
+/// dot products of rotated q_t and k_s depend on t − s only.
+at::Tensor rotary_embedding(const at::Tensor& x, int64_t offset = 0);
+
 /// Exact softmax attention: softmax(q kᵀ · scale + mask) v, scale defaults to 1/√D.
 /// Dropout `dropout_p` applies to the attention probabilities when `train` is true.
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -21,6 +21,11 @@ struct MixerConfig {
   int64_t max_len = 4096;  ///< longest sequence accepted (sizes Linformer's projections)
   uint64_t seed = 0;       ///< seeds the mixer's own random draws (features, hash rotations)
   bool bias = false;       ///< bias in the Q/K/V/output projections
+  /// Rotary position embedding (Su et al. 2021) on q and k before the core. Meaningful where
+  /// scores are dot products of individual positions: exact, longformer, performer (before the
+  /// feature map), reformer (before hashing); refused by linformer, whose projection along the
+  /// sequence mixes positions.
+  bool rotary = false;
 
   /// Resolved head dim (D) after validation.
   int64_t resolved_head_dim() const;
@@ -86,6 +91,7 @@ class AttentionMixerImpl : public SequenceMixerImpl {
   at::Tensor split_heads(const at::Tensor& x) const;
   /// [B, H, T, D] -> [B, T, H·D]
   static at::Tensor merge_heads(const at::Tensor& x);
+
 
   torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, wo_{nullptr};
 };

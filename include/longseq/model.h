@@ -31,7 +31,7 @@ struct ModelConfig {
   int64_t ffn_mult = 4;                 ///< hidden width of the feed-forward = ffn_mult · dim
   int64_t ffn_chunk = 0;                ///< > 0: feed-forward over T in chunks (Reformer's trick)
   double dropout = 0.0;                 ///< residual and embedding dropout
-  std::string positions = "learned";    ///< "learned", "sinusoidal" or "none"
+  std::string positions = "learned";    ///< "learned", "sinusoidal", "rotary" (in the mixers) or "none"
   std::string head = "lm";              ///< "lm", "classify" or "per_position"
   int64_t num_outputs = 0;              ///< classes / outputs; lm: defaults to vocab_size
   std::string pooling = "mean";         ///< classify: "mean" over real tokens or "first"

@@ -11,6 +11,9 @@ LinformerImpl::LinformerImpl(const LinformerOptions& options)
   TORCH_CHECK(!config_.causal,
               "linformer: `causal` is not supported: the projections E and F mix every position "
               "of the sequence, so each output would depend on future tokens");
+  TORCH_CHECK(!config_.rotary,
+              "linformer: `rotary` is not supported: E and F project keys along the sequence, so "
+              "scores no longer compare individual positions and rotary's relative encoding is lost");
   TORCH_CHECK(options_.proj_len() > 0, "linformer: option `proj_len` must be > 0, got ",
               options_.proj_len());
   // Entries N(0, 1/R): a Johnson-Lindenstrauss projection, so E k keeps the scale of k.

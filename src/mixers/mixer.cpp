@@ -1,5 +1,6 @@
 // Base classes of every mixer: config validation, input checks, and the multi-head projections
 // shared by the attention mixers.
+#include <longseq/attention.h>
 #include <longseq/mixer.h>
 
 #include <ATen/ATen.h>
@@ -18,6 +19,8 @@ void MixerConfig::validate(const std::string& mixer) const {
   TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, mixer, ": option `dropout` must be in [0, 1), got ",
               dropout);
   TORCH_CHECK(max_len > 0, mixer, ": option `max_len` must be > 0, got ", max_len);
+  TORCH_CHECK(!rotary || (head_dim > 0 ? head_dim : dim / heads) % 2 == 0, mixer,
+              ": option `rotary` needs an even head dim, got ", head_dim > 0 ? head_dim : dim / heads);
 }
 
 RedrawSchedule::RedrawSchedule(int64_t every)
@@ -88,7 +91,9 @@ at::Tensor AttentionMixerImpl::merge_heads(const at::Tensor& x) {
 at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
   check_input(x, key_padding);
   auto q = split_heads(wq_->forward(x));                          // [B, H, T, D]
+  if (config_.rotary) q = rotary_embedding(q);
   auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, T, D]
+  if (config_.rotary && wk_) k = rotary_embedding(k);
   auto v = split_heads(wv_->forward(x));                          // [B, H, T, D]
   auto o = attend(x, q, k, v, key_padding);                       // [B, H, T, D]
   return wo_->forward(merge_heads(o));                            // [B, T, C]

@@ -114,6 +114,7 @@ const std::vector<OptionSpec>& common_option_specs() {
       {"max_len", OptionKind::kInt, "4096", "longest accepted sequence", {}},
       {"seed", OptionKind::kInt, "0", "seed of the mixer's own random draws", {}},
       {"bias", OptionKind::kBool, "false", "bias in the projections", {}},
+      {"rotary", OptionKind::kBool, "false", "rotary position embedding on q and k", {}},
   };
   return specs;
 }
@@ -144,6 +145,7 @@ void apply_common(MixerConfig& c, const std::string& key, const ResolvedOptions&
   else if (key == "max_len") c.max_len = o.get_int(key);
   else if (key == "seed") c.seed = static_cast<uint64_t>(o.get_int(key));
   else if (key == "bias") c.bias = o.get_bool(key);
+  else if (key == "rotary") c.rotary = o.get_bool(key);
 }
 
 }  // namespace

@@ -30,8 +30,10 @@ void ModelConfig::validate() const {
   TORCH_CHECK(ffn_mult > 0, "model: `ffn_mult` must be > 0, got ", ffn_mult);
   TORCH_CHECK(ffn_chunk >= 0, "model: `ffn_chunk` must be >= 0 (0 = whole sequence), got ", ffn_chunk);
   TORCH_CHECK(dropout >= 0 && dropout < 1, "model: `dropout` must be in [0, 1), got ", dropout);
-  TORCH_CHECK(positions == "learned" || positions == "sinusoidal" || positions == "none",
-              "model: `positions` must be one of learned, sinusoidal, none, got '", positions, "'");
+  TORCH_CHECK(positions == "learned" || positions == "sinusoidal" || positions == "rotary" ||
+                  positions == "none",
+              "model: `positions` must be one of learned, sinusoidal, rotary, none, got '",
+              positions, "'");
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
               "model: `head` must be one of lm, classify, per_position, got '", head, "'");
   TORCH_CHECK(head != "lm" || vocab_size > 0, "model: head `lm` needs token inputs (`vocab_size` > 0)");
@@ -64,6 +66,7 @@ BlockImpl::BlockImpl(const ModelConfig& config, int64_t layer) : config_(config)
   const std::string& name = config.mixers.size() == 1 ? config.mixers[0] : config.mixers[layer];
   MixerConfig mc = config.mixer;
   mc.seed = config.mixer.seed + static_cast<uint64_t>(layer);
+  mc.rotary = mc.rotary || config.positions == "rotary";
   auto it = config.mixer_options.find(name);
   mixer_ = register_module("mixer", make_mixer(name, mc, it == config.mixer_options.end()
                                                             ? std::map<std::string, std::string>{}

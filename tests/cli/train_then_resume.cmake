@@ -12,3 +12,8 @@ if(NOT rc EQUAL 0 OR NOT out MATCHES "resumed from [^\n]*step_00000003 at step 3
    OR NOT out MATCHES "after 5 steps" OR NOT EXISTS ${OUT}/step_00000005/state.json)
   message(FATAL_ERROR "resume failed (${rc}):\n${out}\n${err}")
 endif()
+execute_process(COMMAND ${EXE} eval ${OUT} --split validation --max-batches 2
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT out MATCHES "step_00000005 at step 5 on copy validation: loss [0-9.]+ accuracy")
+  message(FATAL_ERROR "eval failed (${rc}):\n${out}\n${err}")
+endif()

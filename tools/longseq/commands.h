@@ -13,6 +13,7 @@ using Runner = std::function<void()>;
 Runner add_list_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();

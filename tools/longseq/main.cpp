@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
       {"list", longseq::cli::add_list_command(app)},
       {"bench", longseq::cli::add_bench_command(app)},
       {"train", longseq::cli::add_train_command(app)},
+      {"eval", longseq::cli::add_eval_command(app)},
   };
   try {
     app.parse(argc, argv);
