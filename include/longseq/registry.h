@@ -22,6 +22,12 @@ struct OptionSpec {
   std::vector<std::string> choices;  ///< for kString: the accepted values (empty = any)
 };
 
+/// Defaults of `specs` overridden by `given`. An unknown key or a malformed value throws naming
+/// `owner` (a mixer or task), the key and the valid keys. Shared by mixers and tasks.
+std::map<std::string, std::string> resolve_option_values(
+    const std::string& owner, const std::vector<OptionSpec>& specs,
+    const std::map<std::string, std::string>& given);
+
 /// Mechanism options after validation against a mixer's OptionSpecs, defaults filled in.
 class ResolvedOptions {
  public:

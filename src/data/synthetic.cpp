@@ -142,6 +142,14 @@ class Mqar : public GeneratedTask {
   int64_t t_, n_, v_;
 };
 
+// Validation/test sizes of a generated task (its training stream is unbounded).
+void read_split_sizes(const char* task, const ResolvedOptions& o, TaskInfo& info) {
+  info.valid_size = o.get_int("valid_size");
+  info.test_size = o.get_int("test_size");
+  check_range(task, "valid_size", info.valid_size, 1, 1 << 24);
+  check_range(task, "test_size", info.test_size, 1, 1 << 24);
+}
+
 }  // namespace
 
 std::unique_ptr<Task> make_copy_memory(const ResolvedOptions& o, uint64_t seed) {
@@ -155,10 +163,7 @@ std::unique_ptr<Task> make_copy_memory(const ResolvedOptions& o, uint64_t seed) 
   info.seq_len = t + 20;
   info.baseline = 10 * std::log(8.0) / (t + 20);
   info.baseline_text = "no-memory baseline 10*ln(8)/(T+20)";
-  info.valid_size = o.get_int("valid_size");
-  info.test_size = o.get_int("test_size");
-  check_range("copy", "valid_size", info.valid_size, 1, 1 << 24);
-  check_range("copy", "test_size", info.test_size, 1, 1 << 24);
+  read_split_sizes("copy", o, info);
   return std::make_unique<CopyMemory>(t, info, seed);
 }
 
@@ -173,10 +178,7 @@ std::unique_ptr<Task> make_adding(const ResolvedOptions& o, uint64_t seed) {
   info.seq_len = t;
   info.baseline = 1.0 / 6.0;
   info.baseline_text = "predicting 1 gives MSE 1/6 = 0.167";
-  info.valid_size = o.get_int("valid_size");
-  info.test_size = o.get_int("test_size");
-  check_range("adding", "valid_size", info.valid_size, 1, 1 << 24);
-  check_range("adding", "test_size", info.test_size, 1, 1 << 24);
+  read_split_sizes("adding", o, info);
   return std::make_unique<Adding>(t, info, seed);
 }
 
@@ -192,10 +194,7 @@ std::unique_ptr<Task> make_selective_copy(const ResolvedOptions& o, uint64_t see
   info.seq_len = l + n;
   info.baseline = std::log(16.0);
   info.baseline_text = "guessing gives loss ln(16) and accuracy 1/16";
-  info.valid_size = o.get_int("valid_size");
-  info.test_size = o.get_int("test_size");
-  check_range("selective_copy", "valid_size", info.valid_size, 1, 1 << 24);
-  check_range("selective_copy", "test_size", info.test_size, 1, 1 << 24);
+  read_split_sizes("selective_copy", o, info);
   return std::make_unique<SelectiveCopy>(l, n, info, seed);
 }
 
@@ -213,10 +212,7 @@ std::unique_ptr<Task> make_mqar(const ResolvedOptions& o, uint64_t seed) {
   info.seq_len = t;
   info.baseline = std::log(static_cast<double>(v - v / 2));
   info.baseline_text = "guessing a value gives loss ln(V/2)";
-  info.valid_size = o.get_int("valid_size");
-  info.test_size = o.get_int("test_size");
-  check_range("mqar", "valid_size", info.valid_size, 1, 1 << 24);
-  check_range("mqar", "test_size", info.test_size, 1, 1 << 24);
+  read_split_sizes("mqar", o, info);
   return std::make_unique<Mqar>(t, n, v, info, seed);
 }
 

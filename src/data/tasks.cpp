@@ -7,9 +7,6 @@
 
 namespace longseq {
 
-void validate_option_value(const std::string& mixer, const OptionSpec& spec,
-                           const std::string& value);  // util/options.cpp
-
 const char* split_name(Split split) {
   switch (split) {
     case Split::kTrain: return "train";
@@ -108,19 +105,7 @@ std::unique_ptr<Task> make_task(const std::string& name,
     for (const auto& n : task_names()) valid += (valid.empty() ? "" : ", ") + n;
     TORCH_CHECK(false, "unknown task '", name, "'; valid tasks: ", valid);
   }
-  std::map<std::string, std::string> values;
-  for (const auto& o : spec->options) values[o.name] = o.default_value;
-  for (const auto& [key, value] : options) {
-    const OptionSpec* found = nullptr;
-    for (const auto& o : spec->options) found = o.name == key ? &o : found;
-    if (!found) {
-      std::string valid;
-      for (const auto& o : spec->options) valid += (valid.empty() ? "" : ", ") + o.name;
-      TORCH_CHECK(false, name, ": unknown option `", key, "`; valid options: ", valid);
-    }
-    validate_option_value(name, *found, value);
-    values[key] = value;
-  }
+  auto values = resolve_option_values(name, spec->options, options);
   return spec->make(ResolvedOptions(name, values), seed);
 }
 

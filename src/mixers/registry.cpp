@@ -12,9 +12,6 @@
 
 namespace longseq {
 
-void validate_option_value(const std::string& mixer, const OptionSpec& spec,
-                           const std::string& value);  // util/options.cpp
-
 const std::vector<MixerSpec>& mixer_registry() {
   static const std::vector<MixerSpec> table = {
       {"exact",
@@ -153,27 +150,17 @@ void apply_common(MixerConfig& c, const std::string& key, const ResolvedOptions&
 ResolvedOptions resolve_options(const std::string& name, MixerConfig& config,
                                 const std::map<std::string, std::string>& options) {
   const MixerSpec& spec = find_mixer(name);
-  std::map<std::string, std::string> mech;
-  for (const auto& o : spec.options) mech[o.name] = o.default_value;
-  std::map<std::string, std::string> common;
-  for (const auto& [key, value] : options) {
-    const OptionSpec* found = nullptr;
-    bool is_common = false;
-    for (const auto& o : spec.options) found = o.name == key ? &o : found;
-    for (const auto& o : common_option_specs()) {
-      if (!found && o.name == key) found = &o, is_common = true;
-    }
-    if (!found) {
-      std::string valid;
-      for (const auto& o : spec.options) valid += (valid.empty() ? "" : ", ") + o.name;
-      for (const auto& o : common_option_specs()) valid += (valid.empty() ? "" : ", ") + o.name;
-      TORCH_CHECK(false, name, ": unknown option `", key, "`; valid options: ", valid);
-    }
-    validate_option_value(name, *found, value);
-    (is_common ? common : mech)[key] = value;
+  // Mechanism options first, then the common ones: the order the error lists them in.
+  std::vector<OptionSpec> all = spec.options;
+  all.insert(all.end(), common_option_specs().begin(), common_option_specs().end());
+  const auto values = resolve_option_values(name, all, options);
+  // Only common options given explicitly override `config`; their defaults must not.
+  const ResolvedOptions resolved(name, values);
+  for (const auto& o : common_option_specs()) {
+    if (options.count(o.name)) apply_common(config, o.name, resolved);
   }
-  ResolvedOptions common_resolved(name, common);
-  for (const auto& kv : common) apply_common(config, kv.first, common_resolved);
+  std::map<std::string, std::string> mech;
+  for (const auto& o : spec.options) mech[o.name] = values.at(o.name);
   return ResolvedOptions(name, std::move(mech));
 }
 

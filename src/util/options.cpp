@@ -62,8 +62,6 @@ bool parse_int_list(const std::string& s, std::vector<int64_t>& out) {
   return !s.empty() && s.back() != ',';
 }
 
-}  // namespace
-
 void validate_option_value(const std::string& mixer, const OptionSpec& spec,
                            const std::string& value) {
   bool ok = true;
@@ -91,6 +89,27 @@ void validate_option_value(const std::string& mixer, const OptionSpec& spec,
               : spec.kind == OptionKind::kBool  ? "a bool (true/false)"
                                                 : option_kind_name(spec.kind),
               ", got '", value, "'");
+}
+
+}  // namespace
+
+std::map<std::string, std::string> resolve_option_values(
+    const std::string& owner, const std::vector<OptionSpec>& specs,
+    const std::map<std::string, std::string>& given) {
+  std::map<std::string, std::string> values;
+  for (const auto& o : specs) values[o.name] = o.default_value;
+  for (const auto& [key, value] : given) {
+    const OptionSpec* found = nullptr;
+    for (const auto& o : specs) found = o.name == key ? &o : found;
+    if (!found) {
+      std::string valid;
+      for (const auto& o : specs) valid += (valid.empty() ? "" : ", ") + o.name;
+      TORCH_CHECK(false, owner, ": unknown option `", key, "`; valid options: ", valid);
+    }
+    validate_option_value(owner, *found, value);
+    values[key] = value;
+  }
+  return values;
 }
 
 ResolvedOptions::ResolvedOptions(std::string mixer, std::map<std::string, std::string> values)
