@@ -51,6 +51,20 @@ class RedrawSchedule {
     return seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(draw);
   }
 
+  /// While one is alive on this thread, tick() neither counts nor redraws: a forward pass that
+  /// is recomputed (reversible layers in backward) sees the draws of the pass it replays.
+  class ReplayGuard {
+   public:
+    ReplayGuard();
+    ~ReplayGuard();
+    ReplayGuard(const ReplayGuard&) = delete;
+    ReplayGuard& operator=(const ReplayGuard&) = delete;
+
+   private:
+    bool previous_;
+  };
+  static bool replaying();
+
  private:
   int64_t every_;
   at::Tensor state_;

@@ -35,6 +35,10 @@ struct ModelConfig {
   std::string head = "lm";              ///< "lm", "classify" or "per_position"
   int64_t num_outputs = 0;              ///< classes / outputs; lm: defaults to vocab_size
   std::string pooling = "mean";         ///< classify: "mean" over real tokens or "first"
+  /// Reversible residual stack (RevNet coupling as in Reformer): x1 = x2 = embedding,
+  /// y1 = x1 + Mix(x2), y2 = x2 + FFN(y1), output (y1 + y2) / 2. Backward recomputes every
+  /// block's inputs from its outputs, so activation memory does not grow with depth.
+  bool reversible = false;
 
   /// Throws naming the bad field, what was expected and what was given.
   void validate() const;
@@ -57,6 +61,9 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& config, int64_t layer);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_padding = {});
+  /// The two residual branches: dropout(mixer(norm1(x))) and dropout(ffn(norm2(x))).
+  at::Tensor mix(const at::Tensor& x, const at::Tensor& key_padding = {});
+  at::Tensor feed(const at::Tensor& x);
   const SequenceMixer& mixer() const { return mixer_; }
 
  private:
@@ -69,6 +76,15 @@ class BlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Block);
 
+/// The reversible stack of `blocks` on h [B, T, C] (see ModelConfig::reversible). With
+/// `recompute`, autograd keeps only the last (y1, y2); backward walks the blocks in reverse,
+/// recovering x2 = y2 - FFN(y1) and x1 = y1 - Mix(x2) and replaying each branch under the RNG
+/// state and redraw counters it first ran with, so dropout, random features and hashing repeat
+/// exactly. Without `recompute` the same coupling runs through ordinary autograd (the reference
+/// the recomputing path is tested against). The blocks must outlive the backward pass.
+at::Tensor reversible_blocks(std::vector<Block>& blocks, const at::Tensor& h,
+                             const at::Tensor& key_padding, bool recompute = true);
+
 class SequenceModelImpl : public torch::nn::Module {
  public:
   explicit SequenceModelImpl(ModelConfig config);
@@ -77,6 +93,9 @@ class SequenceModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input, const at::Tensor& key_padding = {});
   const ModelConfig& config() const { return config_; }
   const std::vector<Block>& blocks() const { return blocks_; }
+  /// Reversible models only: false runs the coupling through ordinary autograd (keeps every
+  /// block's activations; for tests and debugging). Default true.
+  void set_reversible_recompute(bool on) { reversible_recompute_ = on; }
 
  private:
   at::Tensor embed(const at::Tensor& input);
@@ -89,6 +108,7 @@ class SequenceModelImpl : public torch::nn::Module {
   torch::nn::AnyModule final_norm_;
   torch::nn::Linear out_{nullptr};
   torch::nn::Dropout drop_{nullptr};
+  bool reversible_recompute_ = true;
 };
 TORCH_MODULE(SequenceModel);
 

@@ -26,8 +26,16 @@ void MixerConfig::validate(const std::string& mixer) const {
 RedrawSchedule::RedrawSchedule(int64_t every)
     : every_(every), state_(at::zeros({2}, at::TensorOptions().dtype(at::kLong))) {}
 
+namespace {
+thread_local bool t_replaying = false;
+}  // namespace
+
+RedrawSchedule::ReplayGuard::ReplayGuard() : previous_(t_replaying) { t_replaying = true; }
+RedrawSchedule::ReplayGuard::~ReplayGuard() { t_replaying = previous_; }
+bool RedrawSchedule::replaying() { return t_replaying; }
+
 bool RedrawSchedule::tick(bool training) {
-  if (!training || every_ <= 0) return false;
+  if (!training || every_ <= 0 || t_replaying) return false;
   // item()/fill_() rather than data_ptr: the buffer may have been moved to another dtype/device.
   const int64_t calls = state_[0].item<int64_t>();
   state_[0].fill_(calls + 1);

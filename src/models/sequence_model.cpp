@@ -92,9 +92,15 @@ at::Tensor BlockImpl::ffn(const at::Tensor& x) {
   return at::cat(parts, 1);  // [B, T, C]
 }
 
+at::Tensor BlockImpl::mix(const at::Tensor& x, const at::Tensor& key_padding) {
+  return drop_->forward(mixer_->forward(norm1_.forward(x), key_padding));  // [B, T, C]
+}
+
+at::Tensor BlockImpl::feed(const at::Tensor& x) { return drop_->forward(ffn(x)); }  // [B, T, C]
+
 at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
-  auto h = x + drop_->forward(mixer_->forward(norm1_.forward(x), key_padding));  // [B, T, C]
-  return h + drop_->forward(ffn(h));                                            // [B, T, C]
+  auto h = x + mix(x, key_padding);  // [B, T, C]
+  return h + feed(h);                // [B, T, C]
 }
 
 SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(config)) {
@@ -154,7 +160,11 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input) {
 
 at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor& key_padding) {
   auto h = embed(input);                                             // [B, T, C]
-  for (auto& block : blocks_) h = block->forward(h, key_padding);    // [B, T, C]
+  if (config_.reversible) {
+    h = reversible_blocks(blocks_, h, key_padding, reversible_recompute_);  // [B, T, C]
+  } else {
+    for (auto& block : blocks_) h = block->forward(h, key_padding);  // [B, T, C]
+  }
   h = final_norm_.forward(h);                                        // [B, T, C]
   if (config_.head != "classify") return out_->forward(h);           // [B, T, outputs]
   at::Tensor pooled;

@@ -141,6 +141,7 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
     s.get("dropout", mc.dropout);
     s.get("positions", mc.positions);
     s.get("pooling", mc.pooling);
+    s.get("reversible", mc.reversible);
     s.finish();
   }
   if (const json* t = root.sub("train")) {
@@ -190,7 +191,7 @@ std::string train_config_to_json(const TrainConfig& c) {
                 {"causal", m.mixer.causal}, {"attn_dropout", m.mixer.dropout},
                 {"max_len", m.mixer.max_len}, {"norm", m.norm}, {"ffn_mult", m.ffn_mult},
                 {"ffn_chunk", m.ffn_chunk}, {"dropout", m.dropout}, {"positions", m.positions},
-                {"pooling", m.pooling}};
+                {"pooling", m.pooling}, {"reversible", m.reversible}};
   j["train"] = {{"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulate", c.accumulate},
                 {"lr", c.lr}, {"min_lr_ratio", c.min_lr_ratio}, {"warmup", c.warmup},
                 {"weight_decay", c.weight_decay}, {"beta1", c.beta1}, {"beta2", c.beta2},
