@@ -80,4 +80,19 @@ inline ::testing::AssertionResult gradcheck(
   return ::testing::AssertionSuccess();
 }
 
+/// Passes when f() throws a c10::Error whose message contains `want`.
+template <typename F>
+::testing::AssertionResult throws_with(F&& f, const std::string& want) {
+  try {
+    f();
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    if (msg.find(want) == std::string::npos) {
+      return ::testing::AssertionFailure() << "message lacks \"" << want << "\": " << msg;
+    }
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "no error";
+}
+
 }  // namespace longseq::test

@@ -85,6 +85,10 @@ at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const 
 
 /// Bool [H, T, T] dense mask equivalent to a Longformer pattern (for tests and small T).
 at::Tensor longformer_dense_allowed(const LongformerPattern& pattern, int64_t heads, int64_t t);
+/// Bool [H, Tq, Tk]: which keys at positions `kpos` [Tk] the queries at positions `qpos` [Tq]
+/// (int64) see under the pattern (band, globals, causal); incremental decoding uses it.
+at::Tensor longformer_allowed(const LongformerPattern& pattern, int64_t heads,
+                              const at::Tensor& qpos, const at::Tensor& kpos);
 
 /// FAVOR+ (Performer) with random features `omega` [R, D].
 enum class PerformerKernel { kSoftmax, kRelu };
@@ -102,6 +106,15 @@ at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t 
 at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& omega, const PerformerCoreOptions& opts,
                                const at::Tensor& key_padding = {});
+
+/// Causal FAVOR+ continued one position at a time from a running state: `s` [B, H, R, Dv] =
+/// Σ_j φ(k_j) v_jᵀ, `z` [B, H, R] = Σ_j φ(k_j) and, for the softmax kernel, `m` [B, H], the
+/// running max of the key log-features that both are referenced to (undefined tensors = empty
+/// prefix). q, k [B, H, n, D], v [B, H, n, Dv] -> [B, H, n, Dv]: the rows the causal
+/// performer_attention gives for these positions on the whole sequence. Updates s, z, m.
+at::Tensor performer_causal_step(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const at::Tensor& omega, PerformerKernel kernel, at::Tensor& s,
+                                 at::Tensor& z, at::Tensor& m);
 
 /// Reformer LSH attention with shared QK: keys are the queries normalised to unit length.
 struct ReformerCoreOptions {

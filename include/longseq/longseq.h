@@ -14,4 +14,5 @@
 #include <longseq/tasks.h>
 #include <longseq/train.h>
 #include <longseq/config.h>
+#include <longseq/generate.h>
 #include <longseq/version.h>

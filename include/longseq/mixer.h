@@ -6,6 +6,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -70,12 +71,27 @@ class RedrawSchedule {
   at::Tensor state_;
 };
 
+/// What a mixer carries between incremental calls of a causal sequence (generation): how many
+/// positions it has consumed and its own tensors (a KV cache, running sums, a recurrent state).
+struct DecodeState {
+  int64_t position = 0;
+  std::map<std::string, at::Tensor> tensors;
+};
+
 /// Base of every mixer. `key_padding` is an optional bool [B, T] (true = real token); see
 /// padding_mask_from_lengths() to build it from lengths.
 class SequenceMixerImpl : public torch::nn::Module {
  public:
   explicit SequenceMixerImpl(std::string name, MixerConfig config);
   virtual at::Tensor forward(const at::Tensor& x, const at::Tensor& key_padding = {}) = 0;
+
+  /// Empty when step() can continue a causal sequence from a DecodeState; otherwise why it cannot
+  /// (generation then recomputes the whole prefix with forward()).
+  virtual std::string step_unsupported() const;
+  /// x [B, n, C] holds positions state.position .. state.position + n - 1 of a causal sequence;
+  /// returns [B, n, C], the rows forward() gives for them on the whole sequence, and advances
+  /// `state`. Inference only (no dropout, no redraws). Throws step_unsupported() when non-empty.
+  virtual at::Tensor step(const at::Tensor& x, DecodeState& state);
 
   const MixerConfig& config() const { return config_; }
   const std::string& mixer_name() const { return name_; }
@@ -96,11 +112,17 @@ class AttentionMixerImpl : public SequenceMixerImpl {
   /// `shared_qk`: no key projection; attend() gets k == q (Reformer).
   AttentionMixerImpl(std::string name, MixerConfig config, bool shared_qk = false);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& key_padding = {}) override;
+  /// Projects x (rotary at the state's positions) and hands the new q, k, v to attend_step().
+  at::Tensor step(const at::Tensor& x, DecodeState& state) override;
 
  protected:
   /// q, k, v [B, H, T, D] -> [B, H, T, D]. `x` [B, T, C] for mixers with extra projections.
   virtual at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, const at::Tensor& key_padding) = 0;
+  /// Incremental core: q, k, v [B, H, n, D] of the n new positions -> [B, H, n, D]; keeps what it
+  /// needs in state.tensors (state.position is advanced by the caller afterwards).
+  virtual at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                                 const at::Tensor& v, DecodeState& state);
   /// [B, T, H·D] -> [B, H, T, D]
   at::Tensor split_heads(const at::Tensor& x) const;
   /// [B, H, T, D] -> [B, T, H·D]

@@ -64,6 +64,9 @@ class BlockImpl : public torch::nn::Module {
   /// The two residual branches: dropout(mixer(norm1(x))) and dropout(ffn(norm2(x))).
   at::Tensor mix(const at::Tensor& x, const at::Tensor& key_padding = {});
   at::Tensor feed(const at::Tensor& x);
+  /// Incremental forms for generation (eval): the mixer branch through mixer()->step().
+  at::Tensor mix_step(const at::Tensor& x, DecodeState& state);
+  at::Tensor step(const at::Tensor& x, DecodeState& state);
   const SequenceMixer& mixer() const { return mixer_; }
 
  private:
@@ -85,6 +88,12 @@ TORCH_MODULE(Block);
 at::Tensor reversible_blocks(std::vector<Block>& blocks, const at::Tensor& h,
                              const at::Tensor& key_padding, bool recompute = true);
 
+/// Incremental decoding state of a model: one DecodeState per layer and the next position.
+struct ModelDecodeState {
+  int64_t position = 0;
+  std::vector<DecodeState> layers;
+};
+
 class SequenceModelImpl : public torch::nn::Module {
  public:
   explicit SequenceModelImpl(ModelConfig config);
@@ -93,12 +102,17 @@ class SequenceModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input, const at::Tensor& key_padding = {});
   const ModelConfig& config() const { return config_; }
   const std::vector<Block>& blocks() const { return blocks_; }
+  /// Empty when step() works (causal LM whose every mixer steps); otherwise why not.
+  std::string step_unsupported() const;
+  /// Token ids [B, n] continuing `state` -> logits [B, n, V], equal to the last n rows of
+  /// forward() on the whole sequence so far. Inference only: call in eval mode without grad.
+  at::Tensor step(const at::Tensor& tokens, ModelDecodeState& state);
   /// Reversible models only: false runs the coupling through ordinary autograd (keeps every
   /// block's activations; for tests and debugging). Default true.
   void set_reversible_recompute(bool on) { reversible_recompute_ = on; }
 
  private:
-  at::Tensor embed(const at::Tensor& input);
+  at::Tensor embed(const at::Tensor& input, int64_t offset = 0);
   ModelConfig config_;
   torch::nn::Embedding tok_{nullptr};
   torch::nn::Linear in_proj_{nullptr};

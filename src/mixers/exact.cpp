@@ -12,4 +12,19 @@ at::Tensor ExactAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor&
   return exact_attention(q, k, v, mask, config_.dropout, is_training());  // [B, H, T, D]
 }
 
+std::string ExactAttentionImpl::step_unsupported() const {
+  return config_.causal ? "" : SequenceMixerImpl::step_unsupported();
+}
+
+at::Tensor ExactAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor& q,
+                                           const at::Tensor& k, const at::Tensor& v,
+                                           DecodeState& state) {
+  auto& kc = state.tensors["k"];  // [B, H, S, D], every position so far
+  auto& vc = state.tensors["v"];  // [B, H, S, D]
+  kc = kc.defined() ? at::cat({kc, k}, 2) : k;
+  vc = vc.defined() ? at::cat({vc, v}, 2) : v;
+  // Causal with S > n aligns the n queries with the last n keys.
+  return exact_attention(q, kc, vc, AttentionMask{true, {}});  // [B, H, n, D]
+}
+
 }  // namespace longseq

@@ -1,6 +1,9 @@
 #include <longseq/mixers/longformer.h>
 
+#include <ATen/ATen.h>
+
 #include <algorithm>
+#include <cmath>
 
 namespace longseq {
 
@@ -76,6 +79,58 @@ at::Tensor LongformerImpl::attend(const at::Tensor& x, const at::Tensor& q, cons
   }
   return longformer_attention(q, k, v, pattern, key_padding, qg, kg, vg, config_.dropout,
                               is_training());  // [B, H, T, D]
+}
+
+std::string LongformerImpl::step_unsupported() const {
+  if (!config_.causal) return SequenceMixerImpl::step_unsupported();
+  if (wq_global_ && (options_.global_tokens() > 0 || !options_.global_positions().empty())) {
+    return "longformer with `global_proj` gives global rows their own projections of every key";
+  }
+  return "";
+}
+
+at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor& q,
+                                       const at::Tensor& k, const at::Tensor& v,
+                                       DecodeState& state) {
+  LongformerPattern p;
+  p.window = options_.window();
+  p.dilation = options_.dilation();
+  p.causal = true;
+  if (options_.global_tokens() > 0) {
+    for (int64_t i = 0; i < options_.global_tokens(); ++i) p.global_positions.push_back(i);
+  } else {
+    p.global_positions = options_.global_positions();
+    std::sort(p.global_positions.begin(), p.global_positions.end());
+    p.global_positions.erase(std::unique(p.global_positions.begin(), p.global_positions.end()),
+                             p.global_positions.end());
+  }
+  const int64_t n = q.size(2), end = state.position + n;
+  auto& kc = state.tensors["k"];      // [B, H, S, D]: the keys later queries may still see
+  auto& vc = state.tensors["v"];      // [B, H, S, D]
+  auto& kpos = state.tensors["pos"];  // [S] int64, their positions
+  auto new_pos = at::arange(state.position, end, at::TensorOptions().dtype(at::kLong));
+  kc = kc.defined() ? at::cat({kc, k}, 2) : k;
+  vc = vc.defined() ? at::cat({vc, v}, 2) : v;
+  kpos = kpos.defined() ? at::cat({kpos, new_pos}) : new_pos;
+  auto allowed = longformer_allowed(p, config_.heads, new_pos, kpos).to(q.device());  // [H, n, S]
+  auto scores = at::matmul(q, kc.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(3)));
+  auto probs = masked_softmax(scores, allowed.unsqueeze(0), /*with_lse=*/false).first;  // [B, H, n, S]
+  auto out = at::matmul(probs, vc);                                         // [B, H, n, D]
+  // Later queries t >= end see band keys j >= t - W·dmax and global keys; a global query would
+  // see every key, so nothing is dropped until the last global position has passed.
+  const int64_t last_global = p.global_positions.empty() ? -1 : p.global_positions.back();
+  if (end > last_global + 1) {
+    const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
+    auto keep = kpos >= end - p.window * dmax;                              // [S]
+    for (int64_t g : p.global_positions) keep = keep.logical_or(kpos == g);
+    auto idx = keep.nonzero().view(-1);                                     // [S']
+    if (idx.numel() < kpos.numel()) {
+      kpos = kpos.index_select(0, idx);
+      kc = kc.index_select(2, idx.to(kc.device()));
+      vc = vc.index_select(2, idx.to(vc.device()));
+    }
+  }
+  return out;
 }
 
 }  // namespace longseq

@@ -74,6 +74,22 @@ void SequenceMixerImpl::check_input(const at::Tensor& x, const at::Tensor& key_p
   }
 }
 
+std::string SequenceMixerImpl::step_unsupported() const {
+  if (!config_.causal) return name_ + " is not causal, so a prefix's outputs change as tokens arrive";
+  return name_ + " keeps no incremental state";
+}
+
+at::Tensor SequenceMixerImpl::step(const at::Tensor& /*x*/, DecodeState& /*state*/) {
+  const std::string why = step_unsupported();
+  TORCH_CHECK(false, name_, ": step() is not available: ", why.empty() ? "not implemented" : why);
+}
+
+at::Tensor AttentionMixerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor& /*q*/,
+                                           const at::Tensor& /*k*/, const at::Tensor& /*v*/,
+                                           DecodeState& /*state*/) {
+  TORCH_CHECK(false, name_, ": step() is not available: ", step_unsupported());
+}
+
 AttentionMixerImpl::AttentionMixerImpl(std::string name, MixerConfig config, bool shared_qk)
     : SequenceMixerImpl(std::move(name), config) {
   const int64_t inner = config_.heads * config_.resolved_head_dim();
@@ -105,6 +121,22 @@ at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& ke
   auto v = split_heads(wv_->forward(x));                          // [B, H, T, D]
   auto o = attend(x, q, k, v, key_padding);                       // [B, H, T, D]
   return wo_->forward(merge_heads(o));                            // [B, T, C]
+}
+
+at::Tensor AttentionMixerImpl::step(const at::Tensor& x, DecodeState& state) {
+  const std::string why = step_unsupported();
+  TORCH_CHECK(why.empty(), name_, ": step() is not available: ", why);
+  check_input(x, {});
+  TORCH_CHECK(state.position + x.size(1) <= config_.max_len, name_, ": position ",
+              state.position + x.size(1), " exceeds option `max_len` = ", config_.max_len);
+  auto q = split_heads(wq_->forward(x));                          // [B, H, n, D]
+  if (config_.rotary) q = rotary_embedding(q, state.position);
+  auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, n, D]
+  if (config_.rotary && wk_) k = rotary_embedding(k, state.position);
+  auto v = split_heads(wv_->forward(x));                          // [B, H, n, D]
+  auto o = attend_step(x, q, k, v, state);                        // [B, H, n, D]
+  state.position += x.size(1);
+  return wo_->forward(merge_heads(o));                            // [B, n, C]
 }
 
 }  // namespace longseq

@@ -55,4 +55,15 @@ at::Tensor PerformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, c
   return out;  // [B, H, T, D]
 }
 
+std::string PerformerImpl::step_unsupported() const {
+  return config_.causal ? "" : SequenceMixerImpl::step_unsupported();
+}
+
+at::Tensor PerformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor& q,
+                                      const at::Tensor& k, const at::Tensor& v,
+                                      DecodeState& state) {
+  return performer_causal_step(q, k, v, omega_, core_.kernel, state.tensors["s"],
+                               state.tensors["z"], state.tensors["m"]);  // [B, H, n, D]
+}
+
 }  // namespace longseq

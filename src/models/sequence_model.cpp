@@ -98,6 +98,15 @@ at::Tensor BlockImpl::mix(const at::Tensor& x, const at::Tensor& key_padding) {
 
 at::Tensor BlockImpl::feed(const at::Tensor& x) { return drop_->forward(ffn(x)); }  // [B, T, C]
 
+at::Tensor BlockImpl::mix_step(const at::Tensor& x, DecodeState& state) {
+  return drop_->forward(mixer_->step(norm1_.forward(x), state));  // [B, n, C]
+}
+
+at::Tensor BlockImpl::step(const at::Tensor& x, DecodeState& state) {
+  auto h = x + mix_step(x, state);  // [B, n, C]
+  return h + feed(h);               // [B, n, C]
+}
+
 at::Tensor BlockImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
   auto h = x + mix(x, key_padding);  // [B, T, C]
   return h + feed(h);                // [B, T, C]
@@ -133,7 +142,7 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 }
 
-at::Tensor SequenceModelImpl::embed(const at::Tensor& input) {
+at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset) {
   at::Tensor h;
   if (config_.vocab_size > 0) {
     TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
@@ -151,10 +160,10 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input) {
     h = in_proj_->forward(input.to(in_proj_->weight.scalar_type()));  // [B, T, C]
   }
   const int64_t t = h.size(1);
-  TORCH_CHECK(t <= config_.mixer.max_len, "model: sequence length ", t, " exceeds `max_len` = ",
-              config_.mixer.max_len);
-  if (pos_) h = h + pos_->forward(torch::arange(t, torch::kLong).to(h.device()));  // [B, T, C]
-  if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, 0, t).to(h.scalar_type());  // [B, T, C]
+  TORCH_CHECK(offset + t <= config_.mixer.max_len, "model: sequence length ", offset + t,
+              " exceeds `max_len` = ", config_.mixer.max_len);
+  if (pos_) h = h + pos_->forward(torch::arange(offset, offset + t, torch::kLong).to(h.device()));
+  if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, offset, t).to(h.scalar_type());  // [B, T, C]
   return drop_->forward(h);
 }
 
@@ -177,6 +186,36 @@ at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor&
     pooled = h.mean(1);                                              // [B, C]
   }
   return out_->forward(pooled);                                      // [B, outputs]
+}
+
+std::string SequenceModelImpl::step_unsupported() const {
+  if (config_.head != "lm") return "the model has a `" + config_.head + "` head, not `lm`";
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    const std::string why = blocks_[l]->mixer()->step_unsupported();
+    if (!why.empty()) return "layer " + std::to_string(l) + ": " + why;
+  }
+  return "";
+}
+
+at::Tensor SequenceModelImpl::step(const at::Tensor& tokens, ModelDecodeState& state) {
+  const std::string why = step_unsupported();
+  TORCH_CHECK(why.empty(), "model: step() is not available: ", why);
+  if (state.layers.empty()) state.layers.resize(blocks_.size());
+  TORCH_CHECK(state.layers.size() == blocks_.size(), "model: decode state has ",
+              state.layers.size(), " layers, the model ", blocks_.size());
+  auto h = embed(tokens, state.position);  // [B, n, C]
+  if (config_.reversible) {
+    at::Tensor y1 = h, y2 = h;
+    for (size_t l = 0; l < blocks_.size(); ++l) {
+      y1 = y1 + blocks_[l]->mix_step(y2, state.layers[l]);  // [B, n, C]
+      y2 = y2 + blocks_[l]->feed(y1);                       // [B, n, C]
+    }
+    h = (y1 + y2) * 0.5;
+  } else {
+    for (size_t l = 0; l < blocks_.size(); ++l) h = blocks_[l]->step(h, state.layers[l]);
+  }
+  state.position += tokens.size(1);
+  return out_->forward(final_norm_.forward(h));  // [B, n, V]
 }
 
 }  // namespace longseq

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace longseq {
 namespace {
@@ -56,17 +57,24 @@ at::Tensor band_allowed(const LongformerPattern& p, int64_t heads, const at::Ten
 
 }  // namespace
 
+at::Tensor longformer_allowed(const LongformerPattern& p, int64_t heads, const at::Tensor& qpos,
+                              const at::Tensor& kpos) {
+  check_pattern(p, heads, std::numeric_limits<int64_t>::max());
+  auto allowed = band_allowed(p, heads, qpos, kpos);  // [H, Tq, Tk]
+  if (!p.global_positions.empty()) {
+    auto g = at::tensor(p.global_positions, qpos.options()).view({1, -1});  // [1, G]
+    auto q_global = (qpos.view({-1, 1}) == g).any(1);                       // [Tq]
+    auto k_global = (kpos.view({-1, 1}) == g).any(1);                       // [Tk]
+    allowed = allowed.logical_or(q_global.view({1, -1, 1})).logical_or(k_global.view({1, 1, -1}));
+  }
+  if (p.causal) allowed = allowed.logical_and(kpos.view({1, 1, -1}) <= qpos.view({1, -1, 1}));
+  return allowed;  // [H, Tq, Tk]
+}
+
 at::Tensor longformer_dense_allowed(const LongformerPattern& p, int64_t heads, int64_t t) {
   check_pattern(p, heads, t);
   auto pos = at::arange(t, at::kLong);
-  auto allowed = band_allowed(p, heads, pos, pos);  // [H, T, T]
-  if (!p.global_positions.empty()) {
-    auto g = at::zeros({t}, at::kBool);
-    g.index_fill_(0, at::tensor(p.global_positions, at::kLong), true);
-    allowed = allowed.logical_or(g.view({1, t, 1})).logical_or(g.view({1, 1, t}));
-  }
-  if (p.causal) allowed = allowed.logical_and(at::ones({t, t}, at::kBool).tril());
-  return allowed;
+  return longformer_allowed(p, heads, pos, pos);  // [H, T, T]
 }
 
 at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -87,20 +87,6 @@ std::string bytes_of(std::initializer_list<int> v) {
   return ::testing::AssertionFailure() << "loaded without error";
 }
 
-template <typename F>
-::testing::AssertionResult throws_with(F&& f, const std::string& want) {
-  try {
-    f();
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
-    if (msg.find(want) == std::string::npos) {
-      return ::testing::AssertionFailure() << "message lacks \"" << want << "\": " << msg;
-    }
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure() << "no error";
-}
-
 at::Tensor sample(at::ScalarType type, at::IntArrayRef shape) {
   if (type == at::kBool) return torch::randint(0, 2, shape).to(at::kBool);
   if (at::isFloatingType(type)) return torch::randn(shape, at::kDouble).mul(100).to(type);
@@ -241,28 +227,28 @@ TEST_F(SafetensorsTest, MetadataRoundTrip) {
   EXPECT_EQ(meta, want);
   // An explicit format=pt is fine; another format is refused.
   save_safetensors(p, {}, {{"format", "pt"}});
-  EXPECT_TRUE(throws_with([&] { save_safetensors(p, {}, {{"format", "np"}}); }, "`format`"));
+  EXPECT_TRUE(test::throws_with([&] { save_safetensors(p, {}, {{"format", "np"}}); }, "`format`"));
 }
 
 TEST_F(SafetensorsTest, SaveRejectsBadInput) {
   const auto p = path("bad.safetensors");
-  EXPECT_TRUE(throws_with(
+  EXPECT_TRUE(test::throws_with(
       [&] {
         save_safetensors(p, {{"a", torch::ones(1)}, {"a", torch::ones(1)}});
       },
       "duplicate tensor name `a`"));
-  EXPECT_TRUE(throws_with(
+  EXPECT_TRUE(test::throws_with(
       [&] {
         save_safetensors(p, {{"__metadata__", torch::ones(1)}});
       },
       "reserved"));
-  EXPECT_TRUE(throws_with([&] { save_safetensors(p, {{"u", at::Tensor()}}); }, "undefined"));
-  EXPECT_TRUE(throws_with(
+  EXPECT_TRUE(test::throws_with([&] { save_safetensors(p, {{"u", at::Tensor()}}); }, "undefined"));
+  EXPECT_TRUE(test::throws_with(
       [&] {
         save_safetensors(p, {{"c", torch::ones(2, at::kComplexFloat)}});
       },
       "unsupported dtype"));
-  EXPECT_TRUE(throws_with(
+  EXPECT_TRUE(test::throws_with(
       [&] {
         save_safetensors(p, {{std::string("\xff\xfe"), torch::ones(1)}});
       },
@@ -489,7 +475,7 @@ TEST_F(SafetensorsTest, ModuleMismatchIsRefusedAndLeavesModuleUnchanged) {
   save_module_safetensors(*a, p);
   auto refused = [&](torch::nn::Module& m, const std::string& want) {
     const auto before = state_of(m);
-    auto r = throws_with([&] { load_module_safetensors(m, p); }, want);
+    auto r = test::throws_with([&] { load_module_safetensors(m, p); }, want);
     EXPECT_TRUE(same_state(before, state_of(m))) << "module changed by a refused load";
     return r;
   };
@@ -563,9 +549,9 @@ TEST_F(SafetensorsTest, AtomicWriteReplacesAndCleansUp) {
   EXPECT_FALSE(fs::exists(atomic_temp_path(p)));
   // Errors name the path and the errno text.
   const auto missing = path("no/such/dir/f.bin");
-  EXPECT_TRUE(throws_with([&] { write_file_atomic(missing, std::string("x")); }, missing));
-  EXPECT_TRUE(throws_with([&] { write_file_atomic(missing, std::string("x")); }, "No such file"));
-  EXPECT_TRUE(throws_with([&] { write_file_atomic(dir_, std::string("x")); }, "rename"));
+  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, missing));
+  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, "No such file"));
+  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(dir_, std::string("x")); }, "rename"));
   EXPECT_FALSE(fs::exists(atomic_temp_path(dir_)));
 }
 

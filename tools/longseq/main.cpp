@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       {"bench", longseq::cli::add_bench_command(app)},
       {"train", longseq::cli::add_train_command(app)},
       {"eval", longseq::cli::add_eval_command(app)},
+      {"generate", longseq::cli::add_generate_command(app)},
   };
   try {
     app.parse(argc, argv);

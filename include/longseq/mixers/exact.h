@@ -14,9 +14,14 @@ class ExactAttentionImpl : public AttentionMixerImpl {
  public:
   explicit ExactAttentionImpl(const ExactAttentionOptions& options);
 
+  /// Causal: a KV cache of every position.
+  std::string step_unsupported() const override;
+
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                     const at::Tensor& v, const at::Tensor& key_padding) override;
+  at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                         const at::Tensor& v, DecodeState& state) override;
 };
 TORCH_MODULE(ExactAttention);
 

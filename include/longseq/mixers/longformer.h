@@ -22,9 +22,14 @@ class LongformerImpl : public AttentionMixerImpl {
   explicit LongformerImpl(const LongformerOptions& options);
   const LongformerOptions& options() const { return options_; }
 
+  /// Causal: a KV cache trimmed to the window once past the last global position.
+  std::string step_unsupported() const override;
+
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                     const at::Tensor& v, const at::Tensor& key_padding) override;
+  at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                         const at::Tensor& v, DecodeState& state) override;
 
  private:
   LongformerPattern pattern_for(int64_t t) const;

@@ -24,9 +24,14 @@ class PerformerImpl : public AttentionMixerImpl {
   void redraw_features();
   const at::Tensor& features() const { return omega_; }
 
+  /// Causal: steps with an O(R·D) running state (S = Σ φ(k)vᵀ, z = Σ φ(k), running max).
+  std::string step_unsupported() const override;
+
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                     const at::Tensor& v, const at::Tensor& key_padding) override;
+  at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
+                         const at::Tensor& v, DecodeState& state) override;
 
  private:
   PerformerOptions options_;
