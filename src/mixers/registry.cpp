@@ -5,12 +5,35 @@
 #include <longseq/mixers/linformer.h>
 #include <longseq/mixers/longformer.h>
 #include <longseq/mixers/performer.h>
+#include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
 
 namespace longseq {
+
+namespace {
+
+std::vector<OptionSpec> recurrent_option_specs() {
+  return {{"hidden", OptionKind::kInt, "0", "H, state width per direction; 0 = dim", {}},
+          {"bidirectional", OptionKind::kBool, "false", "add a reverse pass (non-causal only)", {}},
+          {"init", OptionKind::kString, "default", "recurrent weights",
+           {"default", "orthogonal", "identity"}}};
+}
+
+std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make_recurrent(
+    RnnCell cell) {
+  return [cell](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+    return Recurrent(RecurrentOptions(c, cell)
+                         .hidden(o.get_int("hidden"))
+                         .bidirectional(o.get_bool("bidirectional"))
+                         .init(o.get_string("init")))
+        .ptr();
+  };
+}
+
+}  // namespace
 
 const std::vector<MixerSpec>& mixer_registry() {
   static const std::vector<MixerSpec> table = {
@@ -97,6 +120,15 @@ const std::vector<MixerSpec>& mixer_registry() {
                              .redraw(o.get_int("redraw")))
              .ptr();
        }},
+      {"elman", "tanh RNN: h' = tanh(W x + U h + b); fused cell, O(T) sequential steps",
+       recurrent_option_specs(), /*supports_causal=*/true, /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0, make_recurrent(RnnCell::kElman)},
+      {"lstm", "LSTM (i, f, g, o gates, cell state); fused cell, O(T) sequential steps",
+       recurrent_option_specs(), /*supports_causal=*/true, /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0, make_recurrent(RnnCell::kLstm)},
+      {"gru", "GRU (r, z, n gates); fused cell, O(T) sequential steps",
+       recurrent_option_specs(), /*supports_causal=*/true, /*memory_exponent=*/1,
+       /*fused_memory_exponent=*/0, make_recurrent(RnnCell::kGru)},
   };
   return table;
 }

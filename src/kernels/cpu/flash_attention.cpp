@@ -35,11 +35,10 @@
 // only with -fno-trapping-math (set for this folder in CMakeLists.txt).
 // Known limit: backward parallelism is over B·H only, so B·H = 1 runs it on one thread.
 #include "kernels/cpu/flash_attention.h"
+#include "kernels/cpu/blas.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
-#include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -52,42 +51,6 @@ namespace {
 
 constexpr int64_t kBlockQ = 64;   // queries per block
 constexpr int64_t kBlockK = 128;  // keys per block
-
-// C = alpha·op(A)·op(B) + beta·C, row-major.
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
-                 int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-              static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
-}
-
-// Keeps OpenBLAS single-threaded for a scope; see the opening comment.
-class BlasSingleThread {
- public:
-  BlasSingleThread() : blas_prev_(openblas_get_num_threads()), omp_prev_(omp_get_max_threads()) {
-    if (blas_prev_ != 1) {
-      openblas_set_num_threads(1);
-      omp_set_num_threads(omp_prev_);
-    }
-  }
-  ~BlasSingleThread() {
-    if (blas_prev_ != 1) {
-      openblas_set_num_threads(blas_prev_);
-      omp_set_num_threads(omp_prev_);
-    }
-  }
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int blas_prev_, omp_prev_;
-};
 
 // Runtime ISA dispatch for the float row loops (the hot non-GEMM part): GCC emits one clone per
 // listed target and an ifunc resolver picks the best at load time, so the library still runs on

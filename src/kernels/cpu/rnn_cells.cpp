@@ -1,0 +1,201 @@
+// Fused recurrences of the Elman (tanh), LSTM (Hochreiter & Schmidhuber 1997, with the forget
+// gate of Gers et al. 2000) and GRU (Cho et al. 2014) cells, in PyTorch's gate conventions:
+//   elman: h' = tanh(a),             a = xp + W_hh h                   (xp includes both biases)
+//   lstm:  [i f g o] = [σ σ tanh σ](xp + W_hh h);  c' = f⊙c + i⊙g;  h' = o⊙tanh(c')
+//   gru:   r = σ(xp_r + hh_r), z = σ(xp_z + hh_z), n = tanh(xp_n + r⊙hh_n), hh = W_hh h + b_hh;
+//          h' = (1 − z)⊙n + z⊙h
+// The input projections of all steps are one GEMM done by the caller (xp = x W_ihᵀ + b); here
+// each step is one [B, H] × [H, G·H] GEMM (OpenBLAS) plus a fused elementwise cell, forward and
+// backward (BPTT). Backward computes every step's gate gradients dG [T, B, G·H] in reverse order
+// (dh_{t−1} = dG_t W_hh per step) and the recurrent weight gradient once at the end as a single
+// GEMM dW_hh = Σ_t dG_tᵀ h_{t−1} = dGᵀ [G·H, T·B] · Hprev [T·B, H].
+// Variable lengths: where valid[b, t] is false the state passes through unchanged and the output
+// is 0, so with right padding the final state is each sequence's own last state, and a reverse
+// pass starts at each sequence's own end.
+// Time O(T·B·H·G·(H + 1)) forward and about twice that backward; memory (saved for backward):
+// hs [T + 1, B, H], acts [T, B, G·H], plus cs [T + 1, B, H] (lstm) and hn [T, B, H] (gru).
+// Threads: the GEMMs use OpenBLAS's threads; the elementwise cell is a plain loop (B·H·G per step
+// is too small to pay for a parallel region per step).
+#include "kernels/cpu/rnn_cells.h"
+#include "kernels/cpu/blas.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace longseq::cpu {
+namespace {
+
+template <typename scalar_t>
+inline scalar_t sigmoid(scalar_t x) {
+  return scalar_t(1) / (scalar_t(1) + std::exp(-x));
+}
+
+inline int64_t time_of(const RnnParams& p, int64_t s) { return p.reverse ? p.t - 1 - s : s; }
+
+}  // namespace
+
+template <typename scalar_t>
+void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_hh,
+                 const scalar_t* h0, const scalar_t* c0, const bool* valid, scalar_t* out,
+                 scalar_t* hs, scalar_t* cs, scalar_t* acts, scalar_t* hn, const RnnParams& p) {
+  const int64_t B = p.batch, T = p.t, H = p.hidden, G = rnn_gate_count(p.kind), GH = G * H;
+  const bool lstm = p.kind == RnnCellKind::kLstm, gru = p.kind == RnnCellKind::kGru;
+  std::copy(h0, h0 + B * H, hs);
+  if (lstm) std::copy(c0, c0 + B * H, cs);
+  std::vector<scalar_t> rec(B * GH);  // W_hh h (+ b_hh for gru) of this step
+  for (int64_t s = 0; s < T; ++s) {
+    const int64_t t = time_of(p, s);
+    const scalar_t* h = hs + s * B * H;
+    scalar_t* h_new = hs + (s + 1) * B * H;
+    gemm(false, true, B, GH, H, scalar_t(1), h, H, w_hh, H, scalar_t(0), rec.data(), GH);
+    for (int64_t b = 0; b < B; ++b) {
+      const scalar_t* xp = xproj + (b * T + t) * GH;
+      const scalar_t* r = rec.data() + b * GH;
+      const scalar_t* hb = h + b * H;
+      scalar_t* hb_new = h_new + b * H;
+      scalar_t* o = out + (b * T + t) * H;
+      scalar_t* act = acts + (s * B + b) * GH;
+      if (valid && !valid[b * T + t]) {
+        std::copy(hb, hb + H, hb_new);
+        if (lstm) std::copy(cs + s * B * H + b * H, cs + s * B * H + (b + 1) * H, cs + (s + 1) * B * H + b * H);
+        std::fill(o, o + H, scalar_t(0));
+        std::fill(act, act + GH, scalar_t(0));
+        if (gru) std::fill(hn + (s * B + b) * H, hn + (s * B + b + 1) * H, scalar_t(0));
+        continue;
+      }
+      if (p.kind == RnnCellKind::kElman) {
+        for (int64_t j = 0; j < H; ++j) hb_new[j] = std::tanh(xp[j] + r[j]);
+      } else if (lstm) {
+        const scalar_t* c = cs + s * B * H + b * H;
+        scalar_t* c_new = cs + (s + 1) * B * H + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t ig = sigmoid(xp[j] + r[j]);
+          const scalar_t fg = sigmoid(xp[H + j] + r[H + j]);
+          const scalar_t gg = std::tanh(xp[2 * H + j] + r[2 * H + j]);
+          const scalar_t og = sigmoid(xp[3 * H + j] + r[3 * H + j]);
+          act[j] = ig;
+          act[H + j] = fg;
+          act[2 * H + j] = gg;
+          act[3 * H + j] = og;
+          c_new[j] = fg * c[j] + ig * gg;
+          hb_new[j] = og * std::tanh(c_new[j]);
+        }
+      } else {
+        scalar_t* hnb = hn + (s * B + b) * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t hh_n = r[2 * H + j] + b_hh[2 * H + j];
+          const scalar_t rg = sigmoid(xp[j] + r[j] + b_hh[j]);
+          const scalar_t zg = sigmoid(xp[H + j] + r[H + j] + b_hh[H + j]);
+          const scalar_t ng = std::tanh(xp[2 * H + j] + rg * hh_n);
+          act[j] = rg;
+          act[H + j] = zg;
+          act[2 * H + j] = ng;
+          hnb[j] = hh_n;
+          hb_new[j] = (scalar_t(1) - zg) * ng + zg * hb[j];
+        }
+      }
+      std::copy(hb_new, hb_new + H, o);
+    }
+  }
+}
+
+template <typename scalar_t>
+void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, const scalar_t* cs,
+                  const scalar_t* acts, const scalar_t* hn, const scalar_t* dout,
+                  const scalar_t* dh_last, const scalar_t* dc_last, scalar_t* dxproj,
+                  scalar_t* dw_hh, scalar_t* db_hh, scalar_t* dh0, scalar_t* dc0,
+                  const RnnParams& p) {
+  const int64_t B = p.batch, T = p.t, H = p.hidden, G = rnn_gate_count(p.kind), GH = G * H;
+  const bool lstm = p.kind == RnnCellKind::kLstm, gru = p.kind == RnnCellKind::kGru;
+  // dHH [T, B, G·H]: gradient w.r.t. this step's W_hh h (+ b_hh), in processing order.
+  std::vector<scalar_t> dhh(T * B * GH), dh(B * H), dh_next(B * H), dc(B * H), dtot(H);
+  if (dh_last) std::copy(dh_last, dh_last + B * H, dh.begin());
+  if (lstm && dc_last) std::copy(dc_last, dc_last + B * H, dc.begin());
+  for (int64_t s = T - 1; s >= 0; --s) {
+    const int64_t t = time_of(p, s);
+    scalar_t* dg_step = dhh.data() + s * B * GH;
+    for (int64_t b = 0; b < B; ++b) {
+      scalar_t* dx = dxproj + (b * T + t) * GH;
+      scalar_t* dg = dg_step + b * GH;
+      scalar_t* dhb = dh.data() + b * H;
+      if (valid && !valid[b * T + t]) {  // state passed through: gradients pass through too
+        std::fill(dx, dx + GH, scalar_t(0));
+        std::fill(dg, dg + GH, scalar_t(0));
+        continue;
+      }
+      const scalar_t* go = dout ? dout + (b * T + t) * H : nullptr;
+      for (int64_t j = 0; j < H; ++j) dtot[j] = dhb[j] + (go ? go[j] : scalar_t(0));
+      const scalar_t* act = acts + (s * B + b) * GH;
+      const scalar_t* h_new = hs + ((s + 1) * B + b) * H;
+      if (p.kind == RnnCellKind::kElman) {
+        for (int64_t j = 0; j < H; ++j) {
+          dx[j] = dg[j] = dtot[j] * (scalar_t(1) - h_new[j] * h_new[j]);
+        }
+      } else if (lstm) {
+        const scalar_t* c = cs + (s * B + b) * H;
+        const scalar_t* c_new = cs + ((s + 1) * B + b) * H;
+        scalar_t* dcb = dc.data() + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
+          const scalar_t tc = std::tanh(c_new[j]);
+          const scalar_t dct = dcb[j] + dtot[j] * og * (scalar_t(1) - tc * tc);
+          dx[j] = dg[j] = dct * gg * ig * (scalar_t(1) - ig);                       // di
+          dx[H + j] = dg[H + j] = dct * c[j] * fg * (scalar_t(1) - fg);            // df
+          dx[2 * H + j] = dg[2 * H + j] = dct * ig * (scalar_t(1) - gg * gg);      // dg
+          dx[3 * H + j] = dg[3 * H + j] = dtot[j] * tc * og * (scalar_t(1) - og);  // do
+          dcb[j] = dct * fg;                                                        // dc_{t−1}
+        }
+      } else {
+        const scalar_t* hb = hs + (s * B + b) * H;
+        const scalar_t* hnb = hn + (s * B + b) * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t rg = act[j], zg = act[H + j], ng = act[2 * H + j];
+          const scalar_t dn = dtot[j] * (scalar_t(1) - zg) * (scalar_t(1) - ng * ng);  // pre-tanh
+          const scalar_t dz = dtot[j] * (hb[j] - ng) * zg * (scalar_t(1) - zg);
+          const scalar_t dr = dn * hnb[j] * rg * (scalar_t(1) - rg);
+          dx[j] = dg[j] = dr;
+          dx[H + j] = dg[H + j] = dz;
+          dx[2 * H + j] = dn;
+          dg[2 * H + j] = dn * rg;
+        }
+      }
+      // dh_{t−1}: the direct path (gru: z ⊙ dh) here, the W_hh path by the GEMM below.
+      for (int64_t j = 0; j < H; ++j) dhb[j] = gru ? dtot[j] * act[H + j] : scalar_t(0);
+    }
+    // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
+    gemm(false, false, B, H, GH, scalar_t(1), dg_step, GH, w_hh, H, scalar_t(0), dh_next.data(), H);
+    for (int64_t b = 0; b < B; ++b) {
+      if (valid && !valid[b * T + time_of(p, s)]) continue;
+      for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[b * H + j];
+    }
+  }
+  std::copy(dh.begin(), dh.end(), dh0);
+  if (lstm) std::copy(dc.begin(), dc.end(), dc0);
+  // dW_hh = Σ_s dHH_sᵀ h_s: one GEMM over all T·B rows; hs[0 .. T−1] are the step inputs.
+  gemm(true, false, GH, H, T * B, scalar_t(1), dhh.data(), GH, hs, H, scalar_t(0), dw_hh, H);
+  if (gru) {
+    std::fill(db_hh, db_hh + GH, scalar_t(0));
+    for (int64_t r = 0; r < T * B; ++r) {
+      const scalar_t* row = dhh.data() + r * GH;
+      for (int64_t j = 0; j < GH; ++j) db_hh[j] += row[j];
+    }
+  }
+}
+
+#define LONGSEQ_INSTANTIATE_RNN(scalar_t)                                                         \
+  template void rnn_forward<scalar_t>(const scalar_t*, const scalar_t*, const scalar_t*,          \
+                                      const scalar_t*, const scalar_t*, const bool*, scalar_t*,   \
+                                      scalar_t*, scalar_t*, scalar_t*, scalar_t*,                 \
+                                      const RnnParams&);                                          \
+  template void rnn_backward<scalar_t>(const scalar_t*, const bool*, const scalar_t*,             \
+                                       const scalar_t*, const scalar_t*, const scalar_t*,         \
+                                       const scalar_t*, const scalar_t*, const scalar_t*,         \
+                                       scalar_t*, scalar_t*, scalar_t*, scalar_t*, scalar_t*,     \
+                                       const RnnParams&);
+LONGSEQ_INSTANTIATE_RNN(float)
+LONGSEQ_INSTANTIATE_RNN(double)
+#undef LONGSEQ_INSTANTIATE_RNN
+
+}  // namespace longseq::cpu

@@ -1,0 +1,88 @@
+// Classic recurrent mixers (Elman, LSTM, GRU) over the fused recurrence op (ops/rnn.cpp).
+#include <longseq/mixers/recurrent.h>
+
+#include <ATen/ATen.h>
+#include <torch/nn/init.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace longseq {
+
+RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
+    : SequenceMixerImpl(rnn_cell_name(options.cell()), options.common()), options_(options) {
+  const auto& o = options_;
+  TORCH_CHECK(o.hidden() >= 0, name_, ": option `hidden` must be >= 0 (0 = dim), got ", o.hidden());
+  TORCH_CHECK(o.init() == "default" || o.init() == "orthogonal" || o.init() == "identity", name_,
+              ": option `init` must be one of default, orthogonal, identity, got '", o.init(), "'");
+  TORCH_CHECK(!(o.bidirectional() && config_.causal), name_,
+              ": option `bidirectional` reads future tokens, so it cannot be combined with `causal`");
+  hidden_ = o.hidden() > 0 ? o.hidden() : config_.dim;
+  const int64_t H = hidden_, C = config_.dim, G = rnn_gates(o.cell());
+  const double bound = 1.0 / std::sqrt(static_cast<double>(H));
+  const int64_t directions = o.bidirectional() ? 2 : 1;
+  torch::NoGradGuard no_grad;
+  for (int64_t d = 0; d < directions; ++d) {
+    const std::string suffix = d == 0 ? "" : "_reverse";
+    RnnWeights w;
+    w.w_ih = register_parameter("weight_ih" + suffix, torch::empty({G * H, C}).uniform_(-bound, bound));
+    w.w_hh = register_parameter("weight_hh" + suffix, torch::empty({G * H, H}).uniform_(-bound, bound));
+    w.b_ih = register_parameter("bias_ih" + suffix, torch::empty({G * H}).uniform_(-bound, bound));
+    w.b_hh = register_parameter("bias_hh" + suffix, torch::empty({G * H}).uniform_(-bound, bound));
+    for (int64_t g = 0; g < G; ++g) {
+      auto block = w.w_hh.narrow(0, g * H, H);  // [H, H]
+      if (o.init() == "orthogonal") torch::nn::init::orthogonal_(block);
+      if (o.init() == "identity") block.copy_(torch::eye(H));
+    }
+    dirs_.push_back(w);
+  }
+  out_ = register_module("out", torch::nn::Linear(
+                                    torch::nn::LinearOptions(directions * H, C).bias(config_.bias)));
+}
+
+RnnWeights RecurrentImpl::weights(int64_t direction) const { return dirs_.at(direction); }
+
+std::vector<at::Tensor> RecurrentImpl::forward_with_state(const at::Tensor& x,
+                                                          const at::Tensor& key_padding,
+                                                          const at::Tensor& h0,
+                                                          const at::Tensor& c0) {
+  check_input(x, key_padding);
+  const int64_t D = static_cast<int64_t>(dirs_.size()), B = x.size(0), H = hidden_;
+  for (const auto* s : {&h0, &c0}) {
+    TORCH_CHECK(!s->defined() || s->sizes() == at::IntArrayRef({D, B, H}), name_,
+                ": expected initial state of shape [", D, ", ", B, ", ", H, "], got ", s->sizes());
+  }
+  std::vector<at::Tensor> outs, hs, cs;
+  for (int64_t d = 0; d < D; ++d) {
+    auto r = rnn_layer(options_.cell(), x, dirs_[d], h0.defined() ? h0[d] : at::Tensor(),
+                       c0.defined() ? c0[d] : at::Tensor(), key_padding, /*reverse=*/d == 1);
+    outs.push_back(r.out);  // [B, T, H]
+    hs.push_back(r.h);      // [B, H]
+    if (r.c.defined()) cs.push_back(r.c);
+  }
+  auto y = out_->forward(D == 1 ? outs[0] : at::cat(outs, 2));  // [B, T, C]
+  return {y, at::stack(hs), cs.empty() ? at::Tensor() : at::stack(cs)};
+}
+
+at::Tensor RecurrentImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
+  return forward_with_state(x, key_padding, {}, {})[0];  // [B, T, C]
+}
+
+std::string RecurrentImpl::step_unsupported() const {
+  return options_.bidirectional() ? name_ + " is bidirectional: its reverse pass reads the future"
+                                  : "";
+}
+
+at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
+  const std::string why = step_unsupported();
+  TORCH_CHECK(why.empty(), name_, ": step() is not available: ", why);
+  auto& h = state.tensors["h"];  // [1, B, H]
+  auto& c = state.tensors["c"];  // [1, B, H] (lstm)
+  auto r = forward_with_state(x, {}, h, c);
+  h = r[1];
+  c = r[2];
+  state.position += x.size(1);
+  return r[0];  // [B, n, C]
+}
+
+}  // namespace longseq
