@@ -1,0 +1,326 @@
+// Linear-recurrence scans over dim 1 of [B, T, C] inputs (see longseq/scan.h):
+// - linear_scan: h_t = a_t ⊙ h_{t-1} + b_t. Composite path: a loop over T of ATen ops (autograd
+//   by LibTorch; saves O(B·T·C)). Fused CPU kernel (kernels/cpu/scan.h): one pass, sequential in T
+//   and vectorised over channels; backward is the reverse recurrence from the saved output.
+// - log_space_scan: the same recurrence in log space, parallel over T with cumsum and
+//   logcumsumexp (Heinsen 2023); composite only.
+// - selective_scan: Mamba's S6 (Gu & Dao 2023). Composite path: materialises
+//   exp(delta ⊗ A) and delta·Bm·u [B, T, E, N] and loops over T (autograd saves O(B·T·E·N)).
+//   Fused CPU kernel: O(E·N) state per thread forward; backward recomputes the states per block
+//   of channels, so nothing of size [B, T, E, N] exists at any point.
+// linear_scan and selective_scan pick the fused kernel when it covers the call (see use_fused).
+#include <longseq/impl.h>
+#include <longseq/scan.h>
+
+#include "kernels/cpu/scan.h"
+
+#include <ATen/ATen.h>
+#include <torch/autograd.h>
+
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace longseq {
+namespace {
+
+// "[2, 5, 7]"
+std::string shape_str(at::IntArrayRef sizes) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
+  os << ']';
+  return os.str();
+}
+
+// Checks x has the shape named by `dims` ("B", "T", ...) with the known sizes `want` (-1: any),
+// e.g. "selective_scan: expected `A` of shape [E, N] = [7, N], got [8, 4]".
+void check_shape(const char* op, const char* name, const at::Tensor& x,
+                 const std::vector<const char*>& dims, const std::vector<int64_t>& want) {
+  bool ok = x.dim() == static_cast<int64_t>(dims.size());
+  for (size_t i = 0; ok && i < dims.size(); ++i) ok = want[i] < 0 || x.size(i) == want[i];
+  if (ok) return;
+  std::ostringstream sym, val;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    sym << (i ? ", " : "") << dims[i];
+    val << (i ? ", " : "");
+    if (want[i] < 0) {
+      val << dims[i];
+    } else {
+      val << want[i];
+    }
+  }
+  TORCH_CHECK(false, op, ": expected `", name, "` of shape [", sym.str(), "] = [", val.str(),
+              "], got ", shape_str(x.sizes()));
+}
+
+// Same dtype and device as the reference argument `ref` (named ref_name).
+void check_like(const char* op, const char* name, const at::Tensor& x, const char* ref_name,
+                const at::Tensor& ref) {
+  TORCH_CHECK(x.scalar_type() == ref.scalar_type(), op, ": expected `", name, "` of dtype ",
+              ref.scalar_type(), " (as `", ref_name, "`), got ", x.scalar_type());
+  TORCH_CHECK(x.device() == ref.device(), op, ": expected `", name, "` on ", ref.device(),
+              " (as `", ref_name, "`), got ", x.device());
+}
+
+void check_floating(const char* op, const char* name, const at::Tensor& x) {
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": expected a floating-point `", name,
+              "`, got ", x.scalar_type());
+}
+
+bool fused_covers(const at::Tensor& x) {
+  if (default_impl() == Impl::kComposite) return false;
+  if (!x.device().is_cpu()) return false;
+  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+}
+
+// Outputs the selective-scan kernels write are filled with NaN first, always: an element a kernel
+// fails to write then shows up as NaN instead of stale memory. One pass over O(B·T·E) elements
+// against the kernel's O(B·T·E·N) exps. (linear_scan's kernel is memory-bound, so its outputs are
+// plain at::empty; the tests poison them at the kernel level.)
+at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
+  return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
+}
+
+// ---- linear scan -------------------------------------------------------------------------------
+
+void check_linear(const at::Tensor& a, const at::Tensor& b, const at::Tensor& h0) {
+  constexpr const char* op = "linear_scan";
+  TORCH_CHECK(a.dim() == 3, op, ": expected 3-D `a` [B, T, C], got ", a.dim(), "-D");
+  const int64_t B = a.size(0), T = a.size(1), C = a.size(2);
+  check_floating(op, "a", a);
+  check_shape(op, "b", b, {"B", "T", "C"}, {B, T, C});
+  check_like(op, "b", b, "a", a);
+  if (h0.defined()) {
+    check_shape(op, "h0", h0, {"B", "C"}, {B, C});
+    check_like(op, "h0", h0, "a", a);
+  }
+}
+
+cpu::LinearScanParams linear_params(const at::Tensor& a) {
+  cpu::LinearScanParams p;
+  p.batch = a.size(0);
+  p.t = a.size(1);
+  p.channels = a.size(2);
+  return p;
+}
+
+// Inputs a, b, h0 (differentiable; h0 is zeros when the caller gave none, as autograd::Function
+// takes no undefined tensors) and whether h0 was given. Saves a, h0 and the output h.
+struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a_in,
+                            const at::Tensor& b_in, const at::Tensor& h0_in, bool has_h0) {
+    auto a = a_in.contiguous(), b = b_in.contiguous(), h0 = h0_in.contiguous();  // [B, T, C]
+    const auto p = linear_params(a);
+    auto h = at::empty({p.batch, p.t, p.channels}, a.options());  // [B, T, C]
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_forward", [&] {
+      cpu::linear_scan_forward<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
+                                         has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
+                                         h.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({a, h0, h});
+    ctx->saved_data["has_h0"] = has_h0;
+    return h;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &a = saved[0], &h0 = saved[1], &h = saved[2];
+    const bool has_h0 = ctx->saved_data["has_h0"].toBool();
+    const auto p = linear_params(a);
+    auto grad_h = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(h);  // [B, T, C]
+    auto grad_a = at::empty_like(a);                                               // [B, T, C]
+    auto grad_b = at::empty_like(a);                                               // [B, T, C]
+    auto grad_h0 = has_h0 ? at::empty_like(h0) : at::Tensor();                     // [B, C]
+    AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_backward", [&] {
+      cpu::linear_scan_backward<scalar_t>(
+          a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+          has_h0 ? h0.data_ptr<scalar_t>() : nullptr, grad_h.data_ptr<scalar_t>(),
+          grad_a.data_ptr<scalar_t>(), grad_b.data_ptr<scalar_t>(),
+          has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
+    });
+    return {grad_a, grad_b, grad_h0, at::Tensor()};
+  }
+};
+
+// ---- selective scan ----------------------------------------------------------------------------
+
+void check_selective(const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
+                     const at::Tensor& Bm, const at::Tensor& Cm, const at::Tensor& D,
+                     const at::Tensor& h0) {
+  constexpr const char* op = "selective_scan";
+  TORCH_CHECK(u.dim() == 3, op, ": expected 3-D `u` [B, T, E], got ", u.dim(), "-D");
+  const int64_t B = u.size(0), T = u.size(1), E = u.size(2);
+  check_floating(op, "u", u);
+  check_shape(op, "delta", delta, {"B", "T", "E"}, {B, T, E});
+  check_shape(op, "A", A, {"E", "N"}, {E, -1});
+  const int64_t N = A.size(1);
+  check_shape(op, "Bm", Bm, {"B", "T", "N"}, {B, T, N});
+  check_shape(op, "Cm", Cm, {"B", "T", "N"}, {B, T, N});
+  check_like(op, "delta", delta, "u", u);
+  check_like(op, "A", A, "u", u);
+  check_like(op, "Bm", Bm, "u", u);
+  check_like(op, "Cm", Cm, "u", u);
+  if (D.defined()) {
+    check_shape(op, "D", D, {"E"}, {E});
+    check_like(op, "D", D, "u", u);
+  }
+  if (h0.defined()) {
+    check_shape(op, "h0", h0, {"B", "E", "N"}, {B, E, N});
+    check_like(op, "h0", h0, "u", u);
+  }
+}
+
+cpu::SelectiveScanParams selective_params(const at::Tensor& u, const at::Tensor& A) {
+  cpu::SelectiveScanParams p;
+  p.batch = u.size(0);
+  p.t = u.size(1);
+  p.channels = u.size(2);
+  p.state = A.size(1);
+  return p;
+}
+
+// Inputs u, delta, A, Bm, Cm, D, h0 (D and h0 zeros when not given; see LinearScanFunction) and
+// which of D, h0 were given. Outputs y and h_T. Saves the inputs only: backward recomputes states.
+struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFunction> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const at::Tensor& u_in, const at::Tensor& delta_in,
+                                                const at::Tensor& A_in, const at::Tensor& Bm_in,
+                                                const at::Tensor& Cm_in, const at::Tensor& D_in,
+                                                const at::Tensor& h0_in, bool has_D, bool has_h0) {
+    auto u = u_in.contiguous(), delta = delta_in.contiguous();  // [B, T, E]
+    auto A = A_in.contiguous();                                  // [E, N]
+    auto Bm = Bm_in.contiguous(), Cm = Cm_in.contiguous();       // [B, T, N]
+    auto D = D_in.contiguous();                                  // [E]
+    auto h0 = h0_in.contiguous();                                // [B, E, N]
+    const auto p = selective_params(u, A);
+    auto y = empty_poisoned({p.batch, p.t, p.channels}, u.options());           // [B, T, E]
+    auto h_last = empty_poisoned({p.batch, p.channels, p.state}, u.options());  // [B, E, N]
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
+      cpu::selective_scan_forward<scalar_t>(
+          u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),
+          Bm.data_ptr<scalar_t>(), Cm.data_ptr<scalar_t>(),
+          has_D ? D.data_ptr<scalar_t>() : nullptr, has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
+          y.data_ptr<scalar_t>(), h_last.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({u, delta, A, Bm, Cm, D, h0});
+    ctx->saved_data["has_D"] = has_D;
+    ctx->saved_data["has_h0"] = has_h0;
+    return {y, h_last};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const auto &u = s[0], &delta = s[1], &A = s[2], &Bm = s[3], &Cm = s[4], &D = s[5], &h0 = s[6];
+    const bool has_D = ctx->saved_data["has_D"].toBool();
+    const bool has_h0 = ctx->saved_data["has_h0"].toBool();
+    const auto p = selective_params(u, A);
+    auto grad_y = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(u);  // [B, T, E]
+    auto grad_hl = grads[1].defined() ? grads[1].contiguous() : at::Tensor();      // [B, E, N]
+    auto grad_u = empty_poisoned(u.sizes(), u.options());          // [B, T, E]
+    auto grad_delta = empty_poisoned(u.sizes(), u.options());      // [B, T, E]
+    auto grad_A = empty_poisoned(A.sizes(), A.options());          // [E, N]
+    auto grad_Bm = empty_poisoned(Bm.sizes(), Bm.options());       // [B, T, N]
+    auto grad_Cm = empty_poisoned(Cm.sizes(), Cm.options());       // [B, T, N]
+    auto grad_D = has_D ? empty_poisoned(D.sizes(), D.options()) : at::Tensor();      // [E]
+    auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, E, N]
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
+      cpu::selective_scan_backward<scalar_t>(
+          u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),
+          Bm.data_ptr<scalar_t>(), Cm.data_ptr<scalar_t>(),
+          has_D ? D.data_ptr<scalar_t>() : nullptr, has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
+          grad_y.data_ptr<scalar_t>(), grad_hl.defined() ? grad_hl.data_ptr<scalar_t>() : nullptr,
+          grad_u.data_ptr<scalar_t>(), grad_delta.data_ptr<scalar_t>(),
+          grad_A.data_ptr<scalar_t>(), grad_Bm.data_ptr<scalar_t>(), grad_Cm.data_ptr<scalar_t>(),
+          has_D ? grad_D.data_ptr<scalar_t>() : nullptr,
+          has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
+    });
+    return {grad_u, grad_delta, grad_A, grad_Bm, grad_Cm,
+            grad_D, grad_h0, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor linear_scan_composite(const at::Tensor& a, const at::Tensor& b, const at::Tensor& h0) {
+  check_linear(a, b, h0);
+  const int64_t B = a.size(0), T = a.size(1), C = a.size(2);
+  auto h = h0.defined() ? h0 : at::zeros({B, C}, a.options());  // [B, C]
+  if (T == 0) return at::empty({B, 0, C}, a.options());
+  std::vector<at::Tensor> hs;
+  hs.reserve(T);
+  for (int64_t t = 0; t < T; ++t) {
+    h = at::addcmul(b.select(1, t), a.select(1, t), h);  // [B, C]
+    hs.push_back(h);
+  }
+  return at::stack(hs, 1);  // [B, T, C]
+}
+
+at::Tensor linear_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& h0) {
+  check_linear(a, b, h0);
+  if (!fused_covers(a) || a.numel() == 0) return linear_scan_composite(a, b, h0);
+  const auto h0z = h0.defined() ? h0 : at::zeros({a.size(0), a.size(2)}, a.options());  // [B, C]
+  return LinearScanFunction::apply(a, b, h0z, h0.defined());  // [B, T, C]
+}
+
+at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
+                          const at::Tensor& log_h0) {
+  constexpr const char* op = "log_space_scan";
+  TORCH_CHECK(log_a.dim() == 3, op, ": expected 3-D `log_a` [B, T, C], got ", log_a.dim(), "-D");
+  const int64_t B = log_a.size(0), T = log_a.size(1), C = log_a.size(2);
+  check_floating(op, "log_a", log_a);
+  check_shape(op, "log_b", log_b, {"B", "T", "C"}, {B, T, C});
+  check_like(op, "log_b", log_b, "log_a", log_a);
+  // log h_t = a*_t + log Σ_{s<=t} exp(log_b_s − a*_s), a*_t = Σ_{s<=t} log_a_s; with h0, a leading
+  // position 0 holds log_h0 with a*_{-1} = 0 (the minGRU appendix's padded form).
+  auto a_star = at::cumsum(log_a, 1);  // [B, T, C]
+  if (!log_h0.defined()) {
+    return at::exp(a_star + at::logcumsumexp(log_b - a_star, 1));  // [B, T, C]
+  }
+  check_shape(op, "log_h0", log_h0, {"B", "C"}, {B, C});
+  check_like(op, "log_h0", log_h0, "log_a", log_a);
+  auto a_star0 = at::cat({at::zeros({B, 1, C}, log_a.options()), a_star}, 1);  // [B, T+1, C]
+  auto log_values = at::cat({log_h0.unsqueeze(1), log_b}, 1);                  // [B, T+1, C]
+  auto log_h = a_star0 + at::logcumsumexp(log_values - a_star0, 1);           // [B, T+1, C]
+  return at::exp(log_h.narrow(1, 1, T));                                       // [B, T, C]
+}
+
+std::tuple<at::Tensor, at::Tensor> selective_scan_composite(
+    const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A, const at::Tensor& Bm,
+    const at::Tensor& Cm, const at::Tensor& D, const at::Tensor& h0) {
+  check_selective(u, delta, A, Bm, Cm, D, h0);
+  const int64_t B = u.size(0), T = u.size(1), E = u.size(2), N = A.size(1);
+  auto h = h0.defined() ? h0 : at::zeros({B, E, N}, u.options());  // [B, E, N]
+  if (T == 0) return {at::empty({B, 0, E}, u.options()), h.clone()};
+  auto delta_a = at::exp(delta.unsqueeze(-1) * A);                           // [B, T, E, N]
+  auto delta_bu = (delta * u).unsqueeze(-1) * Bm.unsqueeze(2);               // [B, T, E, N]
+  std::vector<at::Tensor> hs;
+  hs.reserve(T);
+  for (int64_t t = 0; t < T; ++t) {
+    h = at::addcmul(delta_bu.select(1, t), delta_a.select(1, t), h);  // [B, E, N]
+    hs.push_back(h);
+  }
+  auto y = at::matmul(at::stack(hs, 1), Cm.unsqueeze(-1)).squeeze(-1);  // [B, T, E]
+  if (D.defined()) y = y + u * D;                                       // [B, T, E]
+  return {y, h};
+}
+
+std::tuple<at::Tensor, at::Tensor> selective_scan(const at::Tensor& u, const at::Tensor& delta,
+                                                  const at::Tensor& A, const at::Tensor& Bm,
+                                                  const at::Tensor& Cm, const at::Tensor& D,
+                                                  const at::Tensor& h0) {
+  check_selective(u, delta, A, Bm, Cm, D, h0);
+  if (!fused_covers(u) || u.numel() == 0 || A.numel() == 0) {
+    return selective_scan_composite(u, delta, A, Bm, Cm, D, h0);
+  }
+  const int64_t B = u.size(0), E = u.size(2), N = A.size(1);
+  const auto Dz = D.defined() ? D : at::zeros({E}, u.options());             // [E]
+  const auto h0z = h0.defined() ? h0 : at::zeros({B, E, N}, u.options());    // [B, E, N]
+  auto out = SelectiveScanFunction::apply(u, delta, A, Bm, Cm, Dz, h0z, D.defined(), h0.defined());
+  return {out[0], out[1]};  // y [B, T, E], h_T [B, E, N]
+}
+
+}  // namespace longseq
