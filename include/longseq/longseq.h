@@ -14,5 +14,6 @@
 #include <longseq/tasks.h>
 #include <longseq/train.h>
 #include <longseq/config.h>
+#include <longseq/diagnose.h>
 #include <longseq/generate.h>
 #include <longseq/version.h>

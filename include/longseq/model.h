@@ -102,6 +102,11 @@ class SequenceModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& input, const at::Tensor& key_padding = {});
   const ModelConfig& config() const { return config_; }
   const std::vector<Block>& blocks() const { return blocks_; }
+  /// forward() that also records the residual stream entering each block and leaving the last
+  /// one (layers + 1 tensors [B, T, C]), with retain_grad() so ∂L/∂x of every layer can be read
+  /// after backward (longseq diagnose). Not for reversible stacks (their streams are recomputed).
+  at::Tensor forward_recorded(const at::Tensor& input, const at::Tensor& key_padding,
+                              std::vector<at::Tensor>& stream);
   /// Empty when step() works (causal LM whose every mixer steps); otherwise why not.
   std::string step_unsupported() const;
   /// Token ids [B, n] continuing `state` -> logits [B, n, V], equal to the last n rows of
@@ -113,6 +118,7 @@ class SequenceModelImpl : public torch::nn::Module {
 
  private:
   at::Tensor embed(const at::Tensor& input, int64_t offset = 0);
+  at::Tensor head_output(const at::Tensor& stream, const at::Tensor& key_padding);
   ModelConfig config_;
   torch::nn::Embedding tok_{nullptr};
   torch::nn::Linear in_proj_{nullptr};

@@ -3,10 +3,13 @@
 // this table.
 #include <longseq/mixers/exact.h>
 #include <longseq/mixers/linformer.h>
+#include <longseq/mixers/lmu.h>
+#include <longseq/mixers/memory.h>
 #include <longseq/mixers/longformer.h>
 #include <longseq/mixers/performer.h>
 #include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
+#include <longseq/mixers/scan_mixers.h>
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
@@ -30,6 +33,12 @@ std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make_re
                          .bidirectional(o.get_bool("bidirectional"))
                          .init(o.get_string("init")))
         .ptr();
+  };
+}
+
+std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make_min_rnn(bool lstm) {
+  return [lstm](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+    return MinRnn(MinRnnOptions(c, lstm).hidden(o.get_int("hidden"))).ptr();
   };
 }
 
@@ -129,6 +138,61 @@ const std::vector<MixerSpec>& mixer_registry() {
       {"gru", "GRU (r, z, n gates); fused cell, O(T) sequential steps",
        recurrent_option_specs(), /*supports_causal=*/true, /*memory_exponent=*/1,
        /*fused_memory_exponent=*/0, make_recurrent(RnnCell::kGru)},
+      {"mingru", "minGRU: h = (1 - z) h + z g(W x), gates from x only; parallel scan, O(T)",
+       {{"hidden", OptionKind::kInt, "0", "H, state width; 0 = dim", {}}},
+       /*supports_causal=*/true, /*memory_exponent=*/1, /*fused_memory_exponent=*/0,
+       make_min_rnn(false)},
+      {"minlstm", "minLSTM: h = f' h + i' g(W x) with normalised f', i'; parallel scan, O(T)",
+       {{"hidden", OptionKind::kInt, "0", "H, state width; 0 = dim", {}}},
+       /*supports_causal=*/true, /*memory_exponent=*/1, /*fused_memory_exponent=*/0,
+       make_min_rnn(true)},
+      {"s6",
+       "selective SSM (Mamba S6): input-dependent step and B, C, diagonal A, causal conv; "
+       "parallel scan, O(T*E*N)",
+       {{"state", OptionKind::kInt, "16", "N, state size per channel", {}},
+        {"expand", OptionKind::kInt, "2", "inner channels E = expand * dim", {}},
+        {"conv", OptionKind::kInt, "4", "causal depthwise convolution width", {}},
+        {"dt_rank", OptionKind::kInt, "0", "rank of the step-size projection; 0 = ceil(dim/16)",
+         {}}},
+       /*supports_causal=*/true, /*memory_exponent=*/1, /*fused_memory_exponent=*/0,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return SelectiveSsm(SelectiveSsmOptions(c)
+                                 .state(o.get_int("state"))
+                                 .expand(o.get_int("expand"))
+                                 .conv(o.get_int("conv"))
+                                 .dt_rank(o.get_int("dt_rank")))
+             .ptr();
+       }},
+      {"lmu",
+       "Legendre Memory Unit: the input history over a window held as Legendre coefficients by a "
+       "fixed LTI system; FFT convolution, O(T log T)",
+       {{"order", OptionKind::kInt, "32", "d, Legendre coefficients per memory channel", {}},
+        {"window", OptionKind::kFloat, "256", "theta, history length in steps", {}},
+        {"channels", OptionKind::kInt, "8", "U, memorised input signals", {}}},
+       /*supports_causal=*/true, /*memory_exponent=*/1, /*fused_memory_exponent=*/0,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Lmu(LmuOptions(c)
+                        .order(o.get_int("order"))
+                        .window(o.get_float("window"))
+                        .channels(o.get_int("channels")))
+             .ptr();
+       }},
+      {"memory",
+       "recurrent controller with an external memory that allocates slots for new content (up to "
+       "max_slots), read by content attention; O(T*slots)",
+       {{"slots", OptionKind::kInt, "4", "initial capacity", {}},
+        {"max_slots", OptionKind::kInt, "64", "largest capacity", {}},
+        {"key_dim", OptionKind::kInt, "32", "width of keys and values", {}},
+        {"threshold", OptionKind::kFloat, "0.5", "allocate when max cosine to the slots is below", {}}},
+       /*supports_causal=*/true, /*memory_exponent=*/1, /*fused_memory_exponent=*/0,
+       [](const MixerConfig& c, const ResolvedOptions& o) -> SequenceMixer {
+         return Memory(MemoryOptions(c)
+                           .slots(o.get_int("slots"))
+                           .max_slots(o.get_int("max_slots"))
+                           .key_dim(o.get_int("key_dim"))
+                           .threshold(o.get_float("threshold")))
+             .ptr();
+       }},
   };
   return table;
 }

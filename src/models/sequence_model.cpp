@@ -174,7 +174,11 @@ at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor&
   } else {
     for (auto& block : blocks_) h = block->forward(h, key_padding);  // [B, T, C]
   }
-  h = final_norm_.forward(h);                                        // [B, T, C]
+  return head_output(h, key_padding);
+}
+
+at::Tensor SequenceModelImpl::head_output(const at::Tensor& stream, const at::Tensor& key_padding) {
+  auto h = final_norm_.forward(stream);                              // [B, T, C]
   if (config_.head != "classify") return out_->forward(h);           // [B, T, outputs]
   at::Tensor pooled;
   if (config_.pooling == "first") {
@@ -186,6 +190,21 @@ at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor&
     pooled = h.mean(1);                                              // [B, C]
   }
   return out_->forward(pooled);                                      // [B, outputs]
+}
+
+at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input, const at::Tensor& key_padding,
+                                               std::vector<at::Tensor>& stream) {
+  TORCH_CHECK(!config_.reversible, "model: forward_recorded() does not support reversible stacks");
+  stream.clear();
+  auto h = embed(input);  // [B, T, C]
+  for (auto& block : blocks_) {
+    if (h.requires_grad()) h.retain_grad();
+    stream.push_back(h);
+    h = block->forward(h, key_padding);  // [B, T, C]
+  }
+  if (h.requires_grad()) h.retain_grad();
+  stream.push_back(h);
+  return head_output(h, key_padding);
 }
 
 std::string SequenceModelImpl::step_unsupported() const {

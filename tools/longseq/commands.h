@@ -15,6 +15,7 @@ Runner add_bench_command(CLI::App& app);
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
+Runner add_diagnose_command(CLI::App& app);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       {"train", longseq::cli::add_train_command(app)},
       {"eval", longseq::cli::add_eval_command(app)},
       {"generate", longseq::cli::add_generate_command(app)},
+      {"diagnose", longseq::cli::add_diagnose_command(app)},
   };
   try {
     app.parse(argc, argv);
