@@ -31,10 +31,12 @@ struct GradientProfile {
 };
 
 /// Runs the model on `batch`, backpropagates the task loss and profiles every layer. Probe steps
-/// default to T/4, T/2, 3T/4. Does not change the parameters (their .grad is zeroed after).
-GradientProfile diagnose_gradients(SequenceModel& model, const TaskInfo& info, const Batch& batch,
+/// default to T/4, T/2, 3T/4. `loss_last` > 0 counts the loss of per-position tasks on the last
+/// `loss_last` positions only, so ∂L/∂x_t at earlier t is purely what travels back through time
+/// (the copy task's recall positions: 10). Does not change the parameters (.grad is zeroed after).
+GradientProfile diagnose_gradients(SequenceModel& model, const TaskInfo& info, Batch batch,
                                    int64_t power_iterations = 20,
-                                   std::vector<int64_t> probe_steps = {});
+                                   std::vector<int64_t> probe_steps = {}, int64_t loss_last = 0);
 
 /// The profile as JSON text.
 std::string gradient_profile_json(const GradientProfile& p);

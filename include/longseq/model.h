@@ -107,10 +107,11 @@ class SequenceModelImpl : public torch::nn::Module {
   /// after backward (longseq diagnose). Not for reversible stacks (their streams are recomputed).
   at::Tensor forward_recorded(const at::Tensor& input, const at::Tensor& key_padding,
                               std::vector<at::Tensor>& stream);
-  /// Empty when step() works (causal LM whose every mixer steps); otherwise why not.
+  /// Empty when step() works (lm or per_position head, every mixer steps); otherwise why not.
   std::string step_unsupported() const;
-  /// Token ids [B, n] continuing `state` -> logits [B, n, V], equal to the last n rows of
-  /// forward() on the whole sequence so far. Inference only: call in eval mode without grad.
+  /// Inputs [B, n] (or [B, n, F]) continuing `state` -> outputs [B, n, ·], equal to the last n
+  /// rows of forward() on the whole sequence so far. Generation calls it in eval mode without
+  /// grad; truncated BPTT in training mode (attention mixers then skip attention dropout).
   at::Tensor step(const at::Tensor& tokens, ModelDecodeState& state);
   /// Reversible models only: false runs the coupling through ordinary autograd (keeps every
   /// block's activations; for tests and debugging). Default true.

@@ -22,6 +22,11 @@ struct TrainConfig {
   int64_t steps = 1000;
   int64_t batch_size = 32;
   int64_t accumulate = 1;     ///< micro-batches per optimizer step
+  /// Truncated backpropagation through time: > 0 runs each training sequence in chunks of this
+  /// many steps through the model's step(), carrying the state (recurrent state, KV caches)
+  /// forward and detaching it between chunks, so gradients reach back at most `tbptt` steps and
+  /// activation memory is that of one chunk. 0 = full BPTT. Per-position/LM tasks without padding.
+  int64_t tbptt = 0;
   double lr = 1e-3;
   double min_lr_ratio = 0.1;  ///< cosine decays to lr · min_lr_ratio
   int64_t warmup = 100;       ///< linear warm-up steps
@@ -95,6 +100,9 @@ class Trainer {
   double lr_at(int64_t step) const;
 
  private:
+  // One truncated-BPTT pass over batch `b` (chunks of config.tbptt); returns its loss (the mean
+  // over counted positions) and backpropagates it times `scale`.
+  double truncated_backward(const Batch& b, double scale, bool* finite);
   TrainConfig config_;
   std::unique_ptr<Task> task_;
   SequenceModel model_{nullptr};

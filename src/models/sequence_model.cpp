@@ -208,7 +208,7 @@ at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input, const at
 }
 
 std::string SequenceModelImpl::step_unsupported() const {
-  if (config_.head != "lm") return "the model has a `" + config_.head + "` head, not `lm`";
+  if (config_.head == "classify") return "the model has a `classify` head (one output per sequence)";
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const std::string why = blocks_[l]->mixer()->step_unsupported();
     if (!why.empty()) return "layer " + std::to_string(l) + ": " + why;

@@ -149,6 +149,7 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
     s.get("steps", c.steps);
     s.get("batch_size", c.batch_size);
     s.get("accumulate", c.accumulate);
+    s.get("tbptt", c.tbptt);
     s.get("lr", c.lr);
     s.get("min_lr_ratio", c.min_lr_ratio);
     s.get("warmup", c.warmup);
@@ -193,6 +194,7 @@ std::string train_config_to_json(const TrainConfig& c) {
                 {"ffn_chunk", m.ffn_chunk}, {"dropout", m.dropout}, {"positions", m.positions},
                 {"pooling", m.pooling}, {"reversible", m.reversible}};
   j["train"] = {{"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulate", c.accumulate},
+                {"tbptt", c.tbptt},
                 {"lr", c.lr}, {"min_lr_ratio", c.min_lr_ratio}, {"warmup", c.warmup},
                 {"weight_decay", c.weight_decay}, {"beta1", c.beta1}, {"beta2", c.beta2},
                 {"clip", c.clip}, {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},

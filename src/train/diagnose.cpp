@@ -121,10 +121,20 @@ double sigma_max_at(Block& block, const at::Tensor& input, int64_t t, int64_t it
 
 }  // namespace
 
-GradientProfile diagnose_gradients(SequenceModel& model, const TaskInfo& info, const Batch& batch,
-                                   int64_t power_iterations, std::vector<int64_t> probe_steps) {
+GradientProfile diagnose_gradients(SequenceModel& model, const TaskInfo& info, Batch batch,
+                                   int64_t power_iterations, std::vector<int64_t> probe_steps,
+                                   int64_t loss_last) {
   TORCH_CHECK(power_iterations >= 0, "diagnose: `power_iterations` must be >= 0, got ",
               power_iterations);
+  TORCH_CHECK(loss_last >= 0, "diagnose: `loss_last` must be >= 0 (0 = every counted position), got ",
+              loss_last);
+  if (loss_last > 0) {
+    TORCH_CHECK(batch.loss_mask.defined(), "diagnose: `loss_last` needs a per-position task; this "
+                                           "task's head is `", info.head, "`");
+    const int64_t T = batch.loss_mask.size(1);
+    batch.loss_mask = batch.loss_mask.clone();
+    if (loss_last < T) batch.loss_mask.narrow(1, 0, T - loss_last).fill_(false);
+  }
   const bool was_training = model->is_training();
   model->eval();  // no dropout: the profile of the function itself
   std::vector<at::Tensor> stream;

@@ -16,6 +16,7 @@ void TrainConfig::validate() const {
   TORCH_CHECK(steps > 0, "train: `steps` must be > 0, got ", steps);
   TORCH_CHECK(batch_size > 0, "train: `batch_size` must be > 0, got ", batch_size);
   TORCH_CHECK(accumulate > 0, "train: `accumulate` must be > 0, got ", accumulate);
+  TORCH_CHECK(tbptt >= 0, "train: `tbptt` must be >= 0 (0 = full backpropagation), got ", tbptt);
   TORCH_CHECK(lr > 0 && std::isfinite(lr), "train: `lr` must be > 0, got ", lr);
   TORCH_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "train: `min_lr_ratio` must be in [0, 1], got ",
               min_lr_ratio);
@@ -104,6 +105,39 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
                   .eps(config_.adam_eps)
                   .weight_decay(config_.weight_decay);
   optimizer_ = std::make_unique<torch::optim::AdamW>(model_->parameters(), opts);
+  if (config_.tbptt > 0) {
+    const std::string why = model_->step_unsupported();
+    TORCH_CHECK(why.empty(), "train: `tbptt` runs the model step by step, which it cannot: ", why);
+  }
+}
+
+double Trainer::truncated_backward(const Batch& b, double scale, bool* finite) {
+  TORCH_CHECK(!b.key_padding.defined(), "train: `tbptt` needs unpadded sequences; task `",
+              config_.task, "` pads its batches");
+  const int64_t T = b.inputs.size(1), k = config_.tbptt;
+  const double total = std::max<int64_t>(1, b.loss_mask.sum().item<int64_t>());
+  ModelDecodeState state;
+  double loss = 0;
+  for (int64_t t0 = 0; t0 < T; t0 += k) {
+    const int64_t n = std::min(k, T - t0);
+    Batch chunk{b.inputs.narrow(1, t0, n), b.targets.narrow(1, t0, n),
+                b.loss_mask.narrow(1, t0, n), {}};
+    auto out = model_->step(chunk.inputs, state);  // [B, n, outputs]
+    auto parts = task_loss(task_->info(), out, chunk);
+    if (parts.count > 0) {
+      auto weighted = parts.loss * (static_cast<double>(parts.count) / total);  // share of the mean
+      const double l = weighted.item<double>();
+      *finite = *finite && std::isfinite(l);
+      loss += l;
+      if (*finite) (weighted * scale).backward();
+    }
+    for (auto& layer : state.layers) {  // the truncation: no gradient into earlier chunks
+      for (auto& kv : layer.tensors) {
+        if (kv.second.defined()) kv.second = kv.second.detach();
+      }
+    }
+  }
+  return loss;
 }
 
 double Trainer::lr_at(int64_t step) const {
@@ -131,12 +165,16 @@ StepStats Trainer::step() {
   bool finite = true;
   for (int64_t micro = 0; micro < config_.accumulate; ++micro) {
     auto b = task_->batch(Split::kTrain, step_ * config_.accumulate + micro, config_.batch_size);
+    tokens += b.inputs.size(0) * b.inputs.size(1);
+    if (config_.tbptt > 0 && b.inputs.size(1) > config_.tbptt) {
+      loss_sum += truncated_backward(b, 1.0 / static_cast<double>(config_.accumulate), &finite);
+      continue;
+    }
     auto out = model_->forward(b.inputs, b.key_padding);
     auto parts = task_loss(task_->info(), out, b);
     const double l = parts.loss.item<double>();
     finite = finite && std::isfinite(l);
     loss_sum += l;
-    tokens += b.inputs.size(0) * b.inputs.size(1);
     if (finite) (parts.loss / static_cast<double>(config_.accumulate)).backward();
   }
   s.loss = loss_sum / config_.accumulate;

@@ -24,6 +24,7 @@ struct DiagnoseArgs {
   std::string split = "validation";
   int64_t batch_size = 8;
   int64_t power_iters = 20;
+  int64_t loss_last = 0;
   std::string out = "diagnose";
   std::string title;
   bool no_plot = false;
@@ -80,7 +81,8 @@ void run_diagnose(const DiagnoseArgs& a) {
   }
   const Split split = a.split == "test" ? Split::kTest : a.split == "validation" ? Split::kValidation : Split::kTrain;
   auto batch = trainer->task().batch(split, 0, a.batch_size);
-  const auto p = diagnose_gradients(trainer->model(), trainer->task().info(), batch, a.power_iters);
+  const auto p = diagnose_gradients(trainer->model(), trainer->task().info(), batch,
+                                    a.power_iters, {}, a.loss_last);
   write_file(a.out + ".json", gradient_profile_json(p));
   const auto& cfg = trainer->config();
   std::string mixers;
@@ -117,6 +119,11 @@ Runner add_diagnose_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch-size", a->batch_size, "sequences in the batch")->capture_default_str();
   cmd->add_option("--power-iters", a->power_iters, "power iterations for sigma_max (0 = skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--loss-last", a->loss_last,
+                  "count the loss on the last N positions only (copy task: 10), so earlier "
+                  "gradients are those carried back through time; 0 = the task's loss")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--out", a->out, "output prefix: PREFIX.json, .dat, .gp, .png")->capture_default_str();
