@@ -1,4 +1,5 @@
 // Classic recurrent mixers (Elman, LSTM, GRU) over the fused recurrence op (ops/rnn.cpp).
+#include <longseq/attention.h>
 #include <longseq/mixers/recurrent.h>
 
 #include <ATen/ATen.h>
@@ -36,8 +37,37 @@ RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
     }
     dirs_.push_back(w);
   }
+  TORCH_CHECK(o.readout() == "none" || o.readout() == "attention", name_,
+              ": option `readout` must be one of none, attention, got '", o.readout(), "'");
+  int64_t features = directions * H;
+  if (o.readout() == "attention") {
+    const int64_t R = std::min<int64_t>(features, 64);  // read-out head width
+    rq_ = register_module("readout_q", torch::nn::Linear(features, R));
+    rk_ = register_module("readout_k", torch::nn::Linear(features, R));
+    rv_ = register_module("readout_v", torch::nn::Linear(features, R));
+    features += R;
+  }
   out_ = register_module("out", torch::nn::Linear(
-                                    torch::nn::LinearOptions(directions * H, C).bias(config_.bias)));
+                                    torch::nn::LinearOptions(features, C).bias(config_.bias)));
+}
+
+at::Tensor RecurrentImpl::read_out(const at::Tensor& states, const at::Tensor& key_padding,
+                                   DecodeState* cache) {
+  if (!rq_) return out_->forward(states);                                  // [B, T, C]
+  auto q = rq_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
+  auto k = rk_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
+  auto v = rv_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
+  const bool causal = !options_.bidirectional();  // a one-way layer reads its past only
+  if (cache) {
+    auto& kc = cache->tensors["rk"];
+    auto& vc = cache->tensors["rv"];
+    kc = kc.defined() ? at::cat({kc, k}, 2) : k;                           // [B, 1, S, R]
+    vc = vc.defined() ? at::cat({vc, v}, 2) : v;
+    k = kc;
+    v = vc;
+  }
+  auto ctx = exact_attention(q, k, v, AttentionMask{causal, key_padding}); // [B, 1, T, R]
+  return out_->forward(at::cat({states, ctx.squeeze(1)}, 2));              // [B, T, C]
 }
 
 RnnWeights RecurrentImpl::weights(int64_t direction) const { return dirs_.at(direction); }
@@ -60,7 +90,7 @@ std::vector<at::Tensor> RecurrentImpl::forward_with_state(const at::Tensor& x,
     hs.push_back(r.h);      // [B, H]
     if (r.c.defined()) cs.push_back(r.c);
   }
-  auto y = out_->forward(D == 1 ? outs[0] : at::cat(outs, 2));  // [B, T, C]
+  auto y = read_out(D == 1 ? outs[0] : at::cat(outs, 2), key_padding, cache_);  // [B, T, C]
   return {y, at::stack(hs), cs.empty() ? at::Tensor() : at::stack(cs)};
 }
 
@@ -78,7 +108,15 @@ at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
   TORCH_CHECK(why.empty(), name_, ": step() is not available: ", why);
   auto& h = state.tensors["h"];  // [1, B, H]
   auto& c = state.tensors["c"];  // [1, B, H] (lstm)
-  auto r = forward_with_state(x, {}, h, c);
+  cache_ = &state;  // the read-out's key/value cache lives in the same state
+  std::vector<at::Tensor> r;
+  try {
+    r = forward_with_state(x, {}, h, c);
+  } catch (...) {
+    cache_ = nullptr;
+    throw;
+  }
+  cache_ = nullptr;
   h = r[1];
   c = r[2];
   state.position += x.size(1);

@@ -22,7 +22,9 @@ std::vector<OptionSpec> recurrent_option_specs() {
   return {{"hidden", OptionKind::kInt, "0", "H, state width per direction; 0 = dim", {}},
           {"bidirectional", OptionKind::kBool, "false", "add a reverse pass (non-causal only)", {}},
           {"init", OptionKind::kString, "default", "recurrent weights",
-           {"default", "orthogonal", "identity"}}};
+           {"default", "orthogonal", "identity"}},
+          {"readout", OptionKind::kString, "none", "attention over the layer's earlier states",
+           {"none", "attention"}}};
 }
 
 std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make_recurrent(
@@ -31,7 +33,8 @@ std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make_re
     return Recurrent(RecurrentOptions(c, cell)
                          .hidden(o.get_int("hidden"))
                          .bidirectional(o.get_bool("bidirectional"))
-                         .init(o.get_string("init")))
+                         .init(o.get_string("init"))
+                         .readout(o.get_string("readout")))
         .ptr();
   };
 }

@@ -18,6 +18,10 @@ struct RecurrentOptions {
   /// Recurrent weights: "default" (PyTorch's U(±1/√H)), "orthogonal" (each gate block of W_hh
   /// orthogonal; Saxe et al. 2014) or "identity" (W_hh blocks = I; Le et al. 2015, IRNN).
   TORCH_ARG(std::string, init) = "default";
+  /// "attention": the output also reads the layer's own earlier states by single-head attention
+  /// (query from h_t, keys/values from h_j, j <= t when causal, all j otherwise): attention over
+  /// the past for a recurrent layer. "none": the states alone.
+  TORCH_ARG(std::string, readout) = "none";
 };
 
 /// Classic recurrent mixer (`elman`, `lstm`, `gru`): the recurrence over norm(x) [B, T, C] then a
@@ -25,7 +29,8 @@ struct RecurrentOptions {
 /// names and layout (weight_ih, weight_hh, bias_ih, bias_hh, + "_reverse"), so they copy to and
 /// from torch::nn::RNN/LSTM/GRU. Key padding freezes the state past each sequence's end.
 /// Unidirectional layers are causal by construction and step() token by token (also in training,
-/// which truncated BPTT uses: state tensors "h" [B, H] and, for lstm, "c").
+/// which truncated BPTT uses: state tensors "h" [B, H] and, for lstm, "c"; with the attention
+/// read-out also the cache "rk", "rv" of earlier states' keys and values).
 class RecurrentImpl : public SequenceMixerImpl {
  public:
   explicit RecurrentImpl(const RecurrentOptions& options);
@@ -43,8 +48,11 @@ class RecurrentImpl : public SequenceMixerImpl {
  private:
   RecurrentOptions options_;
   int64_t hidden_;
+  /// The read-out on hidden states [B, T, D·H] -> [B, T, C]; `cache` carries keys/values (step).
+  at::Tensor read_out(const at::Tensor& states, const at::Tensor& key_padding, DecodeState* cache);
   std::vector<RnnWeights> dirs_;
-  torch::nn::Linear out_{nullptr};
+  torch::nn::Linear out_{nullptr}, rq_{nullptr}, rk_{nullptr}, rv_{nullptr};
+  DecodeState* cache_ = nullptr;  // set during step() only
 };
 TORCH_MODULE(Recurrent);
 
