@@ -13,6 +13,9 @@ std::map<std::string, std::string> small_options(const std::string& name) {
   if (name == "longformer") return {{"window", "4"}, {"global_tokens", "1"}, {"block", "3"}};
   if (name == "performer") return {{"features", "16"}, {"chunk", "4"}};
   if (name == "reformer") return {{"buckets", "4"}, {"n_hashes", "2"}, {"chunk", "4"}};
+  if (name == "memory") return {{"key_dim", "6"}, {"slots", "2"}, {"max_slots", "8"}};
+  if (name == "lmu") return {{"order", "6"}, {"window", "8"}, {"channels", "2"}};
+  if (name == "s6") return {{"state", "4"}};
   return {};
 }
 
