@@ -250,10 +250,13 @@ at::Tensor linear_scan_composite(const at::Tensor& a, const at::Tensor& b, const
   const int64_t B = a.size(0), T = a.size(1), C = a.size(2);
   auto h = h0.defined() ? h0 : at::zeros({B, C}, a.options());  // [B, C]
   if (T == 0) return at::empty({B, 0, C}, a.options());
+  // unbind, not select: select's backward writes a zero-filled [B, T, C] per step (O(T²) in all),
+  // unbind's stacks the T step gradients once.
+  const auto a_t = a.unbind(1), b_t = b.unbind(1);  // T × [B, C]
   std::vector<at::Tensor> hs;
   hs.reserve(T);
   for (int64_t t = 0; t < T; ++t) {
-    h = at::addcmul(b.select(1, t), a.select(1, t), h);  // [B, C]
+    h = at::addcmul(b_t[t], a_t[t], h);  // [B, C]
     hs.push_back(h);
   }
   return at::stack(hs, 1);  // [B, T, C]
@@ -297,10 +300,11 @@ std::tuple<at::Tensor, at::Tensor> selective_scan_composite(
   if (T == 0) return {at::empty({B, 0, E}, u.options()), h.clone()};
   auto delta_a = at::exp(delta.unsqueeze(-1) * A);                           // [B, T, E, N]
   auto delta_bu = (delta * u).unsqueeze(-1) * Bm.unsqueeze(2);               // [B, T, E, N]
+  const auto da_t = delta_a.unbind(1), dbu_t = delta_bu.unbind(1);        // T × [B, E, N]
   std::vector<at::Tensor> hs;
   hs.reserve(T);
   for (int64_t t = 0; t < T; ++t) {
-    h = at::addcmul(delta_bu.select(1, t), delta_a.select(1, t), h);  // [B, E, N]
+    h = at::addcmul(dbu_t[t], da_t[t], h);  // [B, E, N] (unbind: see linear_scan_composite)
     hs.push_back(h);
   }
   auto y = at::matmul(at::stack(hs, 1), Cm.unsqueeze(-1)).squeeze(-1);  // [B, T, E]
