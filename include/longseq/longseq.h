@@ -7,10 +7,16 @@
 #include <longseq/mixers/linformer.h>
 #include <longseq/mixers/longformer.h>
 #include <longseq/mixers/performer.h>
+#include <longseq/mixers/lmu.h>
+#include <longseq/mixers/memory.h>
+#include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
+#include <longseq/mixers/scan_mixers.h>
 #include <longseq/model.h>
 #include <longseq/registry.h>
+#include <longseq/rnn.h>
 #include <longseq/safetensors.h>
+#include <longseq/scan.h>
 #include <longseq/tasks.h>
 #include <longseq/train.h>
 #include <longseq/config.h>

@@ -39,6 +39,11 @@ struct ModelConfig {
   /// y1 = x1 + Mix(x2), y2 = x2 + FFN(y1), output (y1 + y2) / 2. Backward recomputes every
   /// block's inputs from its outputs, so activation memory does not grow with depth.
   bool reversible = false;
+  /// Token shift: each position's embedding also gets W_s · (the previous position's embedding),
+  /// the width-2 causal convolution of RWKV's token shift and H3's shift SSM. It hands every layer
+  /// a previous-token feature, which associative recall (MQAR, induction) otherwise has to build
+  /// with a whole attention layer first.
+  bool token_shift = false;
 
   /// Throws naming the bad field, what was expected and what was given.
   void validate() const;
@@ -92,6 +97,7 @@ at::Tensor reversible_blocks(std::vector<Block>& blocks, const at::Tensor& h,
 struct ModelDecodeState {
   int64_t position = 0;
   std::vector<DecodeState> layers;
+  at::Tensor last_embedding;  ///< [B, 1, C], for token_shift
 };
 
 class SequenceModelImpl : public torch::nn::Module {
@@ -118,12 +124,14 @@ class SequenceModelImpl : public torch::nn::Module {
   void set_reversible_recompute(bool on) { reversible_recompute_ = on; }
 
  private:
-  at::Tensor embed(const at::Tensor& input, int64_t offset = 0);
+  /// `previous` [B, 1, C]: the embedding before position `offset` (token_shift; zeros if undefined).
+  at::Tensor embed(const at::Tensor& input, int64_t offset = 0, at::Tensor* previous = nullptr);
   at::Tensor head_output(const at::Tensor& stream, const at::Tensor& key_padding);
   ModelConfig config_;
   torch::nn::Embedding tok_{nullptr};
   torch::nn::Linear in_proj_{nullptr};
   torch::nn::Embedding pos_{nullptr};
+  torch::nn::Linear shift_{nullptr};
   at::Tensor sinusoid_;  // [max_len, C] buffer when positions == "sinusoidal"
   std::vector<Block> blocks_;
   torch::nn::AnyModule final_norm_;

@@ -139,10 +139,13 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
   register_module("final_norm", final_norm_.ptr());
   const int64_t outputs = config_.num_outputs > 0 ? config_.num_outputs : config_.vocab_size;
   out_ = register_module("out", torch::nn::Linear(c, outputs));
+  if (config_.token_shift) {
+    shift_ = register_module("shift", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
+  }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 }
 
-at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset) {
+at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at::Tensor* previous) {
   at::Tensor h;
   if (config_.vocab_size > 0) {
     TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
@@ -164,6 +167,12 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset) {
               " exceeds `max_len` = ", config_.mixer.max_len);
   if (pos_) h = h + pos_->forward(torch::arange(offset, offset + t, torch::kLong).to(h.device()));
   if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, offset, t).to(h.scalar_type());  // [B, T, C]
+  if (shift_) {
+    at::Tensor before = previous && previous->defined() ? *previous : h.new_zeros({h.size(0), 1, h.size(2)});
+    auto shifted = at::cat({before, h.narrow(1, 0, t - 1)}, 1);  // [B, T, C], position t holds t − 1
+    if (previous) *previous = h.narrow(1, t - 1, 1);
+    h = h + shift_->forward(shifted);                              // [B, T, C]
+  }
   return drop_->forward(h);
 }
 
@@ -222,7 +231,7 @@ at::Tensor SequenceModelImpl::step(const at::Tensor& tokens, ModelDecodeState& s
   if (state.layers.empty()) state.layers.resize(blocks_.size());
   TORCH_CHECK(state.layers.size() == blocks_.size(), "model: decode state has ",
               state.layers.size(), " layers, the model ", blocks_.size());
-  auto h = embed(tokens, state.position);  // [B, n, C]
+  auto h = embed(tokens, state.position, &state.last_embedding);  // [B, n, C]
   if (config_.reversible) {
     at::Tensor y1 = h, y2 = h;
     for (size_t l = 0; l < blocks_.size(); ++l) {

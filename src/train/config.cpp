@@ -142,6 +142,7 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
     s.get("positions", mc.positions);
     s.get("pooling", mc.pooling);
     s.get("reversible", mc.reversible);
+    s.get("token_shift", mc.token_shift);
     s.finish();
   }
   if (const json* t = root.sub("train")) {
@@ -192,7 +193,8 @@ std::string train_config_to_json(const TrainConfig& c) {
                 {"causal", m.mixer.causal}, {"attn_dropout", m.mixer.dropout},
                 {"max_len", m.mixer.max_len}, {"norm", m.norm}, {"ffn_mult", m.ffn_mult},
                 {"ffn_chunk", m.ffn_chunk}, {"dropout", m.dropout}, {"positions", m.positions},
-                {"pooling", m.pooling}, {"reversible", m.reversible}};
+                {"pooling", m.pooling}, {"reversible", m.reversible},
+                {"token_shift", m.token_shift}};
   j["train"] = {{"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulate", c.accumulate},
                 {"tbptt", c.tbptt},
                 {"lr", c.lr}, {"min_lr_ratio", c.min_lr_ratio}, {"warmup", c.warmup},

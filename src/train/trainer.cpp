@@ -131,6 +131,7 @@ double Trainer::truncated_backward(const Batch& b, double scale, bool* finite) {
       loss += l;
       if (*finite) (weighted * scale).backward();
     }
+    if (state.last_embedding.defined()) state.last_embedding = state.last_embedding.detach();
     for (auto& layer : state.layers) {  // the truncation: no gradient into earlier chunks
       for (auto& kv : layer.tensors) {
         if (kv.second.defined()) kv.second = kv.second.detach();

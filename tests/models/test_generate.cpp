@@ -77,6 +77,23 @@ TEST(Generate, StepEqualsForwardForEveryMixerWithIncrementalState) {
   }
 }
 
+TEST(Generate, TokenShiftStepsLikeForwardAndIsCausal) {
+  auto c = lm("exact", "learned");
+  c.token_shift = true;
+  torch::manual_seed(5);
+  SequenceModel m(c);
+  m->to(torch::kDouble);
+  m->eval();
+  torch::NoGradGuard ng;
+  auto tokens = torch::randint(0, 17, {2, 19}, torch::kLong);
+  auto want = m->forward(tokens);
+  EXPECT_TRUE(test::all_close(stepped_logits(m, tokens), want, 1e-9, 1e-10));
+  auto changed = tokens.clone();
+  changed.narrow(1, 10, 9).random_(0, 17);
+  EXPECT_TRUE(test::all_close(m->forward(changed).narrow(1, 0, 10), want.narrow(1, 0, 10), 1e-12, 1e-12));
+  EXPECT_FALSE(test::all_close(m->forward(changed).narrow(1, 10, 1), want.narrow(1, 10, 1), 1e-6, 1e-6));
+}
+
 TEST(Generate, LongformerCacheKeepsOnlyTheWindowAndGlobalKeys) {
   auto c = lm("longformer", "learned");
   c.layers = 1;
