@@ -14,8 +14,11 @@
 // pass starts at each sequence's own end.
 // Time O(T·B·H·G·(H + 1)) forward and about twice that backward; memory (saved for backward):
 // hs [T + 1, B, H], acts [T, B, G·H], plus cs [T + 1, B, H] (lstm) and hn [T, B, H] (gru).
-// Threads: the GEMMs use OpenBLAS's threads; the elementwise cell is a plain loop (B·H·G per step
-// is too small to pay for a parallel region per step).
+// Threads: the per-step GEMMs ([B, H] × [H, G·H], a few MFLOP) run with OpenBLAS pinned to one
+// thread (BlasSingleThread): forking a team per step cost ~5× in wall time under load in
+// bench/bench_rnn.cpp, as the attention kernel found for its block GEMMs. The one large GEMM, dW_hh
+// over all T·B rows, keeps OpenBLAS's threads. The elementwise cell is a plain loop (B·H·G per
+// step is too small to pay for a parallel region per step).
 #include "kernels/cpu/rnn_cells.h"
 #include "kernels/cpu/blas.h"
 
@@ -45,6 +48,7 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
   std::copy(h0, h0 + B * H, hs);
   if (lstm) std::copy(c0, c0 + B * H, cs);
   std::vector<scalar_t> rec(B * GH);  // W_hh h (+ b_hh for gru) of this step
+  BlasSingleThread one_blas_thread;
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_of(p, s);
     const scalar_t* h = hs + s * B * H;
@@ -113,6 +117,8 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   std::vector<scalar_t> dhh(T * B * GH), dh(B * H), dh_next(B * H), dc(B * H), dtot(H);
   if (dh_last) std::copy(dh_last, dh_last + B * H, dh.begin());
   if (lstm && dc_last) std::copy(dc_last, dc_last + B * H, dc.begin());
+  {
+  BlasSingleThread one_blas_thread;
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = time_of(p, s);
     scalar_t* dg_step = dhh.data() + s * B * GH;
@@ -171,6 +177,7 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
       for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[b * H + j];
     }
   }
+  }  // per-step GEMMs done
   std::copy(dh.begin(), dh.end(), dh0);
   if (lstm) std::copy(dc.begin(), dc.end(), dc0);
   // dW_hh = Σ_s dHH_sᵀ h_s: one GEMM over all T·B rows; hs[0 .. T−1] are the step inputs.
