@@ -22,4 +22,14 @@ class MemoryTracker {
 /// Total physical memory of this machine in bytes.
 int64_t physical_memory_bytes();
 
+/// Keeps memory freed by large tensors in the process for the next allocation instead of handing
+/// it back to the OS. glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh
+/// mmap()s and unmaps them on free, so every large temporary (activations of a [8, 4096, 256]
+/// model are 32 MiB each) faults all its pages in again on every training step; measured on this
+/// machine, page faults were ~30% of a minGRU step. On: large blocks come from the heap (no mmap)
+/// and the heap is not trimmed, so the resident size stays at the peak of the run. Returns false
+/// where the C library has no such setting. `longseq` (the CLI) calls it at start-up unless
+/// LONGSEQ_KEEP_FREED_MEMORY=0.
+bool keep_freed_memory();
+
 }  // namespace longseq

@@ -41,36 +41,47 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
   TORCH_CHECK(!h0.defined() || h0.sizes() == at::IntArrayRef({B, H}), name_,
               ": expected initial state of shape [", B, ", ", H, "], got ", h0.sizes());
   auto parts = in_->forward(x).chunk(options_.lstm() ? 3 : 2, 2);  // each [B, T, H]
-  // log a (carry) and log of the gate on h̃, both from x only.
-  at::Tensor log_a, log_in;
-  if (options_.lstm()) {
-    auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
-    log_a = -at::softplus(diff);                                      // log f'
-    log_in = -at::softplus(-diff);                                    // log i'
-  } else {
-    log_a = -at::softplus(parts[0]);                                  // log(1 − z)
-    log_in = -at::softplus(-parts[0]);                                // log z
-  }
   const auto& pre = parts.back();                                     // [B, T, H]
   at::Tensor valid;
   if (key_padding.defined()) valid = key_padding.unsqueeze(-1);       // [B, T, 1]
   at::Tensor h;
   const bool positive_h0 = !h0.defined() || (h0 > 0).all().item<bool>();
   if (default_impl() == Impl::kComposite && positive_h0) {
-    // The paper's log-space parallel scan.
-    auto log_b = log_in + log_g(pre);                                 // [B, T, H]
+    // The paper's log-space parallel scan: log a (carry) and log of the gate on h̃.
+    at::Tensor log_a, log_in;
+    if (options_.lstm()) {
+      auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
+      log_a = -at::softplus(diff);                                      // log f'
+      log_in = -at::softplus(-diff);                                    // log i'
+    } else {
+      log_a = -at::softplus(parts[0]);                                  // log(1 − z)
+      log_in = -at::softplus(-parts[0]);                                // log z
+    }
+    auto log_b = log_in + log_g(pre);                                   // [B, T, H]
     if (valid.defined()) {
       log_a = log_a.masked_fill(valid.logical_not(), 0.0);
       log_b = log_b.masked_fill(valid.logical_not(), kLogZero);
     }
     h = log_space_scan(log_a, log_b, h0.defined() ? h0.log() : at::Tensor());  // [B, T, H]
   } else {
-    auto a = log_a.exp(), b = log_in.exp() * g_positive(pre);         // [B, T, H]
+    // The same recurrence in real space, with as few elementwise passes as possible (each is a
+    // full [B, T, H] read and write; at long T they, not the scan, dominate).
+    at::Tensor a, gate;                                                 // [B, T, H]
+    if (options_.lstm()) {
+      auto f = at::sigmoid(parts[0]), i = at::sigmoid(parts[1]);
+      auto norm = f + i;
+      a = f / norm;                                                     // f'
+      gate = i / norm;                                                  // i'
+    } else {
+      gate = at::sigmoid(parts[0]);                                     // z
+      a = 1 - gate;
+    }
+    auto b = gate * g_positive(pre);                                    // [B, T, H]
     if (valid.defined()) {
       a = a.masked_fill(valid.logical_not(), 1.0);
       b = b.masked_fill(valid.logical_not(), 0.0);
     }
-    h = linear_scan(a, b, h0);                                        // [B, T, H]
+    h = linear_scan(a, b, h0);                                          // [B, T, H]
   }
   auto last = h.select(1, h.size(1) - 1);                             // [B, H]
   return {out_->forward(h), last};

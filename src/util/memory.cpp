@@ -8,9 +8,13 @@
 
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace longseq {
 namespace {
@@ -100,6 +104,18 @@ void MemoryTracker::reset_peak() { g_peak.store(g_current.load()); }
 
 int64_t physical_memory_bytes() {
   return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  // M_MMAP_MAX = 0: no block is served by mmap(), so none is unmapped on free;
+  // M_TRIM_THRESHOLD = max: free() never shrinks the heap back to the OS.
+  const bool no_mmap = mallopt(M_MMAP_MAX, 0) == 1;
+  const bool no_trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  return no_mmap && no_trim;
+#else
+  return false;
+#endif
 }
 
 }  // namespace longseq

@@ -2,11 +2,14 @@
 // `hint: ...` where the fix is obvious, and a non-zero exit.
 #include "commands.h"
 
+#include <longseq/memory.h>
+
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
 #include <torch/version.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
@@ -30,6 +33,9 @@ std::string machine_line() {
 }  // namespace longseq::cli
 
 int main(int argc, char** argv) {
+  // Large temporaries would otherwise fault their pages in on every step (longseq/memory.h).
+  const char* keep = std::getenv("LONGSEQ_KEEP_FREED_MEMORY");
+  if (!keep || std::string(keep) != "0") longseq::keep_freed_memory();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
   app.fallthrough();  // --threads may follow the subcommand too
