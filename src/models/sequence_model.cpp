@@ -22,7 +22,9 @@ void ModelConfig::validate() const {
   for (const auto& m : mixers) find_mixer(m);
   for (const auto& kv : mixer_options) {
     TORCH_CHECK(std::find(mixers.begin(), mixers.end(), kv.first) != mixers.end(),
-                "model: `mixer_options` names mixer '", kv.first, "', which no layer uses");
+                "model: `mixer_options` names mixer '", kv.first,
+                "', which no layer uses (after changing `mixers`, clear it with --set "
+                "'model.mixer_options={}' or set the new mixer's options)");
   }
   mixer.validate("model");
   TORCH_CHECK(norm == "layernorm" || norm == "rmsnorm",
