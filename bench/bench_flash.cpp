@@ -62,10 +62,3 @@ const bool registered = [] {
 }();
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}

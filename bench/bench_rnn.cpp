@@ -6,7 +6,6 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-#include <thread>
 
 namespace {
 
@@ -73,10 +72,3 @@ const bool registered = [] {
 }();
 
 }  // namespace
-
-int main(int argc, char** argv) {
-  at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}

@@ -9,7 +9,6 @@
 #include <torch/torch.h>
 
 #include <string>
-#include <thread>
 
 namespace {
 
@@ -86,22 +85,3 @@ const bool registered = [] {
 }();
 
 }  // namespace
-
-// --threads=N sets the LibTorch / kernel thread count (default: every hardware thread).
-int main(int argc, char** argv) {
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
-  int kept = 1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg.rfind("--threads=", 0) == 0) {
-      threads = std::stoi(arg.substr(10));
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  argc = kept;
-  at::set_num_threads(threads);
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  return 0;
-}

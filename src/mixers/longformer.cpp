@@ -52,7 +52,7 @@ LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
   p.causal = config_.causal;
   p.block = options_.block();
   if (options_.global_tokens() > 0) {
-    TORCH_CHECK(options_.global_tokens() <= t, "longformer: option `global_tokens` (",
+    TORCH_CHECK(t == 0 || options_.global_tokens() <= t, "longformer: option `global_tokens` (",
                 options_.global_tokens(), ") exceeds the sequence length T = ", t);
     for (int64_t i = 0; i < options_.global_tokens(); ++i) p.global_positions.push_back(i);
   } else {
@@ -61,7 +61,7 @@ LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
     p.global_positions.erase(std::unique(p.global_positions.begin(), p.global_positions.end()),
                              p.global_positions.end());
     for (int64_t g : p.global_positions) {
-      TORCH_CHECK(g < t, "longformer: global position ", g, " is outside the sequence of length T = ",
+      TORCH_CHECK(t == 0 || g < t, "longformer: global position ", g, " is outside the sequence of length T = ",
                   t);
     }
   }
@@ -92,18 +92,7 @@ std::string LongformerImpl::step_unsupported() const {
 at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor& q,
                                        const at::Tensor& k, const at::Tensor& v,
                                        DecodeState& state) {
-  LongformerPattern p;
-  p.window = options_.window();
-  p.dilation = options_.dilation();
-  p.causal = true;
-  if (options_.global_tokens() > 0) {
-    for (int64_t i = 0; i < options_.global_tokens(); ++i) p.global_positions.push_back(i);
-  } else {
-    p.global_positions = options_.global_positions();
-    std::sort(p.global_positions.begin(), p.global_positions.end());
-    p.global_positions.erase(std::unique(p.global_positions.begin(), p.global_positions.end()),
-                             p.global_positions.end());
-  }
+  const LongformerPattern p = pattern_for(0);  // causal (step_unsupported says so)
   const int64_t n = q.size(2), end = state.position + n;
   auto& kc = state.tensors["k"];      // [B, H, S, D]: the keys later queries may still see
   auto& vc = state.tensors["v"];      // [B, H, S, D]

@@ -45,8 +45,8 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
   at::Tensor valid;
   if (key_padding.defined()) valid = key_padding.unsqueeze(-1);       // [B, T, 1]
   at::Tensor h;
-  const bool positive_h0 = !h0.defined() || (h0 > 0).all().item<bool>();
-  if (default_impl() == Impl::kComposite && positive_h0) {
+  // The log-space form needs h0 > 0; checked (a device sync) only where it would run.
+  if (default_impl() == Impl::kComposite && (!h0.defined() || (h0 > 0).all().item<bool>())) {
     // The paper's log-space parallel scan: log a (carry) and log of the gate on h̃.
     at::Tensor log_a, log_in;
     if (options_.lstm()) {

@@ -32,6 +32,7 @@ class LongformerImpl : public AttentionMixerImpl {
                          const at::Tensor& v, DecodeState& state) override;
 
  private:
+  /// The pattern for sequences of length t; t = 0: open-ended (incremental decoding), no length checks.
   LongformerPattern pattern_for(int64_t t) const;
   LongformerOptions options_;
   torch::nn::Linear wq_global_{nullptr}, wk_global_{nullptr}, wv_global_{nullptr};

@@ -36,6 +36,7 @@
 // Known limit: backward parallelism is over B·H only, so B·H = 1 runs it on one thread.
 #include "kernels/cpu/flash_attention.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/vec_math.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -51,41 +52,6 @@ namespace {
 
 constexpr int64_t kBlockQ = 64;   // queries per block
 constexpr int64_t kBlockK = 128;  // keys per block
-
-// Runtime ISA dispatch for the float row loops (the hot non-GEMM part): GCC emits one clone per
-// listed target and an ifunc resolver picks the best at load time, so the library still runs on
-// any x86-64 (the "default" clone is baseline SSE2) without ISA flags on the file.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LONGSEQ_ISA_CLONES \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define LONGSEQ_ISA_CLONES
-#endif
-
-// exp(x) for float, branch-free so loops over it vectorise: x = n·ln2 + r (Cody–Waite split of
-// ln2), e^r by the Cephes degree-6 polynomial (rel. error ~1e-7 on |r| <= ln2/2), 2^n built in the
-// exponent bits. Exactly 0 for x < −87 (and −inf), where e^x is below float's normal range.
-__attribute__((always_inline)) inline float exp_fast(float x) {
-  // Ternaries, not std::min/max: those are not inlined into the target clones, which then stay
-  // scalar.
-  const float xhi = x < 88.0f ? x : 88.0f;
-  const float xc = xhi > -87.0f ? xhi : -87.0f;
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);
-  float pow2n;
-  std::memcpy(&pow2n, &bits, sizeof(float));
-  return x < -87.0f ? 0.0f : y * pow2n;
-}
-// float64 is the tests' precision, not a hot path.
-inline double exp_fast(double x) { return std::exp(x); }
 
 // max_c x[c]; eight independent lanes so the compiler vectorises without reassociation flags.
 template <typename scalar_t>

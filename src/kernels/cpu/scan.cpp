@@ -40,6 +40,7 @@
 // baseline) chosen at load time; they vectorise only with -fno-trapping-math (set for this
 // folder). float64 is the tests' precision and runs the baseline build only.
 #include "kernels/cpu/scan.h"
+#include "kernels/cpu/vec_math.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -55,35 +56,6 @@ namespace {
 constexpr int64_t kChunkC = 64;  // linear scan: channels per work item
 constexpr int64_t kLanes = 16;   // selective scan: channels per block (vector lanes)
 constexpr int64_t kMinItems = 16;  // selective scan backward: aim for at least this many items
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LONGSEQ_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define LONGSEQ_ISA_CLONES
-#endif
-#define LONGSEQ_INLINE __attribute__((always_inline)) inline
-
-// exp(x) for float, branch-free so loops over it vectorise (the same as flash_attention.cpp's):
-// x = n·ln2 + r, e^r by the Cephes degree-6 polynomial (rel. error ~1e-7), 2^n in the exponent
-// bits. Exactly 0 for x < −87.
-LONGSEQ_INLINE float exp_fast(float x) {
-  const float xhi = x < 88.0f ? x : 88.0f;
-  const float xc = xhi > -87.0f ? xhi : -87.0f;
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);
-  float pow2n;
-  std::memcpy(&pow2n, &bits, sizeof(float));
-  return x < -87.0f ? 0.0f : y * pow2n;
-}
-LONGSEQ_INLINE double exp_fast(double x) { return std::exp(x); }
 
 // Σ_l x[l] over the kLanes = 16 lanes as a fixed tree (vectorisable, and the same order always).
 template <typename scalar_t>
