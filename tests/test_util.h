@@ -80,6 +80,18 @@ inline ::testing::AssertionResult gradcheck(
   return ::testing::AssertionSuccess();
 }
 
+/// Gradients of sum(f(inputs) ⊙ probe) w.r.t. each input, taken on fresh leaves (in the inputs'
+/// own dtypes; `probe` is cast to the output's).
+inline std::vector<at::Tensor> grads_of(
+    const std::function<at::Tensor(const std::vector<at::Tensor>&)>& f,
+    const std::vector<at::Tensor>& inputs, const at::Tensor& probe) {
+  std::vector<at::Tensor> leaves;
+  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
+  auto out = f(leaves);
+  auto loss = (out * probe.to(out.scalar_type())).sum();
+  return torch::autograd::grad({loss}, leaves, {}, false, false, /*allow_unused=*/true);
+}
+
 /// Passes when f() throws a c10::Error whose message contains `want`.
 template <typename F>
 ::testing::AssertionResult throws_with(F&& f, const std::string& want) {

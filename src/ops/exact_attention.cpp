@@ -10,6 +10,7 @@
 #include <longseq/impl.h>
 
 #include "kernels/cpu/flash_attention.h"
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -19,13 +20,6 @@
 
 namespace longseq {
 namespace {
-
-// Outputs are filled with NaN before the kernel writes them, always: an element the kernel fails
-// to write then shows up as NaN in any test or run instead of stale memory. The fill is one pass
-// over O(T·D) elements against the kernel's O(T·S·D) work (< 1% at T >= 256).
-at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
-  return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
-}
 
 cpu::FlashAttentionParams flash_params(const at::Tensor& q, const at::Tensor& k,
                                        const at::Tensor& v, bool causal, double scale) {
@@ -96,9 +90,7 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
 // causal S < T, which the composite path rejects with its error) runs composite.
 bool use_fused(const at::Tensor& q, const at::Tensor& k, const AttentionMask& mask,
                double dropout_p, bool train) {
-  if (default_impl() == Impl::kComposite) return false;
-  if (!q.device().is_cpu()) return false;
-  if (q.scalar_type() != at::kFloat && q.scalar_type() != at::kDouble) return false;
+  if (!fused_covers(q)) return false;
   if (dropout_p != 0 && train) return false;
   if (mask.causal && k.size(2) < q.size(2)) return false;
   return q.numel() > 0 && k.numel() > 0;

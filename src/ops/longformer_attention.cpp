@@ -1,5 +1,8 @@
-// Longformer attention (Beltagy et al. 2020, "Longformer: The Long-Document Transformer"),
-// composite LibTorch path.
+// Longformer attention (Beltagy et al. 2020, "Longformer: The Long-Document Transformer").
+// Two implementations of the banded rows behind one signature: the fused CPU kernel
+// (kernels/cpu/longformer_attention.h: dilation as strides, block GEMMs, O(T) extra memory, chosen
+// by use_fused below) and the composite LibTorch path described here, the reference and the path
+// for other devices and for dropout.
 //   Query i sees: the band keys i + d·m, m ∈ [-W/2, W/2] (causal: i - d·m, m ∈ [0, W]), d = the
 //   head's dilation; every global key; and, when i itself is global, every key. Causal and key
 //   padding masks apply on top. A global key inside the band is counted once.
@@ -10,8 +13,13 @@
 // Global query rows are recomputed afterwards with full attention (optionally through their own
 // projections q_g, k_g, v_g) in O(B·H·G·T) and overwrite the banded result.
 #include <longseq/attention.h>
+#include <longseq/impl.h>
+
+#include "kernels/cpu/longformer_attention.h"
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -77,21 +85,13 @@ at::Tensor longformer_dense_allowed(const LongformerPattern& p, int64_t heads, i
   return longformer_allowed(p, heads, pos, pos);  // [H, T, T]
 }
 
-at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const LongformerPattern& p, const at::Tensor& key_padding,
-                                const at::Tensor& q_global, const at::Tensor& k_global,
-                                const at::Tensor& v_global, double dropout_p, bool train) {
-  check_qkv("longformer_attention", q, k, v);
+namespace {
+
+// The banded rows (every row; global query rows are overwritten by global_rows), composite path.
+at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const LongformerPattern& p, const at::Tensor& key_padding,
+                            double dropout_p, bool train) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
-  TORCH_CHECK(k.size(2) == T, "longformer_attention: self-attention only, expected S == T = ", T,
-              ", got S = ", k.size(2));
-  check_key_padding("longformer_attention", key_padding, B, T);
-  check_pattern(p, H, T);
-  for (const auto* g : {&q_global, &k_global, &v_global}) {
-    TORCH_CHECK(!g->defined() || g->sizes() == (g == &v_global ? v.sizes() : q.sizes()),
-                "longformer_attention: global projections must match q/k/v shapes, got ",
-                g->sizes());
-  }
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
   const int64_t back = p.causal ? p.window * dmax : (p.window / 2) * dmax;  // keys before i
@@ -155,25 +155,153 @@ at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const 
   if (G > 0) ob = ob + at::matmul(probs.narrow(-1, span, G), vg_cols.unsqueeze(2));
   auto out = ob.reshape({B, H, tp, v.size(3)}).narrow(2, 0, T);          // [B, H, T, Dv]
 
-  if (G > 0) {
-    // Global rows: full attention over every key, through the global projections if given.
-    const auto& qg_src = q_global.defined() ? q_global : q;
-    const auto& kg_src = k_global.defined() ? k_global : k;
-    const auto& vg_src = v_global.defined() ? v_global : v;
-    auto qg = qg_src.index_select(2, gpos);                                 // [B, H, G, D]
-    AttentionMask m{false, key_padding};
-    auto allowed = dense_allowed(m, B, G, T, q.device());                   // [B, 1, 1, T] or undef
-    if (p.causal) {
-      auto cm = at::arange(T, lopts).view({1, 1, 1, T}) <= gpos.view({1, 1, G, 1});  // [1, 1, G, T]
-      allowed = allowed.defined() ? allowed.logical_and(cm) : cm;
-    }
-    auto scores = at::matmul(qg, kg_src.transpose(-2, -1)) * scale;         // [B, H, G, T]
-    auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;                     // [B, H, G, T]
-    if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-    auto og = at::matmul(probs, vg_src);                                    // [B, H, G, Dv]
-    out = out.index_copy(2, gpos, og);                                      // [B, H, T, Dv]
+  return out;  // [B, H, T, Dv]
+}
+
+// Pairs the fused banded kernel's forward and backward. Saves q, k, v, out, lse (no [T, W]
+// tensor); the pattern travels as plain values.
+struct LongformerBandFunction : public torch::autograd::Function<LongformerBandFunction> {
+  static cpu::LongformerParams params(const at::Tensor& q, const at::Tensor& v,
+                                      const LongformerPattern& p,
+                                      const std::vector<int64_t>& dilation) {
+    cpu::LongformerParams kp;
+    kp.batch = q.size(0);
+    kp.heads = q.size(1);
+    kp.t = q.size(2);
+    kp.d = q.size(3);
+    kp.dv = v.size(3);
+    kp.window = p.window;
+    kp.causal = p.causal;
+    kp.dilation = dilation.data();
+    kp.global_pos = p.global_positions.data();
+    kp.n_global = static_cast<int64_t>(p.global_positions.size());
+    kp.block = p.block > 0 ? p.block : 64;
+    kp.scale = 1.0 / std::sqrt(static_cast<double>(kp.d));
+    return kp;
   }
-  return out;
+
+  static std::vector<int64_t> per_head(const LongformerPattern& p, int64_t heads) {
+    return p.dilation.size() == 1 ? std::vector<int64_t>(heads, p.dilation[0]) : p.dilation;
+  }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
+                            const at::Tensor& k_in, const at::Tensor& v_in,
+                            const LongformerPattern& p, const AttentionMask& padding) {
+    // The padding travels in a struct: autograd::Function rejects undefined tensor arguments.
+    auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T, D]
+    const auto& key_padding = padding.key_padding;
+    auto kp = key_padding.defined() ? key_padding.to(at::kCPU).contiguous() : at::Tensor();  // [B, T]
+    const auto dilation = per_head(p, q.size(1));
+    const auto params = LongformerBandFunction::params(q, v, p, dilation);
+    auto out = empty_poisoned({params.batch, params.heads, params.t, params.dv}, q.options());
+    auto lse = empty_poisoned({params.batch, params.heads, params.t}, q.options());  // [B, H, T]
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "longformer_attention_forward", [&] {
+      cpu::longformer_attention_forward<scalar_t>(
+          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+          lse.data_ptr<scalar_t>(), params);
+    });
+    ctx->save_for_backward({q, k, v, out, lse});
+    ctx->saved_data["has_padding"] = kp.defined();
+    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    ctx->saved_data["window"] = p.window;
+    ctx->saved_data["causal"] = p.causal;
+    ctx->saved_data["block"] = p.block;
+    ctx->saved_data["dilation"] = p.dilation;
+    ctx->saved_data["global_positions"] = p.global_positions;
+    return out;  // [B, H, T, Dv]
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    const auto kp = ctx->saved_data["has_padding"].toBool()
+                        ? ctx->saved_data["key_padding"].toTensor()
+                        : at::Tensor();
+    LongformerPattern p;
+    p.window = ctx->saved_data["window"].toInt();
+    p.causal = ctx->saved_data["causal"].toBool();
+    p.block = ctx->saved_data["block"].toInt();
+    p.dilation = ctx->saved_data["dilation"].toIntVector();
+    p.global_positions = ctx->saved_data["global_positions"].toIntVector();
+    const auto dilation = per_head(p, q.size(1));
+    const auto params = LongformerBandFunction::params(q, v, p, dilation);
+    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);  // [B,H,T,Dv]
+    auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
+    auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, T, D]
+    auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, T, Dv]
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "longformer_attention_backward", [&] {
+      cpu::longformer_attention_backward<scalar_t>(
+          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+          lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
+          grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), params);
+    });
+    return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor()};
+  }
+};
+
+// Global query rows: full attention over every key (causal: keys up to the row's position),
+// through the global projections where given. O(B·H·G·T) time and memory.
+at::Tensor global_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const LongformerPattern& p, const at::Tensor& key_padding,
+                       const at::Tensor& q_global, const at::Tensor& k_global,
+                       const at::Tensor& v_global, double dropout_p, bool train) {
+  const int64_t B = q.size(0), T = q.size(2), D = q.size(3);
+  const int64_t G = static_cast<int64_t>(p.global_positions.size());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
+  auto gpos = at::tensor(p.global_positions, lopts);                          // [G]
+  const auto& qg_src = q_global.defined() ? q_global : q;
+  const auto& kg_src = k_global.defined() ? k_global : k;
+  const auto& vg_src = v_global.defined() ? v_global : v;
+  auto qg = qg_src.index_select(2, gpos);                                     // [B, H, G, D]
+  AttentionMask m{false, key_padding};
+  auto allowed = dense_allowed(m, B, G, T, q.device());                       // [B, 1, 1, T] or undef
+  if (p.causal) {
+    auto cm = at::arange(T, lopts).view({1, 1, 1, T}) <= gpos.view({1, 1, G, 1});  // [1, 1, G, T]
+    allowed = allowed.defined() ? allowed.logical_and(cm) : cm;
+  }
+  auto scores = at::matmul(qg, kg_src.transpose(-2, -1)) * scale;             // [B, H, G, T]
+  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;     // [B, H, G, T]
+  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  return at::matmul(probs, vg_src);                                           // [B, H, G, Dv]
+}
+
+// The fused banded kernel covers CPU float/double calls without active dropout.
+bool use_fused(const at::Tensor& q, double dropout_p, bool train) {
+  if (!fused_covers(q)) return false;
+  if (dropout_p != 0 && train) return false;
+  return q.numel() > 0 && q.size(2) > 0;
+}
+
+}  // namespace
+
+at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const LongformerPattern& p, const at::Tensor& key_padding,
+                                const at::Tensor& q_global, const at::Tensor& k_global,
+                                const at::Tensor& v_global, double dropout_p, bool train) {
+  check_qkv("longformer_attention", q, k, v);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
+  TORCH_CHECK(k.size(2) == T, "longformer_attention: self-attention only, expected S == T = ", T,
+              ", got S = ", k.size(2));
+  check_key_padding("longformer_attention", key_padding, B, T);
+  check_pattern(p, H, T);
+  for (const auto* g : {&q_global, &k_global, &v_global}) {
+    TORCH_CHECK(!g->defined() || g->sizes() == (g == &v_global ? v.sizes() : q.sizes()),
+                "longformer_attention: global projections must match q/k/v shapes, got ",
+                g->sizes());
+  }
+  at::Tensor kp;  // [B, T] on q's device
+  if (key_padding.defined()) kp = key_padding.to(q.device(), at::kBool);
+  auto out = use_fused(q, dropout_p, train)
+                 ? LongformerBandFunction::apply(q, k, v, p, AttentionMask{false, kp})
+                 : banded_composite(q, k, v, p, kp, dropout_p, train);  // [B, H, T, Dv]
+  if (p.global_positions.empty()) return out;
+  auto og = global_rows(q, k, v, p, kp, q_global, k_global, v_global, dropout_p, train);
+  auto gpos = at::tensor(p.global_positions, at::TensorOptions().dtype(at::kLong).device(q.device()));
+  return out.index_copy(2, gpos, og);  // [B, H, T, Dv]
 }
 
 }  // namespace longseq

@@ -5,6 +5,7 @@
 #include <longseq/rnn.h>
 
 #include "kernels/cpu/rnn_cells.h"
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -60,10 +61,6 @@ void check_inputs(RnnCell cell, const at::Tensor& x, const RnnWeights& w, const 
                   (valid.scalar_type() == at::kBool && valid.sizes() == at::IntArrayRef({B, T})),
               op, ": expected bool `valid` of shape [", B, ", ", T, "], got ",
               valid.defined() ? valid.sizes() : at::IntArrayRef{});
-}
-
-at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
-  return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
 }
 
 struct RnnFunction : public torch::autograd::Function<RnnFunction> {
@@ -142,9 +139,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
 };
 
 bool use_fused(const at::Tensor& x) {
-  if (default_impl() == Impl::kComposite) return false;
-  if (!x.device().is_cpu()) return false;
-  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
+  if (!fused_covers(x)) return false;
   return x.size(0) > 0 && x.size(1) > 0;
 }
 

@@ -13,6 +13,7 @@
 #include <longseq/scan.h>
 
 #include "kernels/cpu/scan.h"
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -69,19 +70,8 @@ void check_floating(const char* op, const char* name, const at::Tensor& x) {
               "`, got ", x.scalar_type());
 }
 
-bool fused_covers(const at::Tensor& x) {
-  if (default_impl() == Impl::kComposite) return false;
-  if (!x.device().is_cpu()) return false;
-  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
-}
-
-// Outputs the selective-scan kernels write are filled with NaN first, always: an element a kernel
-// fails to write then shows up as NaN instead of stale memory. One pass over O(B·T·E) elements
-// against the kernel's O(B·T·E·N) exps. (linear_scan's kernel is memory-bound, so its outputs are
-// plain at::empty; the tests poison them at the kernel level.)
-at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
-  return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
-}
+// The selective-scan kernels' outputs are poisoned (ops/fused.h). linear_scan's kernel is
+// memory-bound, so its outputs are plain at::empty; the tests poison them at the kernel level.
 
 // ---- linear scan -------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@
 // Known limit: backward parallelism is over B·H only, so B·H = 1 runs it on one thread.
 #include "kernels/cpu/flash_attention.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/row_ops.h"
 #include "kernels/cpu/vec_math.h"
 
 #include <ATen/Parallel.h>
@@ -52,50 +53,6 @@ namespace {
 
 constexpr int64_t kBlockQ = 64;   // queries per block
 constexpr int64_t kBlockK = 128;  // keys per block
-
-// max_c x[c]; eight independent lanes so the compiler vectorises without reassociation flags.
-template <typename scalar_t>
-__attribute__((always_inline)) inline scalar_t row_max_impl(const scalar_t* x, int64_t n) {
-  constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
-  scalar_t acc[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-  int64_t c = 0;
-  for (; c + 8 <= n; c += 8)
-    for (int u = 0; u < 8; ++u) acc[u] = acc[u] < x[c + u] ? x[c + u] : acc[u];
-  scalar_t mx = kNegInf;
-  for (int u = 0; u < 8; ++u) mx = mx < acc[u] ? acc[u] : mx;
-  for (; c < n; ++c) mx = mx < x[c] ? x[c] : mx;  // scalar tail
-  return mx;
-}
-
-// x[c] ← exp(x[c] − m); returns Σ_c x[c].
-template <typename scalar_t>
-__attribute__((always_inline)) inline scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
-  for (int64_t c = 0; c < n; ++c) x[c] = exp_fast(x[c] - m);
-  scalar_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t c = 0;
-  for (; c + 8 <= n; c += 8)
-    for (int u = 0; u < 8; ++u) acc[u] += x[c + u];
-  scalar_t sum = 0;
-  for (int u = 0; u < 8; ++u) sum += acc[u];
-  for (; c < n; ++c) sum += x[c];  // scalar tail
-  return sum;
-}
-
-// ds[c] ← p[c] · (ds[c] − d_i)   (dS = P ⊙ (dP − D_i))
-template <typename scalar_t>
-__attribute__((always_inline)) inline void ds_row_impl(const scalar_t* p, scalar_t* ds, int64_t n,
-                                                       scalar_t d_i) {
-  for (int64_t c = 0; c < n; ++c) ds[c] = p[c] * (ds[c] - d_i);
-}
-
-double row_max(const double* x, int64_t n) { return row_max_impl(x, n); }
-double exp_row(double* x, int64_t n, double m) { return exp_row_impl(x, n, m); }
-void ds_row(const double* p, double* ds, int64_t n, double d_i) { ds_row_impl(p, ds, n, d_i); }
-LONGSEQ_ISA_CLONES float row_max(const float* x, int64_t n) { return row_max_impl(x, n); }
-LONGSEQ_ISA_CLONES float exp_row(float* x, int64_t n, float m) { return exp_row_impl(x, n, m); }
-LONGSEQ_ISA_CLONES void ds_row(const float* p, float* ds, int64_t n, float d_i) {
-  ds_row_impl(p, ds, n, d_i);
-}
 
 // Sets the scores of row r (query i = i0 + r) of a block starting at key j0 that the query may not
 // see to −inf: keys past the causal limit j <= i + off, and padded keys.
@@ -152,10 +109,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
           const scalar_t sum = exp_row(srow, bc, m_new);
           l[r] = l[r] * alpha + sum;
           m[r] = m_new;
-          if (alpha != scalar_t(1)) {
-            scalar_t* arow = acc.data() + r * Dv;
-            for (int64_t c = 0; c < Dv; ++c) arow[c] *= alpha;
-          }
+          if (alpha != scalar_t(1)) scale_row(acc.data() + r * Dv, Dv, alpha);
         }
         // O += P V_j   [br, Dv]
         gemm(false, false, br, Dv, bc, scalar_t(1), sbuf.data(), bc, vb + j0 * Dv, Dv, scalar_t(1),
@@ -201,11 +155,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
       scalar_t* dv = grad_v + bh * S * Dv;
       const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
       // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
-      for (int64_t i = 0; i < T; ++i) {
-        scalar_t s = 0;
-        for (int64_t c = 0; c < Dv; ++c) s += doh[i * Dv + c] * oh[i * Dv + c];
-        di[i] = s;
-      }
+      for (int64_t i = 0; i < T; ++i) di[i] = dot_row(doh + i * Dv, oh + i * Dv, Dv);
       std::fill(dq, dq + T * D, scalar_t(0));
       std::fill(dk, dk + S * D, scalar_t(0));
       std::fill(dv, dv + S * Dv, scalar_t(0));
