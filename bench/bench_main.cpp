@@ -1,6 +1,10 @@
 // main() of every Google Benchmark binary in bench/: sets the LibTorch / kernel thread count
 // (--threads=N, default every hardware thread: LibTorch alone would use one), then runs the
-// benchmarks with Google Benchmark's own flags.
+// benchmarks with Google Benchmark's own flags. Freed memory stays in the process, as in the CLI
+// (longseq/memory.h: keep_freed_memory), so large temporaries do not fault their pages in again
+// on every iteration; LONGSEQ_KEEP_FREED_MEMORY=0 opts out.
+#include <longseq/memory.h>
+
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 
@@ -20,6 +24,7 @@ int main(int argc, char** argv) {
   }
   argc = kept;
   at::set_num_threads(threads);
+  longseq::keep_freed_memory_by_default();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   return 0;

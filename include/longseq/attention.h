@@ -72,7 +72,9 @@ struct LongformerPattern {
   std::vector<int64_t> global_positions;  ///< sorted, unique, each in [0, T)
   bool causal = false;
   /// Queries per block of the banded computation (memory O(block · (block + W·d)) per block).
-  int64_t block = 0;  ///< 0 picks max(64, W/2)
+  /// 0 picks the implementation's default: 32 queries of one dilation residue in the fused
+  /// kernel, max(64, W/2) in the composite path.
+  int64_t block = 0;
 };
 
 /// Global rows (and the keys/values they attend to) may use their own projections: pass

@@ -28,8 +28,11 @@ int64_t physical_memory_bytes();
 /// model are 32 MiB each) faults all its pages in again on every training step; measured on this
 /// machine, page faults were ~30% of a minGRU step. On: large blocks come from the heap (no mmap)
 /// and the heap is not trimmed, so the resident size stays at the peak of the run. Returns false
-/// where the C library has no such setting. `longseq` (the CLI) calls it at start-up unless
-/// LONGSEQ_KEEP_FREED_MEMORY=0.
+/// where the C library has no such setting. `longseq` (the CLI) and the benchmark binaries call
+/// keep_freed_memory_by_default() at start-up.
 bool keep_freed_memory();
+/// keep_freed_memory() unless the environment variable LONGSEQ_KEEP_FREED_MEMORY is "0" (the
+/// opt-out); returns whether it was turned on.
+bool keep_freed_memory_by_default();
 
 }  // namespace longseq

@@ -40,8 +40,13 @@
 // [B, H, N − 1, R, Dv].
 #include <longseq/attention.h>
 
+#include "kernels/cpu/performer_causal.h"
+#include "kernels/cpu/performer_features.h"
+#include "ops/fused.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/autograd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -55,6 +60,10 @@ namespace longseq {
 namespace {
 
 constexpr double kReluFloor = 1e-3;  // keeps every relu feature > 0, so normalisers stay > 0
+
+struct Features {
+  at::Tensor fq, fk, m;  // [B, H, T, R], [B, H, S, R], [B, H, S] (causal softmax) or undefined
+};
 
 // Causal numerator [B, H, T, Dv] and normaliser [B, H, T] from query features fq [B, H, T, R],
 // key features fk [B, H, T, R] (zero for padded keys), values v [B, H, T, Dv] and the running
@@ -143,6 +152,198 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
   return {num, den};
 }
 
+// The running stabiliser travels in a struct: autograd::Function rejects undefined tensor
+// arguments, and the relu kernel has none. It is a constant (detached) for autograd.
+struct Stabiliser {
+  at::Tensor m;  // [B, H, T] or undefined
+};
+
+// Pairs the fused causal prefix-sum kernel's forward and backward (kernels/cpu/performer_causal).
+// fq, fk [B, H, T, R], v [B, H, T, Dv] -> out [B, H, T, Dv]. Saves fq, fk, v, m, out and den
+// [B, H, T]; no per-chunk states, no [T, R, Dv].
+struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausalFunction> {
+  static cpu::PerformerCausalParams params(const at::Tensor& fq, const at::Tensor& v,
+                                           int64_t chunk) {
+    cpu::PerformerCausalParams p;
+    p.bh = fq.size(0) * fq.size(1);
+    p.t = fq.size(2);
+    p.r = fq.size(3);
+    p.dv = v.size(3);
+    p.chunk = std::min(chunk, std::max<int64_t>(p.t, 1));
+    return p;
+  }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& fq_in,
+                            const at::Tensor& fk_in, const at::Tensor& v_in,
+                            const Stabiliser& stab, int64_t chunk) {
+    auto fq = fq_in.contiguous(), fk = fk_in.contiguous(), v = v_in.contiguous();
+    auto m = stab.m.defined() ? stab.m.detach().contiguous() : at::Tensor();  // [B, H, T]
+    const auto p = params(fq, v, chunk);
+    auto out = empty_poisoned({fq.size(0), fq.size(1), p.t, p.dv}, fq.options());  // [B, H, T, Dv]
+    auto den = empty_poisoned({fq.size(0), fq.size(1), p.t}, fq.options());        // [B, H, T]
+    AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_causal_forward", [&] {
+      cpu::performer_causal_forward<scalar_t>(
+          fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          m.defined() ? m.data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>(),
+          den.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({fq, fk, v, out, den});
+    ctx->saved_data["has_m"] = m.defined();
+    if (m.defined()) ctx->saved_data["m"] = m;
+    ctx->saved_data["chunk"] = chunk;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &out = saved[3], &den = saved[4];
+    const auto m = ctx->saved_data["has_m"].toBool() ? ctx->saved_data["m"].toTensor() : at::Tensor();
+    const auto p = params(fq, v, ctx->saved_data["chunk"].toInt());
+    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
+    auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, T, R]
+    auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
+    AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_causal_backward", [&] {
+      cpu::performer_causal_backward<scalar_t>(
+          fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          m.defined() ? m.data_ptr<scalar_t>() : nullptr, out.data_ptr<scalar_t>(),
+          den.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_fq.data_ptr<scalar_t>(),
+          grad_fk.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
+    });
+    return {grad_fq, grad_fk, grad_v, at::Tensor(), at::Tensor()};
+  }
+};
+
+// Feature maps φ(q) [B, H, T, R], φ(k) [B, H, S, R] and, for the causal softmax map, the running
+// stabiliser m [B, H, S], composite path.
+Features composite_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& w,
+                            const PerformerCoreOptions& opts, const at::Tensor& key_padding) {
+  const int64_t B = q.size(0), S = k.size(2), D = q.size(3), R = w.size(0);
+  const double in_scale = std::pow(static_cast<double>(D), -0.25);
+  const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(R));
+  auto qs = q * in_scale;                                                   // [B, H, T, D]
+  auto ks = k * in_scale;                                                   // [B, H, S, D]
+  auto q_proj = at::matmul(qs, w.t());                                      // [B, H, T, R]
+  auto k_proj = at::matmul(ks, w.t());                                      // [B, H, S, R]
+  at::Tensor valid;                                                         // [B, 1, S, 1]
+  if (key_padding.defined()) valid = key_padding.to(q.device()).view({B, 1, S, 1});
+
+  at::Tensor fq, fk, m;
+  if (opts.kernel == PerformerKernel::kRelu) {
+    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, T, R]
+    fk = at::relu(k_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, S, R]
+    if (valid.defined()) fk = fk * valid.to(fk.scalar_type());              // [B, H, S, R]
+  } else {
+    fq = (q_proj - q_proj.detach().amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;  // [B, H, T, R]
+    auto s = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;            // [B, H, S, R]
+    auto sd = s.detach();
+    if (valid.defined()) {
+      // Padded keys take the (b, h) minimum: they never raise a max, and it is finite, so a
+      // prefix with no valid key still has a finite m (its features are zero anyway).
+      sd = at::where(valid, sd, sd.amin({2, 3}, /*keepdim=*/true));         // [B, H, S, R]
+    }
+    at::Tensor e;                                                           // [B, H, S, R]
+    if (opts.causal) {
+      m = std::get<0>(at::cummax(sd.amax(-1), 2));                          // [B, H, S]
+      e = s - m.unsqueeze(-1);
+    } else {
+      e = s - sd.amax({2, 3}, /*keepdim=*/true);
+    }
+    // −inf before exp, not a zero after it: a padded key's exponent may be > 0 and overflow.
+    if (valid.defined()) {
+      e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
+    }
+    fk = e.exp() * inv_sqrt_r;                                              // [B, H, S, R]
+  }
+
+  return {fq, fk, m};
+}
+
+// Pairs the fused feature map's forward and backward (kernels/cpu/performer_features).
+// x [B, H, T, D] -> {f [B, H, T, R], m [B, H, T]}; m (the key stabiliser) is not
+// differentiable. Saves x and f only.
+struct FeatureSpec {
+  cpu::FeatureMap map;
+  bool causal;
+  at::Tensor key_padding;  // [B, T] bool on the CPU, or undefined
+};
+
+struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeatureFunction> {
+  static cpu::PerformerFeatureParams params(const at::Tensor& x, const at::Tensor& w,
+                                            cpu::FeatureMap map, bool causal) {
+    cpu::PerformerFeatureParams p;
+    p.batch = x.size(0);
+    p.heads = x.size(1);
+    p.t = x.size(2);
+    p.d = x.size(3);
+    p.r = w.size(0);
+    p.in_scale = std::pow(static_cast<double>(p.d), -0.25);
+    p.relu_floor = kReluFloor;
+    p.causal = causal;
+    p.map = map;
+    return p;
+  }
+
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const at::Tensor& x_in, const at::Tensor& w_in,
+                                                const FeatureSpec& spec) {
+    auto x = x_in.contiguous(), w = w_in.detach().contiguous();
+    const auto& kp = spec.key_padding;
+    const auto p = params(x, w, spec.map, spec.causal);
+    auto f = empty_poisoned({p.batch, p.heads, p.t, p.r}, x.options());  // [B, H, T, R]
+    auto m = spec.map == cpu::FeatureMap::kSoftmaxKey
+                 ? empty_poisoned({p.batch, p.heads, p.t}, x.options())  // [B, H, T]
+                 : at::zeros({p.batch, p.heads, p.t}, x.options());
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_forward", [&] {
+      cpu::performer_features_forward<scalar_t>(
+          x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), kp.defined() ? kp.data_ptr<bool>() : nullptr,
+          f.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({x, w, f});
+    ctx->saved_data["map"] = static_cast<int64_t>(spec.map);
+    ctx->saved_data["causal"] = spec.causal;
+    ctx->saved_data["has_padding"] = kp.defined();
+    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    ctx->mark_non_differentiable({m});
+    return {f, m};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &w = saved[1], &f = saved[2];
+    const auto kp = ctx->saved_data["has_padding"].toBool()
+                        ? ctx->saved_data["key_padding"].toTensor()
+                        : at::Tensor();
+    const auto map = static_cast<cpu::FeatureMap>(ctx->saved_data["map"].toInt());
+    const auto p = params(x, w, map, ctx->saved_data["causal"].toBool());
+    if (!grads[0].defined()) return {at::zeros_like(x), at::Tensor(), at::Tensor()};
+    auto grad_f = grads[0].contiguous();                    // [B, H, T, R]
+    auto grad_x = empty_poisoned(x.sizes(), x.options());  // [B, H, T, D]
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_backward", [&] {
+      cpu::performer_features_backward<scalar_t>(
+          x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), kp.defined() ? kp.data_ptr<bool>() : nullptr,
+          f.data_ptr<scalar_t>(), grad_f.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(), p);
+    });
+    return {grad_x, at::Tensor(), at::Tensor()};
+  }
+};
+
+Features fused_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& w,
+                        const PerformerCoreOptions& opts, const at::Tensor& key_padding) {
+  const bool relu = opts.kernel == PerformerKernel::kRelu;
+  at::Tensor kp;  // [B, S]
+  if (key_padding.defined()) kp = key_padding.to(at::kCPU).contiguous();
+  using cpu::FeatureMap;
+  auto fq = PerformerFeatureFunction::apply(
+      q, w, FeatureSpec{relu ? FeatureMap::kReluQuery : FeatureMap::kSoftmaxQuery, false, {}})[0];
+  auto key = PerformerFeatureFunction::apply(
+      k, w, FeatureSpec{relu ? FeatureMap::kReluKey : FeatureMap::kSoftmaxKey, opts.causal, kp});
+  // Only the causal softmax map hands its stabiliser on (query t weighs key j by exp(m_j − m_t)).
+  return {fq, key[0], !relu && opts.causal ? key[1] : at::Tensor()};
+}
+
 }  // namespace
 
 at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t seed,
@@ -192,46 +393,15 @@ at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const a
               ": causal attention needs T == S (self-attention), got T = ", T, ", S = ", S);
   if (T == 0 || S == 0) return q.new_zeros({B, H, T, Dv});  // [B, H, T, Dv]
 
-  const int64_t R = omega.size(0);
-  const double in_scale = std::pow(static_cast<double>(D), -0.25);
-  const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(R));
   const auto w = omega.to(q.options());                                     // [R, D]
-  auto qs = q * in_scale;                                                   // [B, H, T, D]
-  auto ks = k * in_scale;                                                   // [B, H, S, D]
-  auto q_proj = at::matmul(qs, w.t());                                      // [B, H, T, R]
-  auto k_proj = at::matmul(ks, w.t());                                      // [B, H, S, R]
-  at::Tensor valid;                                                         // [B, 1, S, 1]
-  if (key_padding.defined()) valid = key_padding.to(q.device()).view({B, 1, S, 1});
-
-  at::Tensor fq, fk, m;
-  if (opts.kernel == PerformerKernel::kRelu) {
-    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, T, R]
-    fk = at::relu(k_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, S, R]
-    if (valid.defined()) fk = fk * valid.to(fk.scalar_type());              // [B, H, S, R]
-  } else {
-    fq = (q_proj - q_proj.detach().amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;  // [B, H, T, R]
-    auto s = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;            // [B, H, S, R]
-    auto sd = s.detach();
-    if (valid.defined()) {
-      // Padded keys take the (b, h) minimum: they never raise a max, and it is finite, so a
-      // prefix with no valid key still has a finite m (its features are zero anyway).
-      sd = at::where(valid, sd, sd.amin({2, 3}, /*keepdim=*/true));         // [B, H, S, R]
-    }
-    at::Tensor e;                                                           // [B, H, S, R]
-    if (opts.causal) {
-      m = std::get<0>(at::cummax(sd.amax(-1), 2));                          // [B, H, S]
-      e = s - m.unsqueeze(-1);
-    } else {
-      e = s - sd.amax({2, 3}, /*keepdim=*/true);
-    }
-    // −inf before exp, not a zero after it: a padded key's exponent may be > 0 and overflow.
-    if (valid.defined()) {
-      e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
-    }
-    fk = e.exp() * inv_sqrt_r;                                              // [B, H, S, R]
-  }
-
+  // The fused feature maps treat ω as a constant (the mixers' features are buffers).
+  const auto [fq, fk, m] = fused_covers(q) && !w.requires_grad()
+                               ? fused_features(q, k, w, opts, key_padding)
+                               : composite_features(q, k, w, opts, key_padding);
   at::Tensor num, den;
+  if (opts.causal && fused_covers(fq)) {
+    return PerformerCausalFunction::apply(fq, fk, v, Stabiliser{m}, opts.chunk);  // [B, H, T, Dv]
+  }
   if (opts.causal) {
     std::tie(num, den) = causal_prefix(fq, fk, v, m, opts.chunk);  // [B, H, T, Dv], [B, H, T]
   } else {

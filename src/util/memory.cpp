@@ -7,7 +7,9 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <limits>
 #include <mutex>
 #include <unordered_map>
@@ -116,6 +118,12 @@ bool keep_freed_memory() {
 #else
   return false;
 #endif
+}
+
+bool keep_freed_memory_by_default() {
+  const char* keep = std::getenv("LONGSEQ_KEEP_FREED_MEMORY");
+  if (keep && std::string(keep) == "0") return false;
+  return keep_freed_memory();
 }
 
 }  // namespace longseq

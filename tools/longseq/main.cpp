@@ -34,8 +34,7 @@ std::string machine_line() {
 
 int main(int argc, char** argv) {
   // Large temporaries would otherwise fault their pages in on every step (longseq/memory.h).
-  const char* keep = std::getenv("LONGSEQ_KEEP_FREED_MEMORY");
-  if (!keep || std::string(keep) != "0") longseq::keep_freed_memory();
+  longseq::keep_freed_memory_by_default();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
   app.fallthrough();  // --threads may follow the subcommand too
