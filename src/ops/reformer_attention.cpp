@@ -22,16 +22,25 @@
 // round's tensors are [B, H, n_hashes, NC, chunk, ·] with NC = ceil(T / chunk); T is padded up to
 // NC·chunk with masked slots at the end of the sorted order.
 //
-// Backward. Composite ATen path (any device), differentiated by autograd, which saves the sorted,
-// chunked qk, k and v, the probabilities and per-round outputs. Bucket ids, sort permutations,
-// masks and duplicate counts are integer/bool constants, so backward reuses forward's buckets.
+// Two implementations after the hashing and sorting (shared): the fused CPU kernel
+// (kernels/cpu/reformer_attention.h: chunks read through the permutation, rounds combined in the
+// kernel, O(T) saved; chosen by use_fused below) and the composite ATen path (any device, and
+// dropout), differentiated by autograd, which saves the sorted, chunked qk, k and v, the
+// probabilities and per-round outputs. Bucket ids, sort permutations, masks and duplicate counts
+// are integer/bool constants, so backward reuses forward's buckets.
 #include <longseq/attention.h>
+
+#include "kernels/cpu/reformer_attention.h"
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/autograd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 namespace longseq {
 namespace {
@@ -66,6 +75,93 @@ double self_score(at::ScalarType t) { return t == at::kHalf ? -5e4 : -1e5; }
 // [B, H, n, NC, c, ·] -> [B, H, n, NC, 2c, ·]: each chunk followed by the previous one. The
 // first chunk's look-back half (the last chunk, by the roll) is masked by the caller.
 at::Tensor look_one_back(const at::Tensor& x) { return at::cat({x, x.roll(1, 3)}, 4); }
+
+// The integer constants of one call (they travel in a struct: autograd::Function rejects
+// undefined tensor arguments, and key_padding is optional).
+struct LshIndex {
+  at::Tensor perm, inv, buckets;  // [B, H, n, T] int64: slot -> position, position -> slot, bucket
+  at::Tensor key_padding;         // [B, T] bool or undefined
+  ReformerCoreOptions opts;
+  int64_t chunk;                  // min(opts.chunk, T)
+};
+
+// Pairs the fused kernel's forward and backward. qk (queries), kn (unit keys) [B, H, T, D],
+// v [B, H, T, Dv] -> out [B, H, T, Dv]. Saves qk, kn, v, out, lse [B, H, T] and the index.
+struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
+  static cpu::ReformerParams params(const at::Tensor& qk, const at::Tensor& v, const LshIndex& ix) {
+    cpu::ReformerParams p;
+    p.batch = qk.size(0);
+    p.heads = qk.size(1);
+    p.t = qk.size(2);
+    p.d = qk.size(3);
+    p.dv = v.size(3);
+    p.n_hashes = ix.opts.n_hashes;
+    p.chunk = ix.chunk;
+    p.causal = ix.opts.causal;
+    p.scale = 1.0 / std::sqrt(static_cast<double>(p.d));
+    return p;
+  }
+
+  template <typename scalar_t>
+  static const bool* padding_ptr(const LshIndex& ix) {
+    return ix.key_padding.defined() ? ix.key_padding.data_ptr<bool>() : nullptr;
+  }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qk_in,
+                            const at::Tensor& kn_in, const at::Tensor& v_in, const LshIndex& ix) {
+    auto qk = qk_in.contiguous(), kn = kn_in.contiguous(), v = v_in.contiguous();
+    const auto p = params(qk, v, ix);
+    auto out = empty_poisoned(v.sizes(), v.options());                   // [B, H, T, Dv]
+    auto lse = empty_poisoned({p.batch, p.heads, p.t}, qk.options());    // [B, H, T]
+    AT_DISPATCH_FLOATING_TYPES(qk.scalar_type(), "reformer_attention_forward", [&] {
+      cpu::reformer_attention_forward<scalar_t>(
+          qk.data_ptr<scalar_t>(), kn.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          ix.perm.data_ptr<int64_t>(), ix.inv.data_ptr<int64_t>(), ix.buckets.data_ptr<int64_t>(),
+          padding_ptr<scalar_t>(ix), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({qk, kn, v, out, lse, ix.perm, ix.inv, ix.buckets});
+    ctx->saved_data["has_padding"] = ix.key_padding.defined();
+    if (ix.key_padding.defined()) ctx->saved_data["key_padding"] = ix.key_padding;
+    ctx->saved_data["n_hashes"] = ix.opts.n_hashes;
+    ctx->saved_data["causal"] = ix.opts.causal;
+    ctx->saved_data["chunk"] = ix.chunk;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &qk = saved[0], &kn = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    LshIndex ix{saved[5], saved[6], saved[7], at::Tensor(), {}, ctx->saved_data["chunk"].toInt()};
+    if (ctx->saved_data["has_padding"].toBool()) {
+      ix.key_padding = ctx->saved_data["key_padding"].toTensor();
+    }
+    ix.opts.n_hashes = ctx->saved_data["n_hashes"].toInt();
+    ix.opts.causal = ctx->saved_data["causal"].toBool();
+    const auto p = params(qk, v, ix);
+    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_qk = empty_poisoned(qk.sizes(), qk.options());  // [B, H, T, D]
+    auto grad_kn = empty_poisoned(kn.sizes(), kn.options());  // [B, H, T, D]
+    auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
+    AT_DISPATCH_FLOATING_TYPES(qk.scalar_type(), "reformer_attention_backward", [&] {
+      cpu::reformer_attention_backward<scalar_t>(
+          qk.data_ptr<scalar_t>(), kn.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          ix.perm.data_ptr<int64_t>(), ix.inv.data_ptr<int64_t>(), ix.buckets.data_ptr<int64_t>(),
+          padding_ptr<scalar_t>(ix), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+          grad_out.data_ptr<scalar_t>(), grad_qk.data_ptr<scalar_t>(), grad_kn.data_ptr<scalar_t>(),
+          grad_v.data_ptr<scalar_t>(), p);
+    });
+    return {grad_qk, grad_kn, grad_v, at::Tensor()};
+  }
+};
+
+// The fused kernel covers CPU float/double calls without active dropout, with positions that fit
+// its int32 mask tables.
+bool use_fused(const at::Tensor& qk, double dropout_p, bool train) {
+  if (!fused_covers(qk)) return false;
+  if (qk.size(2) >= std::numeric_limits<int32_t>::max()) return false;
+  return !(train && dropout_p > 0);
+}
 
 }  // namespace
 
@@ -132,6 +228,14 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
   auto pos = at::arange(T, lopts);                                    // [T]
   auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
   auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
+  // Unit-length keys; clamp keeps a zero vector finite (its key is then 0).
+  auto kn = qk / at::linalg_vector_norm(qk, 2, at::IntArrayRef{-1}, true).clamp_min(1e-12);
+  if (use_fused(qk, dropout_p, train)) {
+    at::Tensor kp;  // [B, T] bool on the CPU
+    if (key_padding.defined()) kp = key_padding.to(at::kCPU).contiguous();
+    return ReformerFunction::apply(
+        qk, kn, v, LshIndex{perm.contiguous(), inv.contiguous(), buckets.contiguous(), kp, opts, c});
+  }
   // Padding slots sit at the end of the sorted order; they point at position 0 and are masked.
   auto slot_pos = tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1)
                          : perm;                                      // [B, H, n, Tp]
@@ -141,8 +245,6 @@ at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
     key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));             // [B, H, n, Tp]
   }
 
-  // Unit-length keys; clamp keeps a zero vector finite (its key is then 0).
-  auto kn = qk / at::linalg_vector_norm(qk, 2, at::IntArrayRef{-1}, true).clamp_min(1e-12);
   auto sorted = [&](const at::Tensor& x) {  // [B, H, T, E] -> [B, H, n, NC, c, E]
     const int64_t e = x.size(3);
     auto idx = slot_pos.unsqueeze(-1).expand({B, H, n, tp, e});
