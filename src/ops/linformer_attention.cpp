@@ -3,7 +3,16 @@
 //   out = softmax(q k'ᵀ / √D) v'
 // Time O(B·H·(T·R·D + S·R·D)), memory O(B·H·T·R). Padded keys are zeroed before the projection so
 // they contribute nothing to k', v'. Non-causal only: every row of E mixes all positions.
+// Two paths:
+// - composite: at::matmul(E, k) broadcasts E over B·H (a [B·H, R, S] copy forward and the same
+//   size of gradient backward), then softmax(q k'ᵀ) v' with the [B, H, T, R] probabilities saved.
+// - fused (CPU, float/double, no dropout while training): the projections are one GEMM each on
+//   the keys laid out [S, B·H·D] (E [R, S] times it; backward one GEMM for dE, one for dk), and the
+//   attention over the R projected keys runs the FlashAttention kernel (exact_attention), which
+//   saves only the row log-sum-exp. Memory O(B·H·(S + T)·D + R·S), no [T, R] tensor.
 #include <longseq/attention.h>
+
+#include "ops/fused.h"
 
 #include <ATen/ATen.h>
 
@@ -32,6 +41,16 @@ at::Tensor linformer_attention(const at::Tensor& q, const at::Tensor& k, const a
     auto keep = key_padding.view({B, 1, S, 1}).to(k.scalar_type());  // [B, 1, S, 1]
     kk = k * keep;
     vv = v * keep;
+  }
+  if (fused_covers(q) && !(train && dropout_p > 0)) {
+    // E x for x [B, H, S, E'] as one GEMM: [R, S] × [S, B·H·E'] -> [B, H, R, E'].
+    auto project = [&](const at::Tensor& proj, const at::Tensor& x) {
+      const int64_t H = x.size(1), E = x.size(3);
+      auto cols = x.permute({2, 0, 1, 3}).reshape({S, B * H * E});          // [S, B·H·E']
+      auto y = at::mm(proj.narrow(1, 0, S).to(x.scalar_type()), cols);     // [R, B·H·E']
+      return y.view({-1, B, H, E}).permute({1, 2, 0, 3});                  // [B, H, R, E']
+    };
+    return exact_attention(q, project(e_proj, kk), project(f_proj, vv));  // [B, H, T, Dv]
   }
   auto e = e_proj.narrow(1, 0, S).to(k.scalar_type());  // [R, S]
   auto f = f_proj.narrow(1, 0, S).to(v.scalar_type());  // [R, S]

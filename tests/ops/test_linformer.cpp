@@ -1,5 +1,7 @@
 // linformer_attention equals softmax(Q(EK)ᵀ/√D)(FV), computed here in float64 by plain matmuls.
 #include <longseq/attention.h>
+#include <longseq/impl.h>
+#include <longseq/memory.h>
 #include <longseq/mixers/linformer.h>
 
 #include "kernels/ref/attention_ref.h"
@@ -56,6 +58,66 @@ TEST(Linformer, GradientMatchesCentralDifferences) {
   EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 1, 5, 3}), torch::randn({2, 1, 5, 3}),
                                   torch::randn({2, 1, 5, 3}), torch::randn({3, 6}),
                                   torch::randn({3, 6})}));
+}
+
+// The fused path (one GEMM per projection, FlashAttention over the R projected keys) against the
+// composite path in float64: outputs and the gradients of q, k, v, E and F, with padding, odd
+// lengths and head dims 32/64/80/128.
+TEST(Linformer, FusedMatchesCompositeForwardAndBackward) {
+  torch::manual_seed(6);
+  for (int64_t t : {1, 5, 63, 64, 65, 1000}) {
+    for (int64_t d : {32, 64, 80, 128}) {
+      if (t == 1000 && d != 80) continue;  // one long case is enough
+      const int64_t B = 2, H = 2, R = 19, max_len = 1003;
+      auto q = torch::randn({B, H, t, d}, torch::kDouble);
+      auto k = torch::randn({B, H, t, d}, torch::kDouble);
+      auto v = torch::randn({B, H, t, d}, torch::kDouble);
+      auto e = torch::randn({R, max_len}, torch::kDouble) / std::sqrt(double(R));
+      auto f = torch::randn({R, max_len}, torch::kDouble) / std::sqrt(double(R));
+      auto pad = torch::rand({B, t}) > 0.3;
+      pad[0].fill_(true);
+      auto fn = [&](const std::vector<at::Tensor>& in) {
+        return linformer_attention(in[0], in[1], in[2], in[3], in[4], pad);
+      };
+      auto probe = torch::randn({B, H, t, d}, torch::kDouble);
+      at::Tensor want;
+      std::vector<at::Tensor> want_g;
+      {
+        ImplGuard g(Impl::kComposite);
+        want = fn({q, k, v, e, f});
+        want_g = test::grads_of(fn, {q, k, v, e, f}, probe);
+      }
+      ImplGuard g(Impl::kFused);
+      const std::string where = "T " + std::to_string(t) + " D " + std::to_string(d);
+      EXPECT_TRUE(test::all_close(fn({q, k, v, e, f}), want, 1e-10, 1e-11)) << where;
+      auto got_g = test::grads_of(fn, {q, k, v, e, f}, probe);
+      for (int n = 0; n < 5; ++n) {
+        EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-9, 1e-10)) << where << " grad " << n;
+      }
+      auto got32 = linformer_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat),
+                                       e.to(torch::kFloat), f.to(torch::kFloat), pad);
+      // float32: the projections sum S products, so the error grows like √S·ε.
+      EXPECT_TRUE(test::all_close(got32, want, 1e-3, 2e-4)) << where << " float32";
+    }
+  }
+}
+
+// No [B·H, R, S] broadcast of E and no [T, R] probabilities: the fused path holds O((S + T)·D)
+// tensors beyond the projections.
+TEST(Linformer, FusedUsesLessMemoryThanComposite) {
+  MemoryTracker::install();
+  auto growth = [](Impl impl) {
+    ImplGuard g(impl);
+    const int64_t t = 4096;
+    auto q = torch::randn({1, 4, t, 64}, torch::requires_grad());
+    auto e = torch::randn({256, t}, torch::requires_grad());
+    const int64_t before = MemoryTracker::current_bytes();
+    MemoryTracker::reset_peak();
+    linformer_attention(q, q, q, e, e).sum().backward();
+    return static_cast<double>(MemoryTracker::peak_bytes() - before);
+  };
+  const double fused = growth(Impl::kFused), composite = growth(Impl::kComposite);
+  EXPECT_LT(fused, composite / 2) << "fused " << fused << " vs composite " << composite;
 }
 
 TEST(Linformer, RefusesCausalAndOverlongInput) {
