@@ -48,6 +48,18 @@ struct BenchRow {
 std::vector<BenchRow> run_bench(const BenchConfig& config,
                                 const std::function<void(const BenchRow&)>& on_row = {});
 
+/// How time and peak memory of one mixer grow with T: least-squares slopes of log(median_ms) and
+/// log(peak_bytes) against log(T) over its measured (not skipped) rows; 1 is linear, 2 quadratic.
+struct ScalingFit {
+  std::string mixer;
+  double time_exponent = 0, memory_exponent = 0;
+  int64_t t_min = 0, t_max = 0;
+  int points = 0;
+};
+
+/// One fit per mixer with at least two measured lengths, in the rows' order of mixers.
+std::vector<ScalingFit> fit_scaling(const std::vector<BenchRow>& rows);
+
 /// One-line description of how peak memory is measured (printed with results).
 const char* bench_memory_method();
 

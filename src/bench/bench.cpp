@@ -82,7 +82,47 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// Least-squares slope of y against x.
+double slope(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  double sx = 0, sy = 0, sxx = 0, sxy = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    sx += x[i];
+    sy += y[i];
+    sxx += x[i] * x[i];
+    sxy += x[i] * y[i];
+  }
+  return (n * sxy - sx * sy) / (n * sxx - sx * sx);
+}
+
 }  // namespace
+
+std::vector<ScalingFit> fit_scaling(const std::vector<BenchRow>& rows) {
+  std::vector<ScalingFit> fits;
+  std::vector<std::string> order;
+  for (const auto& r : rows) {
+    if (std::find(order.begin(), order.end(), r.mixer) == order.end()) order.push_back(r.mixer);
+  }
+  for (const auto& name : order) {
+    std::vector<double> lt, ltime, lmem;
+    ScalingFit f;
+    f.mixer = name;
+    for (const auto& r : rows) {
+      if (r.mixer != name || r.skipped || r.median_ms <= 0 || r.peak_bytes <= 0) continue;
+      lt.push_back(std::log(static_cast<double>(r.seq_len)));
+      ltime.push_back(std::log(r.median_ms));
+      lmem.push_back(std::log(static_cast<double>(r.peak_bytes)));
+      f.t_min = f.points == 0 ? r.seq_len : std::min(f.t_min, r.seq_len);
+      f.t_max = std::max(f.t_max, r.seq_len);
+      ++f.points;
+    }
+    if (f.points < 2 || f.t_min == f.t_max) continue;
+    f.time_exponent = slope(lt, ltime);
+    f.memory_exponent = slope(lt, lmem);
+    fits.push_back(f);
+  }
+  return fits;
+}
 
 std::vector<BenchRow> run_bench(const BenchConfig& c,
                                 const std::function<void(const BenchRow&)>& on_row) {

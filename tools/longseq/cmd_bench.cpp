@@ -75,6 +75,11 @@ void run(BenchArgs& a) {
   };
   auto rows = run_bench(a.config, on_row);
   fmt::print("# time_x, mem_x: ratio to the previous length of the same mixer\n");
+  const auto fits = fit_scaling(rows);
+  for (const auto& f : fits) {
+    fmt::print("# {:<11} fitted exponents over T = {}..{} ({} lengths): time {:.2f}, memory {:.2f}\n",
+               f.mixer, f.t_min, f.t_max, f.points, f.time_exponent, f.memory_exponent);
+  }
   if (!a.json_path.empty()) {
     nlohmann::json out;
     out["meta"] = {{"machine", machine_line()}, {"memory_method", bench_memory_method()}};
@@ -88,6 +93,12 @@ void run(BenchArgs& a) {
                              {"peak_bytes", r.peak_bytes}, {"state_bytes", r.state_bytes},
                              {"predicted_bytes", r.predicted_bytes}, {"skipped", r.skipped},
                              {"skip_reason", r.skip_reason}});
+    }
+    out["fits"] = nlohmann::json::array();
+    for (const auto& f : fits) {
+      out["fits"].push_back({{"mixer", f.mixer}, {"time_exponent", f.time_exponent},
+                             {"memory_exponent", f.memory_exponent}, {"t_min", f.t_min},
+                             {"t_max", f.t_max}, {"points", f.points}});
     }
     const std::string tmp = a.json_path + ".tmp";
     {
