@@ -24,12 +24,9 @@
 // dQ, dK, dV are written by one thread only, so no races and no reduction). This file must be
 // compiled with -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel`
 // is silently dropped otherwise, and the loop runs on one thread.
-// The block GEMMs are OpenBLAS cblas_?gemm calls, each of which must run on one thread: OpenBLAS
-// checks omp_in_parallel(), but where parallel_for runs inline (one work item, or one thread) it
-// would fork an OpenMP team per 64×128 block GEMM, which measured ~400× slower than one thread on
-// this loaded 2-core machine. BlasSingleThread below pins OpenBLAS to one thread for the kernel's
-// duration and restores it (and the caller's OpenMP thread count, which openblas_set_num_threads
-// also sets) afterwards. Not safe against other threads calling BLAS concurrently.
+// The block GEMMs are OpenBLAS cblas_?gemm calls, each of which runs on the calling thread
+// (kernels/cpu/blas.h: where parallel_for runs inline, OpenBLAS would otherwise fork an OpenMP
+// team per 64×128 block GEMM, measured ~400× slower than one thread on this loaded machine).
 // No ISA flags: OpenBLAS dispatches its GEMM kernels at run time, and the float row loops
 // (exp, max, dS) are target_clones (AVX-512F, AVX2, baseline) picked at load time; they vectorise
 // only with -fno-trapping-math (set for this folder in CMakeLists.txt).

@@ -14,10 +14,10 @@
 // pass starts at each sequence's own end.
 // Time O(T·B·H·G·(H + 1)) forward and about twice that backward; memory (saved for backward):
 // hs [T + 1, B, H], acts [T, B, G·H], plus cs [T + 1, B, H] (lstm) and hn [T, B, H] (gru).
-// Threads: the per-step GEMMs ([B, H] × [H, G·H], a few MFLOP) run with OpenBLAS pinned to one
-// thread (BlasSingleThread): forking a team per step cost ~5× in wall time under load in
-// bench/bench_rnn.cpp, as the attention kernel found for its block GEMMs. The one large GEMM, dW_hh
-// over all T·B rows, keeps OpenBLAS's threads. The elementwise cell is a plain loop (B·H·G per
+// Threads: the per-step GEMMs ([B, H] × [H, G·H], a few MFLOP) run on the calling thread
+// (kernels/cpu/blas.h): a team forked per step made an LSTM forward 30× slower with 2 threads when
+// another process held the second core. The one large GEMM, dW_hh over all T·B rows, uses
+// OpenBLAS's threads (gemm_threaded). The elementwise cell is a plain loop (B·H·G per
 // step is too small to pay for a parallel region per step).
 #include "kernels/cpu/rnn_cells.h"
 #include "kernels/cpu/blas.h"
@@ -181,7 +181,8 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   std::copy(dh.begin(), dh.end(), dh0);
   if (lstm) std::copy(dc.begin(), dc.end(), dc0);
   // dW_hh = Σ_s dHH_sᵀ h_s: one GEMM over all T·B rows; hs[0 .. T−1] are the step inputs.
-  gemm(true, false, GH, H, T * B, scalar_t(1), dhh.data(), GH, hs, H, scalar_t(0), dw_hh, H);
+  gemm_threaded(true, false, GH, H, T * B, scalar_t(1), dhh.data(), GH, hs, H, scalar_t(0), dw_hh,
+                H);
   if (gru) {
     std::fill(db_hh, db_hh + GH, scalar_t(0));
     for (int64_t r = 0; r < T * B; ++r) {
