@@ -16,11 +16,14 @@
 // hs [T + 1, B, H], acts [T, B, G·H], plus cs [T + 1, B, H] (lstm) and hn [T, B, H] (gru).
 // Threads: the per-step GEMMs ([B, H] × [H, G·H], a few MFLOP) run on the calling thread
 // (kernels/cpu/blas.h): a team forked per step made an LSTM forward 30× slower with 2 threads when
-// another process held the second core. The one large GEMM, dW_hh over all T·B rows, uses
+// another process held the second core. Threads split the batch: each runs its sequences through
+// every step (no synchronisation per step). The one large GEMM, dW_hh over all T·B rows, uses
 // OpenBLAS's threads (gemm_threaded). The elementwise cell is a plain loop (B·H·G per
 // step is too small to pay for a parallel region per step).
 #include "kernels/cpu/rnn_cells.h"
 #include "kernels/cpu/blas.h"
+
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,16 +50,19 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
   const bool lstm = p.kind == RnnCellKind::kLstm, gru = p.kind == RnnCellKind::kGru;
   std::copy(h0, h0 + B * H, hs);
   if (lstm) std::copy(c0, c0 + B * H, cs);
-  std::vector<scalar_t> rec(B * GH);  // W_hh h (+ b_hh for gru) of this step
   BlasSingleThread one_blas_thread;
+  // Sequences are independent: each thread runs its rows [b0, b1) through every step.
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  std::vector<scalar_t> rec((b1 - b0) * GH);  // W_hh h (+ b_hh for gru) of this step
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_of(p, s);
     const scalar_t* h = hs + s * B * H;
     scalar_t* h_new = hs + (s + 1) * B * H;
-    gemm(false, true, B, GH, H, scalar_t(1), h, H, w_hh, H, scalar_t(0), rec.data(), GH);
-    for (int64_t b = 0; b < B; ++b) {
+    gemm(false, true, b1 - b0, GH, H, scalar_t(1), h + b0 * H, H, w_hh, H, scalar_t(0),
+         rec.data(), GH);
+    for (int64_t b = b0; b < b1; ++b) {
       const scalar_t* xp = xproj + (b * T + t) * GH;
-      const scalar_t* r = rec.data() + b * GH;
+      const scalar_t* r = rec.data() + (b - b0) * GH;
       const scalar_t* hb = h + b * H;
       scalar_t* hb_new = h_new + b * H;
       scalar_t* o = out + (b * T + t) * H;
@@ -103,6 +109,7 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
       std::copy(hb_new, hb_new + H, o);
     }
   }
+  });
 }
 
 template <typename scalar_t>
@@ -114,15 +121,18 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   const int64_t B = p.batch, T = p.t, H = p.hidden, G = rnn_gate_count(p.kind), GH = G * H;
   const bool lstm = p.kind == RnnCellKind::kLstm, gru = p.kind == RnnCellKind::kGru;
   // dHH [T, B, G·H]: gradient w.r.t. this step's W_hh h (+ b_hh), in processing order.
-  std::vector<scalar_t> dhh(T * B * GH), dh(B * H), dh_next(B * H), dc(B * H), dtot(H);
+  std::vector<scalar_t> dhh(T * B * GH), dh(B * H), dc(B * H);
   if (dh_last) std::copy(dh_last, dh_last + B * H, dh.begin());
   if (lstm && dc_last) std::copy(dc_last, dc_last + B * H, dc.begin());
   {
   BlasSingleThread one_blas_thread;
+  // Sequences are independent: each thread runs its rows [b0, b1) back through every step.
+  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  std::vector<scalar_t> dh_next((b1 - b0) * H), dtot(H);
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = time_of(p, s);
     scalar_t* dg_step = dhh.data() + s * B * GH;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       scalar_t* dx = dxproj + (b * T + t) * GH;
       scalar_t* dg = dg_step + b * GH;
       scalar_t* dhb = dh.data() + b * H;
@@ -171,12 +181,14 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
       for (int64_t j = 0; j < H; ++j) dhb[j] = gru ? dtot[j] * act[H + j] : scalar_t(0);
     }
     // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
-    gemm(false, false, B, H, GH, scalar_t(1), dg_step, GH, w_hh, H, scalar_t(0), dh_next.data(), H);
-    for (int64_t b = 0; b < B; ++b) {
+    gemm(false, false, b1 - b0, H, GH, scalar_t(1), dg_step + b0 * GH, GH, w_hh, H, scalar_t(0),
+         dh_next.data(), H);
+    for (int64_t b = b0; b < b1; ++b) {
       if (valid && !valid[b * T + time_of(p, s)]) continue;
-      for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[b * H + j];
+      for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[(b - b0) * H + j];
     }
   }
+  });
   }  // per-step GEMMs done
   std::copy(dh.begin(), dh.end(), dh0);
   if (lstm) std::copy(dc.begin(), dc.end(), dc0);
