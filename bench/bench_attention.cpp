@@ -2,7 +2,7 @@
 // each mechanism's fused CPU kernel against its composite LibTorch path, forward and
 // forward+backward, with the peak of live tensor bytes of one iteration (MemoryTracker) as a
 // counter. Mechanism options are the mixers' defaults: longformer W=256, performer R=256 (chunk
-// 64), reformer 32 buckets × 2 rounds (chunk 64), linformer R=256.
+// 32), reformer 32 buckets × 2 rounds (chunk 64), linformer R=256.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
 #include <longseq/memory.h>

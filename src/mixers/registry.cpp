@@ -102,7 +102,7 @@ const std::vector<MixerSpec>& mixer_registry() {
        {{"features", OptionKind::kInt, "256", "R, number of random features", {}},
         {"kernel", OptionKind::kString, "softmax", "feature map", {"softmax", "relu"}},
         {"redraw", OptionKind::kInt, "0", "redraw features every k training calls; 0 = never", {}},
-        {"chunk", OptionKind::kInt, "64", "causal prefix-sum chunk length", {}}},
+        {"chunk", OptionKind::kInt, "32", "causal prefix-sum chunk length", {}}},
        /*supports_causal=*/true,
        /*memory_exponent=*/1,
        /*fused_memory_exponent=*/0,

@@ -40,7 +40,7 @@
 // [B, H, N − 1, R, Dv].
 #include <longseq/attention.h>
 
-#include "kernels/cpu/performer_causal.h"
+#include "kernels/cpu/performer_attention.h"
 #include "kernels/cpu/performer_features.h"
 #include "ops/fused.h"
 
@@ -212,6 +212,61 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
           grad_fk.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
     });
     return {grad_fq, grad_fk, grad_v, at::Tensor(), at::Tensor()};
+  }
+};
+
+// Pairs the fused non-causal kernel's forward and backward (kernels/cpu/performer_attention).
+// fq [B, H, T, R], fk [B, H, S, R], v [B, H, S, Dv] -> out [B, H, T, Dv]. Saves fq, fk, v, out
+// and the small kv [B, H, R, Dv], z [B, H, R], den [B, H, T].
+struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
+  static cpu::PerformerParams params(const at::Tensor& fq, const at::Tensor& fk,
+                                     const at::Tensor& v) {
+    cpu::PerformerParams p;
+    p.bh = fq.size(0) * fq.size(1);
+    p.t = fq.size(2);
+    p.s = fk.size(2);
+    p.r = fq.size(3);
+    p.dv = v.size(3);
+    return p;
+  }
+
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& fq_in,
+                            const at::Tensor& fk_in, const at::Tensor& v_in) {
+    auto fq = fq_in.contiguous(), fk = fk_in.contiguous(), v = v_in.contiguous();
+    const auto p = params(fq, fk, v);
+    const int64_t B = fq.size(0), H = fq.size(1);
+    auto kv = empty_poisoned({B, H, p.r, p.dv}, fq.options());  // [B, H, R, Dv]
+    auto z = empty_poisoned({B, H, p.r}, fq.options());         // [B, H, R]
+    auto den = empty_poisoned({B, H, p.t}, fq.options());       // [B, H, T]
+    auto out = empty_poisoned({B, H, p.t, p.dv}, fq.options()); // [B, H, T, Dv]
+    AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_forward", [&] {
+      cpu::performer_forward<scalar_t>(fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(),
+                                       v.data_ptr<scalar_t>(), kv.data_ptr<scalar_t>(),
+                                       z.data_ptr<scalar_t>(), den.data_ptr<scalar_t>(),
+                                       out.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({fq, fk, v, kv, z, den, out});
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &kv = saved[3], &z = saved[4],
+               &den = saved[5], &out = saved[6];
+    const auto p = params(fq, fk, v);
+    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
+    auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, S, R]
+    auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, S, Dv]
+    AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_backward", [&] {
+      cpu::performer_backward<scalar_t>(
+          fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+          kv.data_ptr<scalar_t>(), z.data_ptr<scalar_t>(), den.data_ptr<scalar_t>(),
+          out.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_fq.data_ptr<scalar_t>(),
+          grad_fk.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
+    });
+    return {grad_fq, grad_fk, grad_v};
   }
 };
 
@@ -399,8 +454,9 @@ at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const a
                                ? fused_features(q, k, w, opts, key_padding)
                                : composite_features(q, k, w, opts, key_padding);
   at::Tensor num, den;
-  if (opts.causal && fused_covers(fq)) {
-    return PerformerCausalFunction::apply(fq, fk, v, Stabiliser{m}, opts.chunk);  // [B, H, T, Dv]
+  if (fused_covers(fq)) {
+    return opts.causal ? PerformerCausalFunction::apply(fq, fk, v, Stabiliser{m}, opts.chunk)
+                       : PerformerFunction::apply(fq, fk, v);  // [B, H, T, Dv]
   }
   if (opts.causal) {
     std::tie(num, den) = causal_prefix(fq, fk, v, m, opts.chunk);  // [B, H, T, Dv], [B, H, T]

@@ -6,7 +6,7 @@
 #include <longseq/impl.h>
 #include <longseq/memory.h>
 
-#include "kernels/cpu/performer_causal.h"
+#include "kernels/cpu/performer_attention.h"
 #include "kernels/ref/attention_ref.h"
 #include "test_util.h"
 

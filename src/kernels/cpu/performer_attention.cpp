@@ -1,6 +1,13 @@
-// Fused causal FAVOR+ prefix sums on CPU (Choromanski et al. 2021, "Rethinking Attention with
-// Performers", the unidirectional form; Katharopoulos et al. 2020 for the chunked linear-attention
-// recurrence).
+// Fused FAVOR+ attention from features on CPU (Choromanski et al. 2021, "Rethinking Attention with
+// Performers"; Katharopoulos et al. 2020 for the chunked linear-attention recurrence).
+//
+// Non-causal: kv = fkᵀ v [R, Dv], z = fkᵀ 1 [R], out_t = fq_t kv / fq_t·z. Backward with
+// g_t = dO_t / den_t and gd_t = −(dO_t·out_t) / den_t: dkv = fqᵀ g, dz = fqᵀ gd,
+// dfq = g kvᵀ + gd zᵀ, dfk = v dkvᵀ + 1 dzᵀ, dv = fk dkv. Six large GEMMs per head in all and
+// nothing [T, R]-sized but the gradients themselves (the composite path also materialises the
+// transposed and broadcast [T, R] gradients of its matmuls and sums).
+//
+// Causal (the unidirectional form):
 //   num_t = Σ_{j≤t} w_tj v_j,  den_t = Σ_{j≤t} w_tj,  w_tj = (fq_t·fk_j)·exp(m_j − m_t),
 //   out_t = num_t / den_t (0 where den_t = 0: then every w_tj is 0 and so is num_t).
 // m (non-decreasing) is the running stabiliser of the key features; every exponent is ≤ 0.
@@ -25,7 +32,7 @@
 // Layout: row-major, contiguous fq, fk [B·H, T, R], v, out [B·H, T, Dv], m, den [B·H, T].
 // Threads: at::parallel_for over B·H (each head's chunks are a sequential scan). BLAS on one
 // thread inside (blas.h). Known limit: B·H = 1 runs on one thread.
-#include "kernels/cpu/performer_causal.h"
+#include "kernels/cpu/performer_attention.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/row_ops.h"
 
@@ -220,12 +227,110 @@ void performer_causal_backward(const scalar_t* fq, const scalar_t* fk, const sca
   });
 }
 
+namespace {
+
+// Runs fn(bh, gemm-caller) for every head: in parallel over heads with single-threaded block
+// GEMMs when there are at least as many heads as threads, else head after head with OpenBLAS's
+// threads inside each GEMM (one long head would otherwise run on one core).
+template <typename F>
+void for_each_head(int64_t bh_count, const F& fn) {
+  if (bh_count >= at::get_num_threads()) {
+    at::parallel_for(0, bh_count, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t bh = begin; bh < end; ++bh) fn(bh, false);
+    });
+  } else {
+    for (int64_t bh = 0; bh < bh_count; ++bh) fn(bh, true);
+  }
+}
+
+template <typename scalar_t>
+void mm(bool threaded, bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar_t alpha,
+        const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta, scalar_t* c,
+        int64_t ldc) {
+  if (threaded) {
+    gemm_threaded(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+}  // namespace
+
+template <typename scalar_t>
+void performer_forward(const scalar_t* fq, const scalar_t* fk, const scalar_t* v, scalar_t* kv,
+                       scalar_t* z, scalar_t* den, scalar_t* out, const PerformerParams& p) {
+  const int64_t T = p.t, S = p.s, R = p.r, Dv = p.dv;
+  for_each_head(p.bh, [&](int64_t bh, bool threaded) {
+    const scalar_t* fqh = fq + bh * T * R;
+    const scalar_t* fkh = fk + bh * S * R;
+    scalar_t* kvh = kv + bh * R * Dv;
+    scalar_t* zh = z + bh * R;
+    scalar_t* oh = out + bh * T * Dv;
+    scalar_t* dh = den + bh * T;
+    mm(threaded, true, false, R, Dv, S, scalar_t(1), fkh, R, v + bh * S * Dv, Dv, scalar_t(0), kvh,
+       Dv);  // kv = fkᵀ v
+    std::fill(zh, zh + R, scalar_t(0));
+    for (int64_t j = 0; j < S; ++j) axpy_row(zh, fkh + j * R, scalar_t(1), R);  // z = fkᵀ 1
+    mm(threaded, false, false, T, Dv, R, scalar_t(1), fqh, R, kvh, Dv, scalar_t(0), oh, Dv);
+    for (int64_t t = 0; t < T; ++t) {
+      dh[t] = dot_row(fqh + t * R, zh, R);
+      if (dh[t] > 0) {
+        scale_row(oh + t * Dv, Dv, scalar_t(1) / dh[t]);
+      } else {  // no visible key: num is exactly 0 too
+        std::fill(oh + t * Dv, oh + (t + 1) * Dv, scalar_t(0));
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void performer_backward(const scalar_t* fq, const scalar_t* fk, const scalar_t* v,
+                        const scalar_t* kv, const scalar_t* z, const scalar_t* den,
+                        const scalar_t* out, const scalar_t* grad_out, scalar_t* grad_fq,
+                        scalar_t* grad_fk, scalar_t* grad_v, const PerformerParams& p) {
+  const int64_t T = p.t, S = p.s, R = p.r, Dv = p.dv;
+  for_each_head(p.bh, [&](int64_t bh, bool threaded) {
+    const scalar_t* fqh = fq + bh * T * R;
+    const scalar_t* fkh = fk + bh * S * R;
+    const scalar_t* kvh = kv + bh * R * Dv;
+    const scalar_t* zh = z + bh * R;
+    std::vector<scalar_t> g(T * Dv), gd(T), dkv(R * Dv), dz(R, scalar_t(0));
+    for (int64_t t = 0; t < T; ++t) {  // g = dO / den, gd = −(dO·out) / den (den 0 -> 1)
+      const int64_t row = bh * T + t;
+      const scalar_t inv = den[row] > 0 ? scalar_t(1) / den[row] : scalar_t(1);
+      const scalar_t* go = grad_out + row * Dv;
+      for (int64_t e = 0; e < Dv; ++e) g[t * Dv + e] = go[e] * inv;
+      gd[t] = -dot_row(go, out + row * Dv, Dv) * inv;
+    }
+    // dkv = fqᵀ g [R, Dv]; dz = fqᵀ gd [R]
+    mm(threaded, true, false, R, Dv, T, scalar_t(1), fqh, R, g.data(), Dv, scalar_t(0), dkv.data(),
+       Dv);
+    for (int64_t t = 0; t < T; ++t) axpy_row(dz.data(), fqh + t * R, gd[t], R);
+    // dfq = g kvᵀ + gd zᵀ
+    scalar_t* dfq = grad_fq + bh * T * R;
+    mm(threaded, false, true, T, R, Dv, scalar_t(1), g.data(), Dv, kvh, Dv, scalar_t(0), dfq, R);
+    for (int64_t t = 0; t < T; ++t) axpy_row(dfq + t * R, zh, gd[t], R);
+    // dfk = v dkvᵀ + 1 dzᵀ; dv = fk dkv
+    scalar_t* dfk = grad_fk + bh * S * R;
+    mm(threaded, false, true, S, R, Dv, scalar_t(1), v + bh * S * Dv, Dv, dkv.data(), Dv,
+       scalar_t(0), dfk, R);
+    for (int64_t j = 0; j < S; ++j) axpy_row(dfk + j * R, dz.data(), scalar_t(1), R);
+    mm(threaded, false, false, S, Dv, R, scalar_t(1), fkh, R, dkv.data(), Dv, scalar_t(0),
+       grad_v + bh * S * Dv, Dv);
+  });
+}
+
 #define LONGSEQ_INSTANTIATE_PERFORMER(T_)                                                      \
   template void performer_causal_forward<T_>(const T_*, const T_*, const T_*, const T_*, T_*,  \
                                              T_*, const PerformerCausalParams&);               \
   template void performer_causal_backward<T_>(const T_*, const T_*, const T_*, const T_*,      \
                                               const T_*, const T_*, const T_*, T_*, T_*, T_*,  \
-                                              const PerformerCausalParams&);
+                                              const PerformerCausalParams&);               \
+  template void performer_forward<T_>(const T_*, const T_*, const T_*, T_*, T_*, T_*, T_*,     \
+                                      const PerformerParams&);                                 \
+  template void performer_backward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*,  \
+                                       const T_*, const T_*, const T_*, T_*, T_*, T_*,         \
+                                       const PerformerParams&);
 LONGSEQ_INSTANTIATE_PERFORMER(float)
 LONGSEQ_INSTANTIATE_PERFORMER(double)
 #undef LONGSEQ_INSTANTIATE_PERFORMER
