@@ -29,6 +29,19 @@ at::Tensor linear_scan_composite(const at::Tensor& a, const at::Tensor& b,
 at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
                           const at::Tensor& log_h0 = {});
 
+/// The minGRU / minLSTM recurrence (Feng et al. 2024) from its input projection, gates included:
+/// xp [B, T, P·H] holds the parts side by side, P = 2 for minGRU ([x_z | x_h]: z = σ(x_z),
+/// h_t = (1 − z) ⊙ h_{t-1} + z ⊙ g(x_h)) and P = 3 for minLSTM ([x_f | x_i | x_h]: f, i = σ(·),
+/// h_t = f/(f+i) ⊙ h_{t-1} + i/(f+i) ⊙ g(x_h)), with g(x) = x + ½ (x ≥ 0), σ(x) (x < 0).
+/// valid bool [B, T], optional: where false the state is kept (a padded step). h0 [B, H], optional
+/// (undefined = zeros). Returns h [B, T, H]; differentiable in xp and h0. On CPU the fused kernel
+/// computes the gates inside the scan (no [B, T, H] gate tensors, forward or backward).
+at::Tensor min_rnn_scan(const at::Tensor& xp, bool lstm, const at::Tensor& valid = {},
+                        const at::Tensor& h0 = {});
+/// min_rnn_scan's composite path: the gates as LibTorch ops, then linear_scan.
+at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Tensor& valid = {},
+                                  const at::Tensor& h0 = {});
+
 /// Mamba's selective scan, S6 (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective
 /// State Spaces"). For each batch b, channel e and state n:
 ///   h_tn = exp(delta_t · A_en) · h_{t-1,n} + delta_t · Bm_tn · u_t,

@@ -1,8 +1,9 @@
 // `longseq bench` engine: per configuration a fresh mixer and input, warm-up iterations, timed
 // repetitions (median/min/max), and the peak of live tensor bytes during one iteration counted by
 // the MemoryTracker allocator wrapper. Before running a configuration its peak is predicted from
-// the last measured length of the same mixer and the mixer's declared memory exponent; one
-// predicted above the budget is skipped instead of meeting the out-of-memory killer.
+// the two most recent measured lengths of the same mixer (short probes at first) and the mixer's
+// declared memory exponent; one predicted above the budget is skipped instead of meeting the
+// out-of-memory killer.
 #include <longseq/bench.h>
 #include <longseq/impl.h>
 #include <longseq/memory.h>
@@ -160,7 +161,19 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
     const int exponent = default_impl() != Impl::kComposite && spec.fused_memory_exponent > 0
                              ? spec.fused_memory_exponent
                              : spec.memory_exponent;
-    int64_t anchor_t = 0, anchor_bytes = 0;  // last measured length of this mixer
+    // Prediction for length t from the two most recent measured lengths of this mixer: their
+    // totals (state + peak) fitted as a + b·t^exponent, which separates what does not grow with
+    // t (parameters sized by max_len and their gradients: Linformer's E, F [R, max_len] get
+    // full-size gradients at any t) from what does. Short probes supply the first two points.
+    std::vector<std::pair<int64_t, int64_t>> measured;  // (t, state + peak bytes)
+    auto predict = [&](int64_t t) -> int64_t {
+      const auto [t1, p1] = measured[measured.size() - 2];
+      const auto [t2, p2] = measured.back();
+      const double e = exponent;
+      const double b = std::max(0.0, (p2 - p1) / (std::pow(double(t2), e) - std::pow(double(t1), e)));
+      const double a = std::max(0.0, p2 - b * std::pow(double(t2), e));
+      return static_cast<int64_t>(a + b * std::pow(static_cast<double>(t), e));
+    };
     for (int64_t t : seq_lens) {
       BenchRow row;
       row.mixer = name;
@@ -172,18 +185,16 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       row.causal = c.causal;
       row.impl = impl;
       row.threads = at::get_num_threads();
-      if (anchor_t == 0 && t > 512) {
-        // No measurement yet: probe a short length to anchor the prediction.
-        const int64_t probe_t = 512;
+      // Fewer than two measurements below a long length: probe short ones (256, 512).
+      for (int64_t probe_t : {256, 512}) {
+        if (measured.size() >= 2 || t <= 512) break;
+        if (!measured.empty() && measured.back().first >= probe_t) continue;
         const int64_t live_before = MemoryTracker::current_bytes();
         auto p = prepare(c, name, probe_t, max_len);
-        anchor_bytes = measure_peak(c, p) + MemoryTracker::current_bytes() - live_before;
-        anchor_t = probe_t;
+        const int64_t state = MemoryTracker::current_bytes() - live_before;
+        measured.emplace_back(probe_t, state + measure_peak(c, p));
       }
-      if (anchor_t > 0) {
-        row.predicted_bytes = static_cast<int64_t>(
-            anchor_bytes * std::pow(static_cast<double>(t) / anchor_t, exponent));
-      }
+      if (measured.size() >= 2) row.predicted_bytes = predict(t);
       if (row.predicted_bytes > budget) {
         row.skipped = true;
         row.skip_reason = "predicted peak " + std::to_string(row.predicted_bytes >> 20) +
@@ -209,8 +220,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
         row.max_ms = *std::max_element(ms.begin(), ms.end());
         row.tokens_per_s = static_cast<double>(c.batch * t) / (row.median_ms / 1000.0);
       }
-      anchor_t = t;
-      anchor_bytes = row.peak_bytes + row.state_bytes;
+      measured.emplace_back(t, row.state_bytes + row.peak_bytes);
       rows.push_back(row);
       if (on_row) on_row(row);
     }

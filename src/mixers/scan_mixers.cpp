@@ -13,8 +13,7 @@ namespace {
 
 constexpr double kLogZero = -1e4;  // exp() of it is 0 in float32 and float64, but stays finite
 
-// g(x) = x + 0.5 (x >= 0), σ(x) (x < 0) and its log, as in the minGRU paper.
-at::Tensor g_positive(const at::Tensor& x) { return at::where(x >= 0, x + 0.5, at::sigmoid(x)); }
+// log g(x), g(x) = x + 0.5 (x >= 0), σ(x) (x < 0) as in the minGRU paper.
 at::Tensor log_g(const at::Tensor& x) {
   return at::where(x >= 0, at::log(at::relu(x) + 0.5), -at::softplus(-x));
 }
@@ -40,14 +39,12 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
   const int64_t B = x.size(0), H = hidden_;
   TORCH_CHECK(!h0.defined() || h0.sizes() == at::IntArrayRef({B, H}), name_,
               ": expected initial state of shape [", B, ", ", H, "], got ", h0.sizes());
-  auto parts = in_->forward(x).chunk(options_.lstm() ? 3 : 2, 2);  // each [B, T, H]
-  const auto& pre = parts.back();                                     // [B, T, H]
-  at::Tensor valid;
-  if (key_padding.defined()) valid = key_padding.unsqueeze(-1);       // [B, T, 1]
+  auto xp = in_->forward(x);  // [B, T, P·H]
   at::Tensor h;
   // The log-space form needs h0 > 0; checked (a device sync) only where it would run.
   if (default_impl() == Impl::kComposite && (!h0.defined() || (h0 > 0).all().item<bool>())) {
     // The paper's log-space parallel scan: log a (carry) and log of the gate on h̃.
+    auto parts = xp.chunk(options_.lstm() ? 3 : 2, 2);  // each [B, T, H]
     at::Tensor log_a, log_in;
     if (options_.lstm()) {
       auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
@@ -57,31 +54,16 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
       log_a = -at::softplus(parts[0]);                                  // log(1 − z)
       log_in = -at::softplus(-parts[0]);                                // log z
     }
-    auto log_b = log_in + log_g(pre);                                   // [B, T, H]
-    if (valid.defined()) {
-      log_a = log_a.masked_fill(valid.logical_not(), 0.0);
-      log_b = log_b.masked_fill(valid.logical_not(), kLogZero);
+    auto log_b = log_in + log_g(parts.back());                          // [B, T, H]
+    if (key_padding.defined()) {
+      auto keep = key_padding.unsqueeze(-1).logical_not();              // [B, T, 1]
+      log_a = log_a.masked_fill(keep, 0.0);
+      log_b = log_b.masked_fill(keep, kLogZero);
     }
     h = log_space_scan(log_a, log_b, h0.defined() ? h0.log() : at::Tensor());  // [B, T, H]
   } else {
-    // The same recurrence in real space, with as few elementwise passes as possible (each is a
-    // full [B, T, H] read and write; at long T they, not the scan, dominate).
-    at::Tensor a, gate;                                                 // [B, T, H]
-    if (options_.lstm()) {
-      auto f = at::sigmoid(parts[0]), i = at::sigmoid(parts[1]);
-      auto norm = f + i;
-      a = f / norm;                                                     // f'
-      gate = i / norm;                                                  // i'
-    } else {
-      gate = at::sigmoid(parts[0]);                                     // z
-      a = 1 - gate;
-    }
-    auto b = gate * g_positive(pre);                                    // [B, T, H]
-    if (valid.defined()) {
-      a = a.masked_fill(valid.logical_not(), 1.0);
-      b = b.masked_fill(valid.logical_not(), 0.0);
-    }
-    h = linear_scan(a, b, h0);                                          // [B, T, H]
+    // The same recurrence in real space; on CPU one fused kernel with the gates inside the scan.
+    h = min_rnn_scan(xp, options_.lstm(), key_padding, h0);  // [B, T, H]
   }
   auto last = h.select(1, h.size(1) - 1);                             // [B, H]
   return {out_->forward(h), last};
@@ -131,7 +113,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> SelectiveSsmImpl::run(const at::T
                                                                      const at::Tensor& h0,
                                                                      const at::Tensor& conv_prefix) {
   check_input(x, key_padding);
-  const int64_t B = x.size(0), T = x.size(1), E = inner_, N = options_.state(), K = options_.conv();
+  const int64_t B = x.size(0), E = inner_, N = options_.state(), K = options_.conv();
   auto ug = in_->forward(x).chunk(2, 2);                                  // 2 × [B, T, E]
   auto u = ug[0], gate = ug[1];
   if (key_padding.defined()) u = u.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);

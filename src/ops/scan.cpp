@@ -12,6 +12,7 @@
 #include <longseq/impl.h>
 #include <longseq/scan.h>
 
+#include "kernels/cpu/min_rnn.h"
 #include "kernels/cpu/scan.h"
 #include "ops/fused.h"
 
@@ -132,6 +133,88 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
           has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
     });
     return {grad_a, grad_b, grad_h0, at::Tensor()};
+  }
+};
+
+// ---- minGRU / minLSTM ----------------------------------------------------------------------------
+
+void check_min_rnn(const at::Tensor& xp, bool lstm, const at::Tensor& valid, const at::Tensor& h0) {
+  constexpr const char* op = "min_rnn_scan";
+  TORCH_CHECK(xp.dim() == 3, op, ": expected 3-D `xp` [B, T, P·H], got ", xp.dim(), "-D");
+  check_floating(op, "xp", xp);
+  const int64_t parts = lstm ? 3 : 2;
+  TORCH_CHECK(xp.size(2) % parts == 0, op, ": expected the last dim of `xp` to be ", parts,
+              "·H (", lstm ? "minlstm: f, i, h̃" : "mingru: z, h̃", "), got ", xp.size(2));
+  const int64_t B = xp.size(0), T = xp.size(1), H = xp.size(2) / parts;
+  if (valid.defined()) {
+    TORCH_CHECK(valid.scalar_type() == at::kBool, op, ": expected bool `valid`, got ",
+                valid.scalar_type());
+    check_shape(op, "valid", valid, {"B", "T"}, {B, T});
+  }
+  if (h0.defined()) {
+    check_shape(op, "h0", h0, {"B", "H"}, {B, H});
+    check_like(op, "h0", h0, "xp", xp);
+  }
+}
+
+// g(x) = x + 0.5 (x >= 0), σ(x) (x < 0), as in the minGRU paper.
+at::Tensor g_positive(const at::Tensor& x) { return at::where(x >= 0, x + 0.5, at::sigmoid(x)); }
+
+cpu::MinRnnParams min_rnn_params(const at::Tensor& xp, bool lstm) {
+  cpu::MinRnnParams p;
+  p.kind = lstm ? cpu::MinRnnKind::kLstm : cpu::MinRnnKind::kGru;
+  p.batch = xp.size(0);
+  p.t = xp.size(1);
+  p.hidden = xp.size(2) / cpu::min_rnn_parts(p.kind);
+  return p;
+}
+
+// The optional step mask travels in a struct: autograd::Function rejects undefined tensors.
+struct ValidMask {
+  at::Tensor valid;  // [B, T] bool or undefined
+};
+
+// Pairs the fused gated scan's forward and backward. Saves xp, h0 and h; the gates are recomputed.
+struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& xp_in,
+                            const at::Tensor& h0_in, bool has_h0, bool lstm,
+                            const ValidMask& valid) {
+    auto xp = xp_in.contiguous(), h0 = h0_in.contiguous();  // [B, T, P·H], [B, H]
+    auto v = valid.valid.defined() ? valid.valid.to(at::kCPU).contiguous() : at::Tensor();
+    const auto p = min_rnn_params(xp, lstm);
+    auto h = at::empty({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_forward", [&] {
+      cpu::min_rnn_forward<scalar_t>(xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
+                                     has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
+                                     h.data_ptr<scalar_t>(), p);
+    });
+    ctx->save_for_backward({xp, h0, h});
+    ctx->saved_data["has_h0"] = has_h0;
+    ctx->saved_data["lstm"] = lstm;
+    ctx->saved_data["has_valid"] = v.defined();
+    if (v.defined()) ctx->saved_data["valid"] = v;
+    return h;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &xp = saved[0], &h0 = saved[1], &h = saved[2];
+    const bool has_h0 = ctx->saved_data["has_h0"].toBool();
+    const auto v = ctx->saved_data["has_valid"].toBool() ? ctx->saved_data["valid"].toTensor()
+                                                         : at::Tensor();
+    const auto p = min_rnn_params(xp, ctx->saved_data["lstm"].toBool());
+    auto grad_h = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(h);  // [B, T, H]
+    auto grad_xp = empty_poisoned(xp.sizes(), xp.options());                      // [B, T, P·H]
+    auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, H]
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_backward", [&] {
+      cpu::min_rnn_backward<scalar_t>(
+          xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
+          has_h0 ? h0.data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(),
+          grad_h.data_ptr<scalar_t>(), grad_xp.data_ptr<scalar_t>(),
+          has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
+    });
+    return {grad_xp, grad_h0, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -257,6 +340,39 @@ at::Tensor linear_scan(const at::Tensor& a, const at::Tensor& b, const at::Tenso
   if (!fused_covers(a) || a.numel() == 0) return linear_scan_composite(a, b, h0);
   const auto h0z = h0.defined() ? h0 : at::zeros({a.size(0), a.size(2)}, a.options());  // [B, C]
   return LinearScanFunction::apply(a, b, h0z, h0.defined());  // [B, T, C]
+}
+
+at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Tensor& valid,
+                                  const at::Tensor& h0) {
+  check_min_rnn(xp, lstm, valid, h0);
+  // As few elementwise passes as possible: each is a full [B, T, H] read and write.
+  auto parts = xp.chunk(lstm ? 3 : 2, 2);  // each [B, T, H]
+  at::Tensor a, gate;                      // [B, T, H]
+  if (lstm) {
+    auto f = at::sigmoid(parts[0]), i = at::sigmoid(parts[1]);
+    auto norm = f + i;
+    a = f / norm;     // f'
+    gate = i / norm;  // i'
+  } else {
+    gate = at::sigmoid(parts[0]);  // z
+    a = 1 - gate;
+  }
+  auto b = gate * g_positive(parts.back());  // [B, T, H]
+  if (valid.defined()) {
+    auto keep = valid.unsqueeze(-1).logical_not();  // [B, T, 1]
+    a = a.masked_fill(keep, 1.0);
+    b = b.masked_fill(keep, 0.0);
+  }
+  return linear_scan(a, b, h0);  // [B, T, H]
+}
+
+at::Tensor min_rnn_scan(const at::Tensor& xp, bool lstm, const at::Tensor& valid,
+                        const at::Tensor& h0) {
+  check_min_rnn(xp, lstm, valid, h0);
+  if (!fused_covers(xp) || xp.numel() == 0) return min_rnn_scan_composite(xp, lstm, valid, h0);
+  const int64_t H = xp.size(2) / (lstm ? 3 : 2);
+  const auto h0z = h0.defined() ? h0 : at::zeros({xp.size(0), H}, xp.options());  // [B, H]
+  return MinRnnFunction::apply(xp, h0z, h0.defined(), lstm, ValidMask{valid});  // [B, T, H]
 }
 
 at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
