@@ -1,7 +1,9 @@
 // Google Benchmark microbenchmarks of the scans: the fused CPU kernels vs the composite LibTorch
-// paths, forward and forward+backward, at B = 8, C = E = 256, N = 16, T in {1024, 4096}.
+// paths, forward and forward+backward, at B = 8, C = E = H = 256, N = 16, T in {1024, 4096}.
+// min_rnn_scan (minGRU) also runs as "gates+scan": the gates as LibTorch ops feeding the fused
+// linear scan (what minGRU ran before its gates moved into the kernel).
 // Thread count: --threads=N (default: every hardware thread). Counters: elements/s (B·T·C for
-// linear_scan, B·T·E·N state updates for selective_scan).
+// linear_scan and min_rnn_scan, B·T·E·N state updates for selective_scan).
 #include <longseq/impl.h>
 #include <longseq/scan.h>
 
@@ -58,7 +60,41 @@ void bench_selective(benchmark::State& state, longseq::Impl impl, bool backward)
                          benchmark::Counter::kIsRate);
 }
 
+// minGRU from its projection xp [B, T, 2H]; `unfused_gates` runs min_rnn_scan_composite on the
+// fused linear scan.
+void bench_min_rnn(benchmark::State& state, longseq::Impl impl, bool unfused_gates,
+                   bool backward) {
+  const int64_t t = state.range(0);
+  longseq::ImplGuard guard(impl);
+  torch::manual_seed(0);
+  auto xp = torch::randn({kBatch, t, 2 * kChannels}, torch::requires_grad(backward));
+  auto run = [&] {
+    return unfused_gates ? longseq::min_rnn_scan_composite(xp, false)
+                         : longseq::min_rnn_scan(xp, false);
+  };
+  for (auto _ : state) {
+    if (backward) {
+      run().sum().backward();
+    } else {
+      torch::NoGradGuard g;
+      benchmark::DoNotOptimize(run());
+    }
+  }
+  state.counters["elem/s"] = benchmark::Counter(double(kBatch * t * kChannels) * state.iterations(),
+                                                benchmark::Counter::kIsRate);
+}
+
 const bool registered = [] {
+  for (bool bwd : {false, true}) {
+    benchmark::RegisterBenchmark((std::string("min_rnn_scan/gates+scan") + (bwd ? "/fwd+bwd" : "/fwd")).c_str(),
+                                 [bwd](benchmark::State& s) {
+                                   bench_min_rnn(s, longseq::Impl::kFused, true, bwd);
+                                 })
+        ->Arg(1024)
+        ->Arg(4096)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
   for (auto [impl, name] : {std::pair{longseq::Impl::kFused, "fused"},
                             std::pair{longseq::Impl::kComposite, "composite"}}) {
     for (bool bwd : {false, true}) {
@@ -66,6 +102,14 @@ const bool registered = [] {
       benchmark::RegisterBenchmark(("linear_scan" + suffix).c_str(),
                                    [impl = impl, bwd](benchmark::State& s) {
                                      bench_linear(s, impl, bwd);
+                                   })
+          ->Arg(1024)
+          ->Arg(4096)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("min_rnn_scan" + suffix).c_str(),
+                                   [impl = impl, bwd](benchmark::State& s) {
+                                     bench_min_rnn(s, impl, false, bwd);
                                    })
           ->Arg(1024)
           ->Arg(4096)
