@@ -7,6 +7,8 @@
 #include <longseq/impl.h>
 #include <longseq/memory.h>
 
+#include "bench_util.h"
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -95,20 +97,8 @@ void run(benchmark::State& state, const Mechanism& mech, longseq::Impl impl, boo
 
 const bool registered = [] {
   for (const auto& mech : mechanisms()) {
-    for (auto [impl, name] : {std::pair{longseq::Impl::kFused, "fused"},
-                              std::pair{longseq::Impl::kComposite, "composite"}}) {
-      for (bool bwd : {false, true}) {
-        const std::string label = mech.name + "/" + name + (bwd ? "/fwd+bwd" : "/fwd");
-        benchmark::RegisterBenchmark(label.c_str(),
-                                     [mech, impl = impl, bwd](benchmark::State& s) {
-                                       run(s, mech, impl, bwd);
-                                     })
-            ->Arg(1024)
-            ->Arg(4096)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      }
-    }
+    longseq::bench::register_fused_and_composite(
+        mech.name, [mech](benchmark::State& s, longseq::Impl impl, bool bwd) { run(s, mech, impl, bwd); });
   }
   return true;
 }();

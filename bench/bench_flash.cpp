@@ -5,6 +5,8 @@
 #include <longseq/attention.h>
 #include <longseq/impl.h>
 
+#include "bench_util.h"
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -41,22 +43,11 @@ void bench_sgemm(benchmark::State& state) {
 
 const bool registered = [] {
   benchmark::RegisterBenchmark("sgemm/torch::mm", bench_sgemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
-  for (auto [impl, name] : {std::pair{longseq::Impl::kFused, "fused"},
-                            std::pair{longseq::Impl::kComposite, "composite"}}) {
-    for (bool causal : {false, true}) {
-      for (bool bwd : {false, true}) {
-        const std::string label = std::string("exact/") + name + (causal ? "/causal" : "") +
-                                  (bwd ? "/fwd+bwd" : "/fwd");
-        benchmark::RegisterBenchmark(label.c_str(),
-                                     [impl = impl, bwd, causal](benchmark::State& s) {
-                                       bench_exact(s, impl, bwd, causal);
-                                     })
-            ->Arg(1024)
-            ->Arg(4096)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      }
-    }
+  for (bool causal : {false, true}) {
+    longseq::bench::register_fused_and_composite(
+        causal ? "exact/causal" : "exact", [causal](benchmark::State& s, longseq::Impl impl, bool bwd) {
+          bench_exact(s, impl, bwd, causal);
+        });
   }
   return true;
 }();

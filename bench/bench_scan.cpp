@@ -7,6 +7,8 @@
 #include <longseq/impl.h>
 #include <longseq/scan.h>
 
+#include "bench_util.h"
+
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -95,36 +97,12 @@ const bool registered = [] {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
-  for (auto [impl, name] : {std::pair{longseq::Impl::kFused, "fused"},
-                            std::pair{longseq::Impl::kComposite, "composite"}}) {
-    for (bool bwd : {false, true}) {
-      const std::string suffix = std::string("/") + name + (bwd ? "/fwd+bwd" : "/fwd");
-      benchmark::RegisterBenchmark(("linear_scan" + suffix).c_str(),
-                                   [impl = impl, bwd](benchmark::State& s) {
-                                     bench_linear(s, impl, bwd);
-                                   })
-          ->Arg(1024)
-          ->Arg(4096)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-      benchmark::RegisterBenchmark(("min_rnn_scan" + suffix).c_str(),
-                                   [impl = impl, bwd](benchmark::State& s) {
-                                     bench_min_rnn(s, impl, false, bwd);
-                                   })
-          ->Arg(1024)
-          ->Arg(4096)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-      benchmark::RegisterBenchmark(("selective_scan" + suffix).c_str(),
-                                   [impl = impl, bwd](benchmark::State& s) {
-                                     bench_selective(s, impl, bwd);
-                                   })
-          ->Arg(1024)
-          ->Arg(4096)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
-    }
-  }
+  longseq::bench::register_fused_and_composite("linear_scan", bench_linear);
+  longseq::bench::register_fused_and_composite(
+      "min_rnn_scan", [](benchmark::State& s, longseq::Impl impl, bool bwd) {
+        bench_min_rnn(s, impl, false, bwd);
+      });
+  longseq::bench::register_fused_and_composite("selective_scan", bench_selective);
   return true;
 }();
 

@@ -54,8 +54,7 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
           lse.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({q, k, v, out, lse});
-    ctx->saved_data["has_padding"] = kp.defined();
-    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    save_optional(ctx, "key_padding", kp);
     ctx->saved_data["causal"] = mask.causal;
     ctx->saved_data["scale"] = scale;
     return out;
@@ -65,12 +64,10 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    const auto kp = ctx->saved_data["has_padding"].toBool()
-                        ? ctx->saved_data["key_padding"].toTensor()
-                        : at::Tensor();
+    const auto kp = load_optional(ctx, "key_padding");
     const auto p = flash_params(q, k, v, ctx->saved_data["causal"].toBool(),
                                 ctx->saved_data["scale"].toDouble());
-    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);  // [B,H,T,Dv]
+    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]

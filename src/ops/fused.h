@@ -5,8 +5,10 @@
 #include <longseq/impl.h>
 
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
 
 #include <limits>
+#include <string>
 
 namespace longseq {
 
@@ -23,6 +25,24 @@ inline bool fused_covers(const at::Tensor& x) {
 /// against the kernel's far larger work.
 inline at::Tensor empty_poisoned(at::IntArrayRef sizes, const at::TensorOptions& opts) {
   return at::empty(sizes, opts).fill_(std::numeric_limits<double>::quiet_NaN());
+}
+
+/// Keeps an optional tensor (undefined allowed) in an autograd context's saved_data under `name`.
+inline void save_optional(torch::autograd::AutogradContext* ctx, const std::string& name,
+                          const at::Tensor& t) {
+  ctx->saved_data["has_" + name] = t.defined();
+  if (t.defined()) ctx->saved_data[name] = t;
+}
+
+/// What save_optional kept: the tensor, or an undefined one.
+inline at::Tensor load_optional(torch::autograd::AutogradContext* ctx, const std::string& name) {
+  return ctx->saved_data["has_" + name].toBool() ? ctx->saved_data[name].toTensor() : at::Tensor();
+}
+
+/// A backward's incoming gradient as a contiguous tensor: zeros like `out` where autograd passed
+/// none (the output was not used).
+inline at::Tensor incoming_grad(const at::Tensor& grad, const at::Tensor& out) {
+  return grad.defined() ? grad.contiguous() : at::zeros_like(out);
 }
 
 }  // namespace longseq

@@ -202,8 +202,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
           lse.data_ptr<scalar_t>(), params);
     });
     ctx->save_for_backward({q, k, v, out, lse});
-    ctx->saved_data["has_padding"] = kp.defined();
-    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    save_optional(ctx, "key_padding", kp);
     ctx->saved_data["window"] = p.window;
     ctx->saved_data["causal"] = p.causal;
     ctx->saved_data["block"] = p.block;
@@ -216,9 +215,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    const auto kp = ctx->saved_data["has_padding"].toBool()
-                        ? ctx->saved_data["key_padding"].toTensor()
-                        : at::Tensor();
+    const auto kp = load_optional(ctx, "key_padding");
     LongformerPattern p;
     p.window = ctx->saved_data["window"].toInt();
     p.causal = ctx->saved_data["causal"].toBool();
@@ -227,7 +224,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     p.global_positions = ctx->saved_data["global_positions"].toIntVector();
     const auto dilation = per_head(p, q.size(1));
     const auto params = LongformerBandFunction::params(q, v, p, dilation);
-    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);  // [B,H,T,Dv]
+    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, T, Dv]

@@ -188,8 +188,7 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
           den.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({fq, fk, v, out, den});
-    ctx->saved_data["has_m"] = m.defined();
-    if (m.defined()) ctx->saved_data["m"] = m;
+    save_optional(ctx, "m", m);
     ctx->saved_data["chunk"] = chunk;
     return out;
   }
@@ -198,9 +197,9 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &out = saved[3], &den = saved[4];
-    const auto m = ctx->saved_data["has_m"].toBool() ? ctx->saved_data["m"].toTensor() : at::Tensor();
+    const auto m = load_optional(ctx, "m");
     const auto p = params(fq, v, ctx->saved_data["chunk"].toInt());
-    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_out = incoming_grad(grads[0], out);            // [B, H, T, Dv]
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, T, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
@@ -255,7 +254,7 @@ struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
     const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &kv = saved[3], &z = saved[4],
                &den = saved[5], &out = saved[6];
     const auto p = params(fq, fk, v);
-    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_out = incoming_grad(grads[0], out);            // [B, H, T, Dv]
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, S, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, S, Dv]
@@ -358,8 +357,7 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
     ctx->save_for_backward({x, w, f});
     ctx->saved_data["map"] = static_cast<int64_t>(spec.map);
     ctx->saved_data["causal"] = spec.causal;
-    ctx->saved_data["has_padding"] = kp.defined();
-    if (kp.defined()) ctx->saved_data["key_padding"] = kp;
+    save_optional(ctx, "key_padding", kp);
     ctx->mark_non_differentiable({m});
     return {f, m};
   }
@@ -368,9 +366,7 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &x = saved[0], &w = saved[1], &f = saved[2];
-    const auto kp = ctx->saved_data["has_padding"].toBool()
-                        ? ctx->saved_data["key_padding"].toTensor()
-                        : at::Tensor();
+    const auto kp = load_optional(ctx, "key_padding");
     const auto map = static_cast<cpu::FeatureMap>(ctx->saved_data["map"].toInt());
     const auto p = params(x, w, map, ctx->saved_data["causal"].toBool());
     if (!grads[0].defined()) return {at::zeros_like(x), at::Tensor(), at::Tensor()};

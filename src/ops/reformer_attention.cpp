@@ -120,8 +120,7 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
           padding_ptr<scalar_t>(ix), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({qk, kn, v, out, lse, ix.perm, ix.inv, ix.buckets});
-    ctx->saved_data["has_padding"] = ix.key_padding.defined();
-    if (ix.key_padding.defined()) ctx->saved_data["key_padding"] = ix.key_padding;
+    save_optional(ctx, "key_padding", ix.key_padding);
     ctx->saved_data["n_hashes"] = ix.opts.n_hashes;
     ctx->saved_data["causal"] = ix.opts.causal;
     ctx->saved_data["chunk"] = ix.chunk;
@@ -132,14 +131,12 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &qk = saved[0], &kn = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    LshIndex ix{saved[5], saved[6], saved[7], at::Tensor(), {}, ctx->saved_data["chunk"].toInt()};
-    if (ctx->saved_data["has_padding"].toBool()) {
-      ix.key_padding = ctx->saved_data["key_padding"].toTensor();
-    }
+    LshIndex ix{saved[5], saved[6], saved[7], load_optional(ctx, "key_padding"), {},
+                ctx->saved_data["chunk"].toInt()};
     ix.opts.n_hashes = ctx->saved_data["n_hashes"].toInt();
     ix.opts.causal = ctx->saved_data["causal"].toBool();
     const auto p = params(qk, v, ix);
-    auto grad_out = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(out);
+    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
     auto grad_qk = empty_poisoned(qk.sizes(), qk.options());  // [B, H, T, D]
     auto grad_kn = empty_poisoned(kn.sizes(), kn.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]

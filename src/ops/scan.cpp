@@ -121,7 +121,7 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
     const auto &a = saved[0], &h0 = saved[1], &h = saved[2];
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto p = linear_params(a);
-    auto grad_h = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(h);  // [B, T, C]
+    auto grad_h = incoming_grad(grads[0], h);                                      // [B, T, C]
     auto grad_a = at::empty_like(a);                                               // [B, T, C]
     auto grad_b = at::empty_like(a);                                               // [B, T, C]
     auto grad_h0 = has_h0 ? at::empty_like(h0) : at::Tensor();                     // [B, C]
@@ -191,8 +191,7 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     ctx->save_for_backward({xp, h0, h});
     ctx->saved_data["has_h0"] = has_h0;
     ctx->saved_data["lstm"] = lstm;
-    ctx->saved_data["has_valid"] = v.defined();
-    if (v.defined()) ctx->saved_data["valid"] = v;
+    save_optional(ctx, "valid", v);
     return h;
   }
 
@@ -201,10 +200,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     const auto saved = ctx->get_saved_variables();
     const auto &xp = saved[0], &h0 = saved[1], &h = saved[2];
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
-    const auto v = ctx->saved_data["has_valid"].toBool() ? ctx->saved_data["valid"].toTensor()
-                                                         : at::Tensor();
+    const auto v = load_optional(ctx, "valid");
     const auto p = min_rnn_params(xp, ctx->saved_data["lstm"].toBool());
-    auto grad_h = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(h);  // [B, T, H]
+    auto grad_h = incoming_grad(grads[0], h);                                     // [B, T, H]
     auto grad_xp = empty_poisoned(xp.sizes(), xp.options());                      // [B, T, P·H]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, H]
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_backward", [&] {
@@ -291,7 +289,7 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     const bool has_D = ctx->saved_data["has_D"].toBool();
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto p = selective_params(u, A);
-    auto grad_y = grads[0].defined() ? grads[0].contiguous() : at::zeros_like(u);  // [B, T, E]
+    auto grad_y = incoming_grad(grads[0], u);                                      // [B, T, E]
     auto grad_hl = grads[1].defined() ? grads[1].contiguous() : at::Tensor();      // [B, E, N]
     auto grad_u = empty_poisoned(u.sizes(), u.options());          // [B, T, E]
     auto grad_delta = empty_poisoned(u.sizes(), u.options());      // [B, T, E]
