@@ -53,7 +53,7 @@ LmuImpl::LmuImpl(const LmuOptions& options) : SequenceMixerImpl("lmu", options.c
 }
 
 at::Tensor LmuImpl::memory(const at::Tensor& u) const {
-  const int64_t B = u.size(0), T = u.size(1), U = u.size(2), d = options_.order();
+  const int64_t T = u.size(1), d = options_.order();
   // Impulse response H_k = Āᵏ B̄, k < T, in float64 (it is fixed; rounding would accumulate).
   auto resp = at::empty({T, d}, at::kDouble);                                     // [T, d]
   auto cur = b_bar_.to(at::kDouble);
