@@ -235,6 +235,7 @@ namespace {
 template <typename F>
 void for_each_head(int64_t bh_count, const F& fn) {
   if (bh_count >= at::get_num_threads()) {
+    BlasSingleThread blas_guard;  // as every kernel's block GEMMs (OpenBLAS's pthread build)
     at::parallel_for(0, bh_count, 1, [&](int64_t begin, int64_t end) {
       for (int64_t bh = begin; bh < end; ++bh) fn(bh, false);
     });
