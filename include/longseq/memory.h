@@ -34,5 +34,7 @@ bool keep_freed_memory();
 /// keep_freed_memory() unless the environment variable LONGSEQ_KEEP_FREED_MEMORY is "0" (the
 /// opt-out); returns whether it was turned on.
 bool keep_freed_memory_by_default();
+/// Whether keep_freed_memory() is in force in this process.
+bool keep_freed_memory_enabled();
 
 }  // namespace longseq

@@ -10,6 +10,7 @@
 #include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
 #include <longseq/mixers/scan_mixers.h>
+#include <longseq/machine.h>
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
@@ -265,6 +266,8 @@ ResolvedOptions resolve_options(const std::string& name, MixerConfig& config,
 
 SequenceMixer make_mixer(const std::string& name, const MixerConfig& config,
                          const std::map<std::string, std::string>& options) {
+  pin_thread_count();  // the first forward runs on the thread count of every later one
+  warn_once_if_blas_below_cpu();
   MixerConfig c = config;
   ResolvedOptions resolved = resolve_options(name, c, options);
   return find_mixer(name).make(c, resolved);

@@ -3,6 +3,7 @@
 // and the poisoned outputs of the kernels.
 
 #include <longseq/impl.h>
+#include <longseq/machine.h>
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -15,6 +16,10 @@ namespace longseq {
 /// Whether a fused CPU kernel may run on `x`: the composite switch is off, `x` is on the CPU and
 /// float or double. Each op adds its own conditions (dropout, shapes).
 inline bool fused_covers(const at::Tensor& x) {
+  // Every op's dispatch passes here before any kernel: the thread count is LibTorch's from the
+  // first call on, and a BLAS core below the CPU is reported once (longseq/machine.h).
+  pin_thread_count();
+  warn_once_if_blas_below_cpu();
   if (default_impl() == Impl::kComposite) return false;
   if (!x.device().is_cpu()) return false;
   return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;

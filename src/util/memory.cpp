@@ -108,12 +108,19 @@ int64_t physical_memory_bytes() {
   return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
+namespace {
+std::atomic<bool> g_keep_freed{false};
+}  // namespace
+
+bool keep_freed_memory_enabled() { return g_keep_freed.load(); }
+
 bool keep_freed_memory() {
 #if defined(__GLIBC__)
   // M_MMAP_MAX = 0: no block is served by mmap(), so none is unmapped on free;
   // M_TRIM_THRESHOLD = max: free() never shrinks the heap back to the OS.
   const bool no_mmap = mallopt(M_MMAP_MAX, 0) == 1;
   const bool no_trim = mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max()) == 1;
+  g_keep_freed = no_mmap && no_trim;
   return no_mmap && no_trim;
 #else
   return false;

@@ -1,6 +1,7 @@
 // `longseq bench`: time and peak memory of mixers against sequence length.
 #include "commands.h"
 
+#include <longseq/atomic_file.h>
 #include <longseq/bench.h>
 #include <longseq/impl.h>
 #include <longseq/registry.h>
@@ -10,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
-#include <fstream>
 #include <map>
 
 namespace longseq::cli {
@@ -47,9 +47,10 @@ void run(BenchArgs& a) {
   a.config.seq_lens = a.seq_lens;
   a.config.options = parse_opts(a.opts);
   a.config.max_memory = static_cast<int64_t>(a.max_memory_gib * (1ll << 30));
-  fmt::print("# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
+  const nlohmann::json machine = machine_json(true);
+  fmt::print("# {}\n# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
              "timed repetitions per configuration\n# memory: {}\n",
-             machine_line(), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
+             machine_line(), blas_line(machine), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
              a.config.causal, a.config.impl.empty() ? impl_name(default_impl()) : a.config.impl, a.config.warmup, a.config.repeats,
              bench_memory_method());
   fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
@@ -82,7 +83,10 @@ void run(BenchArgs& a) {
   }
   if (!a.json_path.empty()) {
     nlohmann::json out;
-    out["meta"] = {{"machine", machine_line()}, {"memory_method", bench_memory_method()}};
+    out["meta"] = {{"machine", machine_line()}, {"memory_method", bench_memory_method()},
+                   {"blas_core", machine["blas"]["core"]},
+                   {"sgemm_gflops", machine["measured"]["sgemm_gflops_all_threads"]},
+                   {"env", machine}};
     out["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
       out["rows"].push_back({{"mixer", r.mixer}, {"seq_len", r.seq_len}, {"mode", r.mode},
@@ -100,15 +104,7 @@ void run(BenchArgs& a) {
                              {"memory_exponent", f.memory_exponent}, {"t_min", f.t_min},
                              {"t_max", f.t_max}, {"points", f.points}});
     }
-    const std::string tmp = a.json_path + ".tmp";
-    {
-      std::ofstream f(tmp);
-      TORCH_CHECK(f.good(), "bench: cannot write `--json` file '", a.json_path, "'");
-      f << out.dump(2) << "\n";
-      TORCH_CHECK(f.good(), "bench: writing `--json` file '", a.json_path, "' failed");
-    }
-    TORCH_CHECK(std::rename(tmp.c_str(), a.json_path.c_str()) == 0,
-                "bench: cannot move the results into '", a.json_path, "'");
+    write_file_atomic(a.json_path, out.dump(2) + "\n");
     fmt::print("# wrote {} rows to {}\n", rows.size(), a.json_path);
   }
 }

@@ -1,6 +1,7 @@
 #pragma once
 // One function per subcommand, each in its own file; main.cpp wires them up.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
@@ -16,8 +17,16 @@ Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_diagnose_command(CLI::App& app);
+Runner add_env_command(CLI::App& app);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();
+
+/// `longseq env --json`'s object: CPU, LibTorch, BLAS core, allocator, kernel ISA and, with
+/// `measure`, sgemm and memory-copy rates measured now (about a second).
+nlohmann::json machine_json(bool measure);
+
+/// "blas: Cooperlake (avx512, openmp build); sgemm 2048³ 250.1 GFLOP/s on 2 threads"
+std::string blas_line(const nlohmann::json& machine);
 
 }  // namespace longseq::cli

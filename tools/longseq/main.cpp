@@ -2,6 +2,7 @@
 // `hint: ...` where the fix is obvious, and a non-zero exit.
 #include "commands.h"
 
+#include <longseq/machine.h>
 #include <longseq/memory.h>
 
 #include <ATen/Parallel.h>
@@ -33,6 +34,8 @@ std::string machine_line() {
 }  // namespace longseq::cli
 
 int main(int argc, char** argv) {
+  // OpenBLAS at the CPU's core: may start this program again, once (longseq/machine.h).
+  longseq::fix_blas_core_and_reexec(argv);
   // Large temporaries would otherwise fault their pages in on every step (longseq/memory.h).
   longseq::keep_freed_memory_by_default();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
       {"eval", longseq::cli::add_eval_command(app)},
       {"generate", longseq::cli::add_generate_command(app)},
       {"diagnose", longseq::cli::add_diagnose_command(app)},
+      {"env", longseq::cli::add_env_command(app)},
   };
   try {
     app.parse(argc, argv);

@@ -69,27 +69,27 @@ inline void gemm_threaded(bool ta, bool tb, int64_t m, int64_t n, int64_t k, sca
   detail::call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/// Keeps OpenBLAS's own thread count (the pthread build's) at 1 for a scope and restores it and
-/// the caller's OpenMP thread count (which openblas_set_num_threads also sets) afterwards.
+/// Keeps OpenBLAS's own thread count at 1 for a scope in its pthread build, and restores it
+/// afterwards. A no-op in the OpenMP build, where gemm() already runs on the calling thread and
+/// openblas_set_num_threads() would write the caller's OpenMP count: saving that count before
+/// LibTorch's lazy per-thread initialisation (inside the kernel's first parallel_for) and
+/// restoring it after undid LibTorch's setting, so a process's first recurrence ran with another
+/// thread count than every later one (docs/design.md, "Determinism").
 class BlasSingleThread {
  public:
-  BlasSingleThread() : blas_prev_(openblas_get_num_threads()), omp_prev_(omp_get_max_threads()) {
-    if (blas_prev_ != 1) {
-      openblas_set_num_threads(1);
-      omp_set_num_threads(omp_prev_);
-    }
+  BlasSingleThread()
+      : active_(openblas_get_parallel() == 1), blas_prev_(active_ ? openblas_get_num_threads() : 1) {
+    if (blas_prev_ != 1) openblas_set_num_threads(1);
   }
   ~BlasSingleThread() {
-    if (blas_prev_ != 1) {
-      openblas_set_num_threads(blas_prev_);
-      omp_set_num_threads(omp_prev_);
-    }
+    if (blas_prev_ != 1) openblas_set_num_threads(blas_prev_);
   }
   BlasSingleThread(const BlasSingleThread&) = delete;
   BlasSingleThread& operator=(const BlasSingleThread&) = delete;
 
  private:
-  int blas_prev_, omp_prev_;
+  bool active_;
+  int blas_prev_;
 };
 
 }  // namespace longseq::cpu

@@ -16,8 +16,9 @@
 // hs [T + 1, B, H], acts [T, B, G·H], plus cs [T + 1, B, H] (lstm) and hn [T, B, H] (gru).
 // Threads: the per-step GEMMs ([B, H] × [H, G·H], a few MFLOP) run on the calling thread
 // (kernels/cpu/blas.h): a team forked per step made an LSTM forward 30× slower with 2 threads when
-// another process held the second core. Threads split the batch: each runs its sequences through
-// every step (no synchronisation per step). The one large GEMM, dW_hh over all T·B rows, uses
+// another process held the second core. Threads split the batch in fixed blocks of rows: each block
+// runs through every step (no synchronisation per step), and the block size does not follow the
+// thread count, so neither do the results. The one large GEMM, dW_hh over all T·B rows, uses
 // OpenBLAS's threads (gemm_threaded). The elementwise cell is a plain loop (B·H·G per
 // step is too small to pay for a parallel region per step).
 #include "kernels/cpu/rnn_cells.h"
@@ -40,6 +41,21 @@ inline scalar_t sigmoid(scalar_t x) {
 
 inline int64_t time_of(const RnnParams& p, int64_t s) { return p.reverse ? p.t - 1 - s : s; }
 
+// Batch rows per block. Threads take whole blocks, and a block's per-step GEMM has M = kRowBlock
+// rows (the last block fewer) whatever the thread count: OpenBLAS may round a row differently in
+// an M = 1 GEMM than in an M = 2 one (it does on its Prescott kernels), so a split that followed
+// the thread count made results depend on it.
+constexpr int64_t kRowBlock = 4;
+
+// Runs f(b0, b1) on each block of rows [b0, b1), the blocks spread over the threads.
+template <typename F>
+void for_each_row_block(int64_t batch, const F& f) {
+  const int64_t blocks = (batch + kRowBlock - 1) / kRowBlock;
+  at::parallel_for(0, blocks, 1, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) f(k * kRowBlock, std::min(batch, (k + 1) * kRowBlock));
+  });
+}
+
 }  // namespace
 
 template <typename scalar_t>
@@ -51,8 +67,8 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
   std::copy(h0, h0 + B * H, hs);
   if (lstm) std::copy(c0, c0 + B * H, cs);
   BlasSingleThread one_blas_thread;
-  // Sequences are independent: each thread runs its rows [b0, b1) through every step.
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  // Sequences are independent: each block of rows [b0, b1) runs through every step.
+  for_each_row_block(B, [&](int64_t b0, int64_t b1) {
   std::vector<scalar_t> rec((b1 - b0) * GH);  // W_hh h (+ b_hh for gru) of this step
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = time_of(p, s);
@@ -126,8 +142,8 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   if (lstm && dc_last) std::copy(dc_last, dc_last + B * H, dc.begin());
   {
   BlasSingleThread one_blas_thread;
-  // Sequences are independent: each thread runs its rows [b0, b1) back through every step.
-  at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+  // Sequences are independent: each block of rows [b0, b1) runs back through every step.
+  for_each_row_block(B, [&](int64_t b0, int64_t b1) {
   std::vector<scalar_t> dh_next((b1 - b0) * H), dtot(H);
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = time_of(p, s);
