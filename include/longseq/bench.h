@@ -48,6 +48,12 @@ struct BenchRow {
 std::vector<BenchRow> run_bench(const BenchConfig& config,
                                 const std::function<void(const BenchRow&)>& on_row = {});
 
+/// One configuration measured as run_bench() does (fresh mixer and input, `warmup` untimed and
+/// `repeats` timed iterations, peak memory of one), with no memory prediction: the caller decides
+/// it fits. `max_len` is the mixer's accepted length (>= t).
+BenchRow measure_point(const BenchConfig& config, const std::string& mixer, int64_t t,
+                       int64_t max_len);
+
 /// How time and peak memory of one mixer grow with T: least-squares slopes of log(median_ms) and
 /// log(peak_bytes) against log(T) over its measured (not skipped) rows; 1 is linear, 2 quadratic.
 struct ScalingFit {

@@ -17,7 +17,8 @@ struct CpuInfo {
   bool sse42 = false, avx = false, avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false;
   bool avx512_bf16 = false, avx512_fp16 = false, amx = false;
-  int logical_cpus = 0;  ///< CPUs this process may run on
+  int logical_cpus = 0;   ///< CPUs this process may run on
+  int physical_cores = 0; ///< distinct cores among them (sysfs topology; 0 if unknown)
   /// 0 baseline (SSE), 1 AVX, 2 AVX2 + FMA, 3 AVX-512 (F, BW, VL, DQ, CD).
   int isa_level = 0;
   /// The features above that are present, e.g. {"avx2", "fma", "avx512f", ...}.

@@ -73,6 +73,8 @@ class BlockImpl : public torch::nn::Module {
   at::Tensor mix_step(const at::Tensor& x, DecodeState& state);
   at::Tensor step(const at::Tensor& x, DecodeState& state);
   const SequenceMixer& mixer() const { return mixer_; }
+  /// What the mixer sees of the residual stream x [B, T, C]: norm1(x).
+  at::Tensor mixer_input(const at::Tensor& x);
 
  private:
   at::Tensor ffn(const at::Tensor& x);

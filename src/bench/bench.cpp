@@ -125,6 +125,36 @@ std::vector<ScalingFit> fit_scaling(const std::vector<BenchRow>& rows) {
   return fits;
 }
 
+BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
+  MemoryTracker::install();
+  BenchRow row;
+  row.mixer = name;
+  row.seq_len = t;
+  row.mode = c.mode;
+  row.batch = c.batch;
+  row.heads = c.heads;
+  row.head_dim = c.head_dim;
+  row.causal = c.causal;
+  row.impl = impl_name(default_impl());
+  row.threads = at::get_num_threads();
+  const int64_t live_before = MemoryTracker::current_bytes();
+  auto p = prepare(c, name, t, max_len);
+  row.state_bytes = MemoryTracker::current_bytes() - live_before;
+  for (int i = 0; i < c.warmup; ++i) iterate(c, p);
+  row.peak_bytes = measure_peak(c, p);
+  std::vector<double> ms;
+  for (int i = 0; i < c.repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    iterate(c, p);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  row.median_ms = median(ms);
+  row.min_ms = *std::min_element(ms.begin(), ms.end());
+  row.max_ms = *std::max_element(ms.begin(), ms.end());
+  row.tokens_per_s = static_cast<double>(c.batch * t) / (row.median_ms / 1000.0);
+  return row;
+}
+
 std::vector<BenchRow> run_bench(const BenchConfig& c,
                                 const std::function<void(const BenchRow&)>& on_row) {
   TORCH_CHECK(!c.mixers.empty(), "bench: `--mixers` is empty; valid mixers: ",
@@ -204,21 +234,13 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
         continue;
       }
       {
-        const int64_t live_before = MemoryTracker::current_bytes();
-        auto p = prepare(c, name, t, max_len);
-        row.state_bytes = MemoryTracker::current_bytes() - live_before;
-        for (int i = 0; i < c.warmup; ++i) iterate(c, p);
-        row.peak_bytes = measure_peak(c, p);
-        std::vector<double> ms;
-        for (int i = 0; i < c.repeats; ++i) {
-          const auto t0 = std::chrono::steady_clock::now();
-          iterate(c, p);
-          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-        }
-        row.median_ms = median(ms);
-        row.min_ms = *std::min_element(ms.begin(), ms.end());
-        row.max_ms = *std::max_element(ms.begin(), ms.end());
-        row.tokens_per_s = static_cast<double>(c.batch * t) / (row.median_ms / 1000.0);
+        const BenchRow m = measure_point(c, name, t, max_len);
+        row.state_bytes = m.state_bytes;
+        row.peak_bytes = m.peak_bytes;
+        row.median_ms = m.median_ms;
+        row.min_ms = m.min_ms;
+        row.max_ms = m.max_ms;
+        row.tokens_per_s = m.tokens_per_s;
       }
       measured.emplace_back(t, row.state_bytes + row.peak_bytes);
       rows.push_back(row);

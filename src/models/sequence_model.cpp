@@ -94,6 +94,8 @@ at::Tensor BlockImpl::ffn(const at::Tensor& x) {
   return at::cat(parts, 1);  // [B, T, C]
 }
 
+at::Tensor BlockImpl::mixer_input(const at::Tensor& x) { return norm1_.forward(x); }
+
 at::Tensor BlockImpl::mix(const at::Tensor& x, const at::Tensor& key_padding) {
   return drop_->forward(mixer_->forward(norm1_.forward(x), key_padding));  // [B, T, C]
 }

@@ -21,8 +21,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <random>
+#include <set>
 
 namespace longseq {
 namespace {
@@ -105,6 +107,19 @@ CpuInfo read_cpu() {
   c.logical_cpus = sched_getaffinity(0, sizeof(set), &set) == 0
                        ? CPU_COUNT(&set)
                        : static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
+
+  // Physical cores: distinct (package, core) pairs of the CPUs this process may use. LibTorch's
+  // default thread count is this number, OpenMP's the logical CPUs.
+  std::set<std::pair<long, long>> cores;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    long package = -1, core = -1;
+    std::ifstream(dir + "physical_package_id") >> package;
+    std::ifstream(dir + "core_id") >> core;
+    if (core >= 0) cores.insert({package, core});
+  }
+  c.physical_cores = static_cast<int>(cores.size());
 
   c.isa_level = 0;
   if (c.avx) c.isa_level = 1;

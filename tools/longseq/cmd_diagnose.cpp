@@ -2,6 +2,7 @@
 // checkpoint) on one task batch: ‖∂L/∂x_t‖ per step and layer, its per-step decay, σ_max of the
 // one-step state Jacobian of recurrent layers; JSON plus a gnuplot plot (log scale against t).
 #include "commands.h"
+#include "plot.h"
 
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
@@ -11,7 +12,6 @@
 #include <fmt/core.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <fstream>
 
 namespace longseq::cli {
@@ -46,22 +46,27 @@ void plot(const GradientProfile& p, const DiagnoseArgs& a, const std::string& ti
     dat += "\n";
   }
   write_file(a.out + ".dat", dat);
+  // The script names files relative to the output's directory, where gnuplot runs: no path is
+  // ever written into a script or a command line.
+  const auto slash = a.out.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "." : slash == 0 ? "/" : a.out.substr(0, slash);
+  const std::string base = slash == std::string::npos ? a.out : a.out.substr(slash + 1);
   std::string gp = fmt::format(
-      "set terminal pngcairo size 900,560\nset output '{}.png'\nset logscale y\n"
+      "set terminal pngcairo size 900,560\nset output {}\nset logscale y\n"
       "set format y '10^{{%L}}'\nset xlabel 'step t'\nset ylabel '||dL/dx_t|| (mean over batch)'\n"
-      "set title \"{}\" noenhanced\nset key outside right\nplot ",
-      a.out, title);
+      "set title {} noenhanced\nset key outside right\nplot ",
+      gnuplot_quoted(base + ".png"), gnuplot_quoted(title));
   for (size_t i = 0; i < p.layers.size(); ++i) {
     const auto& l = p.layers[i];
     const std::string name = l.mixer.empty() ? "output stream" : fmt::format("layer {} input ({})", l.layer, l.mixer);
-    gp += fmt::format("{}'{}.dat' using 1:{} with lines lw 2 title \"{}\" noenhanced", i ? ", " : "", a.out,
-                      i + 2, name);
+    gp += fmt::format("{}{} using 1:{} with lines lw 2 title {} noenhanced", i ? ", " : "",
+                      gnuplot_quoted(base + ".dat"),
+                      i + 2, gnuplot_quoted(name));
   }
   gp += "\n";
   write_file(a.out + ".gp", gp);
-  const int rc = std::system(fmt::format("gnuplot '{}.gp'", a.out).c_str());
-  TORCH_CHECK(rc == 0, "diagnose: gnuplot failed (exit ", rc, ") on ", a.out,
-              ".gp; install Debian's `gnuplot-nox` (scripts/setup.sh does), or pass --no-plot");
+  run_gnuplot(dir, base + ".gp", "diagnose");
 }
 
 void run_diagnose(const DiagnoseArgs& a) {

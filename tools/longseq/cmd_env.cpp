@@ -26,7 +26,8 @@ nlohmann::json machine_json(bool measure) {
               {"model_number", cpu.model_number},
               {"isa", isa_level_name(cpu.isa_level)},
               {"features", cpu.features()},
-              {"logical_cpus", cpu.logical_cpus}};
+              {"logical_cpus", cpu.logical_cpus},
+              {"physical_cores", cpu.physical_cores}};
   j["libtorch"] = {{"version", TORCH_VERSION},
                    {"parallel_backend", at::get_parallel_info().find("OpenMP") != std::string::npos
                                             ? "OpenMP"
@@ -77,7 +78,8 @@ void print_text(const nlohmann::json& j) {
              cpu["vendor"].get<std::string>(), cpu["family"].get<int>(),
              cpu["model_number"].get<int>());
   fmt::print("isa:        {} [{}]\n", cpu["isa"].get<std::string>(), features);
-  fmt::print("cpus:       {} logical; longseq threads {}\n", cpu["logical_cpus"].get<int>(),
+  fmt::print("cpus:       {} logical on {} cores; longseq threads {}\n",
+             cpu["logical_cpus"].get<int>(), cpu["physical_cores"].get<int>(),
              j["libtorch"]["threads"].get<int>());
   fmt::print("libtorch:   {} (parallel backend {})\n", j["libtorch"]["version"].get<std::string>(),
              j["libtorch"]["parallel_backend"].get<std::string>());

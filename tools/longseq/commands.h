@@ -18,6 +18,8 @@ Runner add_eval_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_diagnose_command(CLI::App& app);
 Runner add_env_command(CLI::App& app);
+Runner add_report_command(CLI::App& app);
+Runner add_recommend_command(CLI::App& app);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();

@@ -53,6 +53,8 @@ int main(int argc, char** argv) {
       {"generate", longseq::cli::add_generate_command(app)},
       {"diagnose", longseq::cli::add_diagnose_command(app)},
       {"env", longseq::cli::add_env_command(app)},
+      {"report", longseq::cli::add_report_command(app)},
+      {"recommend", longseq::cli::add_recommend_command(app)},
   };
   try {
     app.parse(argc, argv);
