@@ -91,7 +91,8 @@ struct SweepOptions {
   double seconds = 120;
   double point_ms_max = 4000;    ///< no point whose median is predicted above this
   double memory_budget = 0;      ///< bytes; 0 = 50% of physical memory
-  int warmup = 1, repeats = 2;
+  /// The peak-memory iteration runs first and warms up; `warmup` adds untimed ones before it.
+  int warmup = 0, repeats = 2;
   uint64_t seed = 0;
   std::map<std::string, std::map<std::string, std::string>> options;  ///< per mixer
 };
@@ -102,8 +103,12 @@ std::vector<Series> run_sweep(
     const SweepOptions& options,
     const std::function<void(int done, int total, const std::string& what)>& progress = {});
 
+/// Standard deviation of the synthetic error inputs: x ~ N(0, 2.5²) puts the attention logits of
+/// default-initialised projections at a standard deviation of about 2.
+constexpr double kErrorInputScale = 2.5;
+
 /// Relative error ‖y − y_exact‖ / ‖y_exact‖ of an approximate attention mixer against `exact`
-/// with the same Q/K/V/output weights, on x ~ N(0, 1) [1, T, C], eval mode.
+/// with the same Q/K/V/output weights, on x ~ N(0, 2.5²) [1, T, C], eval mode.
 struct ErrorPoint {
   std::string mixer, setting;  ///< setting: "features=64" (the option varied), or "default"
   bool causal = false;

@@ -378,9 +378,10 @@ void run_report(const ReportArgs& a) {
   eo.seconds = std::max(1.0, total * (sweep_share + error_share) - progress.elapsed());
   if (a.from_checkpoint.empty()) {
     r.error_inputs = fmt::format(
-        "x ~ N(0, 1) of shape [1, T, {}], default initialisation, the same Q/K/V/output weights "
-        "for exact and the approximation, eval mode; {} heads of {}",
-        a.heads * a.head_dim, a.heads, a.head_dim);
+        "x ~ N(0, {}^2) of shape [1, T, {}] (attention logits of std ~2), default "
+        "initialisation, the same Q/K/V/output weights for exact and the approximation, eval "
+        "mode; {} heads of {}",
+        kErrorInputScale, a.heads * a.head_dim, a.heads, a.head_dim);
     r.errors = measure_errors(eo, [&](int done, int n, const std::string& what) {
       progress.update("error", n ? double(done) / n : 1.0, what);
     });
