@@ -13,6 +13,7 @@
 #include <longseq/mixers/reformer.h>
 #include <longseq/mixers/scan_mixers.h>
 #include <longseq/model.h>
+#include <longseq/options.h>
 #include <longseq/registry.h>
 #include <longseq/rnn.h>
 #include <longseq/safetensors.h>

@@ -1,6 +1,7 @@
 // minGRU / minLSTM and the selective SSM (S6) mixers over the scans of ops/scan.cpp.
 #include <longseq/impl.h>
 #include <longseq/mixers/scan_mixers.h>
+#include <longseq/registry.h>
 #include <longseq/scan.h>
 
 #include <ATen/ATen.h>
@@ -18,13 +19,35 @@ at::Tensor log_g(const at::Tensor& x) {
   return at::where(x >= 0, at::log(at::relu(x) + 0.5), -at::softplus(-x));
 }
 
+const OptionSet<MinRnnOptions>& min_rnn_options(bool lstm) {
+  using O = MinRnnOptions;
+  auto make = [](bool lstm) {
+    return OptionSet<O>(O(MixerConfig{}, lstm))
+        .add(option("hidden", &O::hidden, "H, state width; 0 = dim").non_negative());
+  };
+  static const OptionSet<O> gru = make(false), lstm_set = make(true);
+  return lstm ? lstm_set : gru;
+}
+
+const OptionSet<SelectiveSsmOptions>& selective_ssm_options() {
+  using O = SelectiveSsmOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("state", &O::state, "N, state size per channel").positive().tests({"4"}))
+          .add(option("expand", &O::expand, "inner channels E = expand * dim").positive())
+          .add(option("conv", &O::conv, "causal depthwise convolution width").positive())
+          .add(option("dt_rank", &O::dt_rank,
+                      "rank of the step-size projection; 0 = ceil(dim/16)")
+                   .non_negative());
+  return set;
+}
+
 }  // namespace
 
 MinRnnImpl::MinRnnImpl(const MinRnnOptions& options)
     : SequenceMixerImpl(options.lstm() ? "minlstm" : "mingru", options.common()),
       options_(options) {
-  TORCH_CHECK(options.hidden() >= 0, name_, ": option `hidden` must be >= 0 (0 = dim), got ",
-              options.hidden());
+  min_rnn_options(options.lstm()).check(options, name_);
   hidden_ = options.hidden() > 0 ? options.hidden() : config_.dim;
   const int64_t parts = options.lstm() ? 3 : 2;  // (f, i, h̃) or (z, h̃)
   in_ = register_module("in", torch::nn::Linear(config_.dim, parts * hidden_));
@@ -84,11 +107,7 @@ at::Tensor MinRnnImpl::step(const at::Tensor& x, DecodeState& state) {
 SelectiveSsmImpl::SelectiveSsmImpl(const SelectiveSsmOptions& options)
     : SequenceMixerImpl("s6", options.common()), options_(options) {
   const auto& o = options_;
-  TORCH_CHECK(o.state() > 0, "s6: option `state` must be > 0, got ", o.state());
-  TORCH_CHECK(o.expand() > 0, "s6: option `expand` must be > 0, got ", o.expand());
-  TORCH_CHECK(o.conv() > 0, "s6: option `conv` must be > 0, got ", o.conv());
-  TORCH_CHECK(o.dt_rank() >= 0, "s6: option `dt_rank` must be >= 0 (0 = ceil(dim / 16)), got ",
-              o.dt_rank());
+  selective_ssm_options().check(o, name_);
   const int64_t C = config_.dim, E = o.expand() * C, N = o.state();
   inner_ = E;
   rank_ = o.dt_rank() > 0 ? o.dt_rank() : (C + 15) / 16;
@@ -151,6 +170,27 @@ at::Tensor SelectiveSsmImpl::step(const at::Tensor& x, DecodeState& state) {
   prefix = new_prefix;
   state.position += x.size(1);
   return out;  // [B, n, C]
+}
+
+
+MixerSpec mingru_mixer_spec() {
+  return mixer_spec<MinRnn>(
+      "mingru", "minGRU: h = (1 - z) h + z g(W x), gates from x only; parallel scan, O(T)",
+      min_rnn_options(false));
+}
+
+MixerSpec minlstm_mixer_spec() {
+  return mixer_spec<MinRnn>(
+      "minlstm", "minLSTM: h = f' h + i' g(W x) with normalised f', i'; parallel scan, O(T)",
+      min_rnn_options(true));
+}
+
+MixerSpec s6_mixer_spec() {
+  return mixer_spec<SelectiveSsm>(
+      "s6",
+      "selective SSM (Mamba S6): input-dependent step and B, C, diagonal A, causal conv; "
+      "parallel scan, O(T*E*N)",
+      selective_ssm_options());
 }
 
 }  // namespace longseq

@@ -494,12 +494,6 @@ TEST_F(SafetensorsTest, ModuleMismatchIsRefusedAndLeavesModuleUnchanged) {
 // Every registered mixer's weights and random buffers (features, rotations) survive a round trip:
 // a differently seeded copy computes the same outputs after loading.
 TEST_F(SafetensorsTest, EveryMixerRoundTrips) {
-  // Small mechanism options, as in tests/mixers/test_contract.cpp.
-  const std::map<std::string, std::map<std::string, std::string>> options = {
-      {"linformer", {{"proj_len", "6"}}},
-      {"longformer", {{"window", "4"}, {"global_tokens", "1"}, {"block", "3"}}},
-      {"performer", {{"features", "16"}, {"chunk", "4"}}},
-      {"reformer", {{"buckets", "4"}, {"n_hashes", "2"}, {"chunk", "4"}}}};
   MixerConfig cfg;
   cfg.dim = 16;
   cfg.heads = 2;
@@ -508,7 +502,7 @@ TEST_F(SafetensorsTest, EveryMixerRoundTrips) {
     SCOPED_TRACE(name);
     torch::manual_seed(3);
     cfg.seed = 1;
-    const auto opts = options.count(name) ? options.at(name) : std::map<std::string, std::string>{};
+    const auto opts = find_mixer(name).test_options();  // small mechanism options
     auto a = make_mixer(name, cfg, opts);
     torch::manual_seed(4);
     cfg.seed = 2;
