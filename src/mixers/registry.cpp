@@ -16,6 +16,7 @@
   X(longformer)           \
   X(performer)            \
   X(reformer)             \
+  X(linear)               \
   X(elman)                \
   X(lstm)                 \
   X(gru)                  \
