@@ -46,6 +46,10 @@ void ModelConfig::validate() const {
                 "model: `mixer_options` names mixer '", kv.first,
                 "', which no layer uses (after changing `mixers`, clear it with --set "
                 "'model.mixer_options={}' or set the new mixer's options)");
+    // One entrance for causality: a layer that saw a different mask than the model's head and
+    // its step() assume would leak future tokens into a "causal" model (or the reverse).
+    TORCH_CHECK(!kv.second.count("causal"), "model: `mixer_options.", kv.first,
+                ".causal` is not accepted: causality is the model's, set it with `model.causal`");
   }
   mixer.validate("model");
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
