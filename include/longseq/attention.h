@@ -121,7 +121,7 @@ at::Tensor performer_causal_step(const at::Tensor& q, const at::Tensor& k, const
 /// Reformer LSH attention with shared QK: keys are the queries normalised to unit length.
 struct ReformerCoreOptions {
   int64_t buckets = 32;   ///< NB: 1, or an even number >= 2
-  int64_t n_hashes = 1;   ///< hashing rounds
+  int64_t n_hashes = 2;   ///< hashing rounds
   int64_t chunk = 64;     ///< chunk length of the sorted sequence
   bool causal = false;
 };

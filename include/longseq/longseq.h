@@ -11,8 +11,10 @@
 #include <longseq/mixers/memory.h>
 #include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
-#include <longseq/mixers/scan_mixers.h>
+#include <longseq/mixers/min_rnn.h>
+#include <longseq/mixers/s6.h>
 #include <longseq/model.h>
+#include <longseq/options.h>
 #include <longseq/registry.h>
 #include <longseq/rnn.h>
 #include <longseq/safetensors.h>

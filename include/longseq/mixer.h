@@ -18,7 +18,7 @@ struct MixerConfig {
   int64_t heads = 8;       ///< H
   int64_t head_dim = 0;    ///< D; 0 means C / H (then H must divide C)
   bool causal = false;     ///< query t sees only keys <= t
-  double dropout = 0.0;    ///< attention-probability dropout while training (see docs/mixers.md)
+  double attn_dropout = 0.0;  ///< attention-probability dropout while training (docs/mixers.md)
   int64_t max_len = 4096;  ///< longest sequence accepted (sizes Linformer's projections)
   uint64_t seed = 0;       ///< seeds the mixer's own random draws (features, hash rotations)
   bool bias = false;       ///< bias in the Q/K/V/output projections

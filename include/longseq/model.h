@@ -3,6 +3,7 @@
 /// mixer chosen by name per layer, then a feed-forward), a final norm and a task head.
 
 #include <longseq/mixer.h>
+#include <longseq/options.h>
 
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/any.h>
@@ -24,7 +25,7 @@ struct ModelConfig {
   std::vector<std::string> mixers = {"exact"};
   /// Mechanism options per mixer name: mixer_options["performer"]["features"] = "64".
   std::map<std::string, std::map<std::string, std::string>> mixer_options;
-  /// dim, heads, head_dim, causal, dropout (attention), max_len, seed shared by every layer; the
+  /// dim, heads, head_dim, causal, attn_dropout, max_len, seed shared by every layer; the
   /// seed of layer l is seed + l so random features differ between layers.
   MixerConfig mixer;
   std::string norm = "layernorm";       ///< "layernorm" or "rmsnorm"
@@ -48,6 +49,10 @@ struct ModelConfig {
   /// Throws naming the bad field, what was expected and what was given.
   void validate() const;
 };
+
+/// The ModelConfig members a config file sets (its `model` section besides `mixers`,
+/// `mixer_options` and the common mixer options), with their ranges and help.
+const OptionSet<ModelConfig>& model_options();
 
 /// RMSNorm (Zhang & Sennrich 2019): x / rms(x) · g.
 class RMSNormImpl : public torch::nn::Module {

@@ -1,8 +1,10 @@
 #pragma once
-/// The registry: the one list of sequence mixers, with their options, defaults and descriptions.
-/// Tests, benchmarks and the CLI iterate it; adding a mixer is one entry in src/mixers/registry.cpp.
+/// The registry: the one list of sequence mixers. Each mixer's .cpp declares its entry (name,
+/// description, options bound to its Options struct, factory); src/mixers/registry.cpp lists
+/// them, one line each. Tests, benchmarks, the CLI and docs/mixers.md iterate it.
 
 #include <longseq/mixer.h>
+#include <longseq/options.h>
 
 #include <functional>
 #include <map>
@@ -11,66 +13,74 @@
 
 namespace longseq {
 
-enum class OptionKind { kInt, kFloat, kBool, kString, kIntList };
-const char* option_kind_name(OptionKind kind);
-
-struct OptionSpec {
-  std::string name;
-  OptionKind kind;
-  std::string default_value;  ///< as it would be written on the command line
-  std::string help;
-  std::vector<std::string> choices;  ///< for kString: the accepted values (empty = any)
-};
-
-/// Defaults of `specs` overridden by `given`. An unknown key or a malformed value throws naming
-/// `owner` (a mixer or task), the key and the valid keys. Shared by mixers and tasks.
-std::map<std::string, std::string> resolve_option_values(
-    const std::string& owner, const std::vector<OptionSpec>& specs,
-    const std::map<std::string, std::string>& given);
-
-/// Mechanism options after validation against a mixer's OptionSpecs, defaults filled in.
-class ResolvedOptions {
- public:
-  ResolvedOptions(std::string mixer, std::map<std::string, std::string> values);
-  int64_t get_int(const std::string& key) const;
-  double get_float(const std::string& key) const;
-  bool get_bool(const std::string& key) const;
-  const std::string& get_string(const std::string& key) const;
-  std::vector<int64_t> get_int_list(const std::string& key) const;
-
- private:
-  const std::string& raw(const std::string& key) const;
-  std::string mixer_;
-  std::map<std::string, std::string> values_;
-};
-
 struct MixerSpec {
   std::string name;
-  std::string description;  ///< one line
+  std::string description;          ///< one line
   std::vector<OptionSpec> options;  ///< mechanism options (common ones: common_option_specs())
   bool supports_causal = true;
   /// How peak memory grows with T (2 = quadratic, 1 = linear); used to predict and skip.
   int memory_exponent = 1;
   /// The same when the fused CPU kernel runs (0 = as memory_exponent).
   int fused_memory_exponent = 0;
-  std::function<SequenceMixer(const MixerConfig&, const ResolvedOptions&)> make;
+  /// Builds the mixer from the common options and checked mechanism options (name -> value).
+  std::function<SequenceMixer(const MixerConfig&, const std::map<std::string, std::string>&)> make;
+
+  /// Mechanism options small enough for tests on tiny shapes (OptionSpec::test_values): the
+  /// first test value of each option, or the last with `tiniest` (gradient checks).
+  std::map<std::string, std::string> test_options(bool tiniest = false) const;
 };
+
+/// What the registry needs to know beyond the options.
+struct MixerTraits {
+  bool supports_causal = true;
+  int memory_exponent = 1;
+  int fused_memory_exponent = 0;
+};
+
+/// A registry entry for `Module` (a TORCH_MODULE holder) built from `Options` = O: the defaults
+/// of `options`, the common options in O::common, then the given mechanism options.
+template <class Module, class O>
+MixerSpec mixer_spec(std::string name, std::string description, const OptionSet<O>& options,
+                     MixerTraits traits = {}) {
+  MixerSpec s;
+  s.name = name;
+  s.description = std::move(description);
+  s.options = options.specs();
+  s.supports_causal = traits.supports_causal;
+  s.memory_exponent = traits.memory_exponent;
+  s.fused_memory_exponent = traits.fused_memory_exponent;
+  s.make = [options, name](const MixerConfig& common,
+                           const std::map<std::string, std::string>& values) -> SequenceMixer {
+    O o = options.defaults();
+    o.common(common);
+    options.apply(o, values, name);
+    return Module(o).ptr();
+  };
+  return s;
+}
 
 /// Every registered mixer, in a stable order.
 const std::vector<MixerSpec>& mixer_registry();
 std::vector<std::string> mixer_names();
 /// Throws naming the valid mixers when `name` is unknown.
 const MixerSpec& find_mixer(const std::string& name);
-/// Options every mixer takes (dim, heads, head_dim, causal, dropout, max_len, seed, bias).
-const std::vector<OptionSpec>& common_option_specs();
+/// Options every mixer takes: the members of MixerConfig (dim, heads, head_dim, causal,
+/// attn_dropout, max_len, seed, bias, rotary).
+const OptionSet<MixerConfig>& common_options();
+std::vector<OptionSpec> common_option_specs();
 
 /// Builds a mixer. `options` may hold common keys (overriding `config`) and mechanism keys; an
 /// unknown key or a malformed value throws naming the mixer, the key and the valid keys.
 SequenceMixer make_mixer(const std::string& name, const MixerConfig& config,
                          const std::map<std::string, std::string>& options = {});
 
-/// Validates `options` against `name`'s specs without building (for the CLI's early errors).
+/// Validates `options` against `name`'s specs without building (for the CLI's early errors):
+/// applies the common keys given to `config`, returns the mechanism options with defaults.
 ResolvedOptions resolve_options(const std::string& name, MixerConfig& config,
                                 const std::map<std::string, std::string>& options);
+
+/// The option tables of docs/mixers.md (`longseq list --markdown`): common options, then one
+/// table per mixer.
+std::string mixer_options_markdown();
 
 }  // namespace longseq

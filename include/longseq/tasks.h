@@ -2,7 +2,7 @@
 /// Long-range tasks: deterministic generators and readers with train/validation/test splits.
 /// docs/tasks.md defines each one and gives its published reference numbers.
 
-#include <longseq/registry.h>
+#include <longseq/options.h>
 
 #include <ATen/core/Tensor.h>
 

@@ -4,6 +4,7 @@
 /// evaluation, non-finite step skipping, metrics as JSON lines.
 
 #include <longseq/model.h>
+#include <longseq/options.h>
 #include <longseq/tasks.h>
 
 #include <torch/optim/adamw.h>
@@ -41,6 +42,9 @@ struct TrainConfig {
 
   void validate() const;
 };
+
+/// The TrainConfig members a config file sets (its `train` section), with ranges and help.
+const OptionSet<TrainConfig>& train_options();
 
 struct EvalResult {
   double loss = 0;

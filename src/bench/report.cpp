@@ -409,7 +409,7 @@ std::vector<ErrorPoint> measure_errors_on_activations(
     if (cfg.mixers[cfg.mixers.size() == 1 ? 0 : l] != "exact") continue;
     MixerConfig mc = cfg.mixer;
     mc.seed = cfg.mixer.seed + static_cast<uint64_t>(l);
-    mc.dropout = 0;
+    mc.attn_dropout = 0;
     Block block = blocks[l];  // a handle: its forward is not const
     const at::Tensor x = block->mixer_input(stream[l]);  // [B, T, C]
     std::vector<ErrorPoint> out;

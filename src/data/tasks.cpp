@@ -36,55 +36,70 @@ void check_range(const char* task, const char* option, int64_t value, int64_t lo
 
 }  // namespace data
 
+namespace {
+
+// Task options are plain values read by name (ResolvedOptions), not members of an Options struct.
+OptionSpec task_option(const char* name, OptionKind kind, const char* default_value,
+                       const char* help) {
+  OptionSpec o;
+  o.name = name;
+  o.kind = kind;
+  o.default_value = default_value;
+  o.help = help;
+  return o;
+}
+
+}  // namespace
+
 const std::vector<TaskSpec>& task_registry() {
   using K = OptionKind;
   static const std::vector<TaskSpec> table = {
       {"copy",
        "copy memory: 10 symbols from 1-8, T blanks, a delimiter, then reproduce the symbols",
-       {{"blanks", K::kInt, "200", "T, blanks between the symbols and the delimiter", {}},
-        {"valid_size", K::kInt, "1000", "validation sequences", {}},
-        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       {task_option("blanks", K::kInt, "200", "T, blanks between the symbols and the delimiter"),
+        task_option("valid_size", K::kInt, "1000", "validation sequences"),
+        task_option("test_size", K::kInt, "1000", "test sequences")},
        data::make_copy_memory},
       {"adding",
        "adding problem: sum the two values marked in a sequence of T (value, marker) pairs",
-       {{"length", K::kInt, "400", "T", {}},
-        {"valid_size", K::kInt, "1000", "validation sequences", {}},
-        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       {task_option("length", K::kInt, "400", "T"),
+        task_option("valid_size", K::kInt, "1000", "validation sequences"),
+        task_option("test_size", K::kInt, "1000", "test sequences")},
        data::make_adding},
       {"selective_copy",
        "selective copying: 16 tokens (vocabulary 16) scattered in L noise positions, copy them in order",
-       {{"length", K::kInt, "512", "L, positions holding the scattered tokens", {}},
-        {"tokens", K::kInt, "16", "tokens to copy", {}},
-        {"valid_size", K::kInt, "1000", "validation sequences", {}},
-        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       {task_option("length", K::kInt, "512", "L, positions holding the scattered tokens"),
+        task_option("tokens", K::kInt, "16", "tokens to copy"),
+        task_option("valid_size", K::kInt, "1000", "validation sequences"),
+        task_option("test_size", K::kInt, "1000", "test sequences")},
        data::make_selective_copy},
       {"mqar",
        "multi-query associative recall (Zoology): key-value pairs, then queries of their keys",
-       {{"length", K::kInt, "128", "T", {}},
-        {"pairs", K::kInt, "16", "key-value pairs", {}},
-        {"vocab", K::kInt, "8192", "vocabulary (keys from the lower half, values the upper)", {}},
-        {"valid_size", K::kInt, "1000", "validation sequences", {}},
-        {"test_size", K::kInt, "1000", "test sequences", {}}},
+       {task_option("length", K::kInt, "128", "T"),
+        task_option("pairs", K::kInt, "16", "key-value pairs"),
+        task_option("vocab", K::kInt, "8192", "vocabulary (keys from the lower half, values the upper)"),
+        task_option("valid_size", K::kInt, "1000", "validation sequences"),
+        task_option("test_size", K::kInt, "1000", "test sequences")},
        data::make_mqar},
       {"listops",
        "ListOps exactly as the Long Range Arena generator (MIN MAX MED SM, depth <= 10, 2-10 args)",
-       {{"min_length", K::kInt, "500", "keep trees longer than this", {}},
-        {"max_length", K::kInt, "2000", "keep trees shorter than this", {}},
-        {"max_depth", K::kInt, "10", "maximum tree depth", {}},
-        {"max_args", K::kInt, "10", "maximum operator arguments", {}},
-        {"train_size", K::kInt, "96000", "training examples", {}},
-        {"valid_size", K::kInt, "2000", "validation examples", {}},
-        {"test_size", K::kInt, "2000", "test examples", {}}},
+       {task_option("min_length", K::kInt, "500", "keep trees longer than this"),
+        task_option("max_length", K::kInt, "2000", "keep trees shorter than this"),
+        task_option("max_depth", K::kInt, "10", "maximum tree depth"),
+        task_option("max_args", K::kInt, "10", "maximum operator arguments"),
+        task_option("train_size", K::kInt, "96000", "training examples"),
+        task_option("valid_size", K::kInt, "2000", "validation examples"),
+        task_option("test_size", K::kInt, "2000", "test examples")},
        data::make_listops},
       {"fmnist",
        "sequential Fashion-MNIST: 784 pixels read one per step (Debian dataset-fashion-mnist)",
-       {{"dir", K::kString, "/usr/share/datasets/fashion-mnist", "directory of the IDX files", {}},
-        {"valid_size", K::kInt, "5000", "validation images held out of the training file", {}}},
+       {task_option("dir", K::kString, "/usr/share/datasets/fashion-mnist", "directory of the IDX files"),
+        task_option("valid_size", K::kInt, "5000", "validation images held out of the training file")},
        data::make_fashion_mnist},
       {"bytes",
        "byte-level language modelling over a text file (reports bits per byte)",
-       {{"file", K::kString, "", "the text file (required)", {}},
-        {"length", K::kInt, "512", "bytes per sequence", {}}},
+       {task_option("file", K::kString, "", "the text file (required)"),
+        task_option("length", K::kInt, "512", "bytes per sequence")},
        data::make_bytes},
   };
   return table;

@@ -1,4 +1,5 @@
 #include <longseq/mixers/exact.h>
+#include <longseq/registry.h>
 
 namespace longseq {
 
@@ -9,7 +10,7 @@ at::Tensor ExactAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor&
                                       const at::Tensor& k, const at::Tensor& v,
                                       const at::Tensor& key_padding) {
   AttentionMask mask{config_.causal, key_padding};
-  return exact_attention(q, k, v, mask, config_.dropout, is_training());  // [B, H, T, D]
+  return exact_attention(q, k, v, mask, config_.attn_dropout, is_training());  // [B, H, T, D]
 }
 
 std::string ExactAttentionImpl::step_unsupported() const {
@@ -25,6 +26,13 @@ at::Tensor ExactAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::Te
   vc = vc.defined() ? at::cat({vc, v}, 2) : v;
   // Causal with S > n aligns the n queries with the last n keys.
   return exact_attention(q, kc, vc, AttentionMask{true, {}});  // [B, H, n, D]
+}
+
+MixerSpec exact_mixer_spec() {
+  static const OptionSet<ExactAttentionOptions> options(ExactAttentionOptions(MixerConfig{}));
+  return mixer_spec<ExactAttention>(
+      "exact", "softmax(QK^T/sqrt(D) + mask) V; O(T^2) time and memory, the reference", options,
+      {/*supports_causal=*/true, /*memory_exponent=*/2, /*fused_memory_exponent=*/1});
 }
 
 }  // namespace longseq

@@ -1,5 +1,6 @@
 // Legendre Memory Unit, parallel form (see include/longseq/mixers/lmu.h).
 #include <longseq/mixers/lmu.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -7,6 +8,25 @@
 #include <cmath>
 
 namespace longseq {
+namespace {
+
+const OptionSet<LmuOptions>& lmu_options() {
+  using O = LmuOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("order", &O::order, "d, Legendre coefficients per memory channel")
+                   .positive()
+                   .tests({"6"}))
+          .add(option("window", &O::window, "theta, history length in steps")
+                   .positive()
+                   .tests({"8"}))
+          .add(option("channels", &O::channels, "U, memorised input signals")
+                   .positive()
+                   .tests({"2"}));
+  return set;
+}
+
+}  // namespace
 
 at::Tensor lmu_legendre_decoder(int64_t order, double r) {
   // P̃_i(r) = (−1)^i Σ_j C(i, j) C(i + j, j) (−r)^j  (Voelker et al. 2019, eq. 3)
@@ -27,9 +47,7 @@ at::Tensor lmu_legendre_decoder(int64_t order, double r) {
 
 LmuImpl::LmuImpl(const LmuOptions& options) : SequenceMixerImpl("lmu", options.common()), options_(options) {
   const auto& o = options_;
-  TORCH_CHECK(o.order() > 0, "lmu: option `order` must be > 0, got ", o.order());
-  TORCH_CHECK(o.window() > 0, "lmu: option `window` must be > 0, got ", o.window());
-  TORCH_CHECK(o.channels() > 0, "lmu: option `channels` must be > 0, got ", o.channels());
+  lmu_options().check(o, name_);
   const int64_t d = o.order();
   auto A = at::zeros({d, d}, at::kDouble), B = at::zeros({d}, at::kDouble);
   for (int64_t i = 0; i < d; ++i) {
@@ -102,6 +120,15 @@ at::Tensor LmuImpl::step(const at::Tensor& x, DecodeState& state) {
   m0 = m.select(1, m.size(1) - 1);
   state.position += x.size(1);
   return output(x, m);
+}
+
+
+MixerSpec lmu_mixer_spec() {
+  return mixer_spec<Lmu>(
+      "lmu",
+      "Legendre Memory Unit: the input history over a window held as Legendre coefficients by a "
+      "fixed LTI system; FFT convolution, O(T log T)",
+      lmu_options());
 }
 
 }  // namespace longseq

@@ -1,4 +1,5 @@
 #include <longseq/mixers/longformer.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 
@@ -6,11 +7,38 @@
 #include <cmath>
 
 namespace longseq {
+namespace {
+
+const OptionSet<LongformerOptions>& longformer_options() {
+  using O = LongformerOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("window", &O::window, "W: +-W/2 neighbours, or the W previous when causal")
+                   .positive()
+                   .tests({"4", "2"}))
+          .add(option("dilation", &O::dilation, "dilation per head (one value for all heads)")
+                   .positive())
+          .add(option("global_tokens", &O::global_tokens,
+                      "the first k positions attend to and from all")
+                   .non_negative()
+                   .tests({"1"}))
+          .add(option("global_positions", &O::global_positions,
+                      "explicit global positions (instead of k)")
+                   .non_negative())
+          .add(option("global_proj", &O::global_proj,
+                      "separate Q/K/V projections for global rows"))
+          .add(option("block", &O::block, "queries per block of the banded pass; 0 = auto")
+                   .non_negative()
+                   .tests({"3"}));
+  return set;
+}
+
+}  // namespace
 
 LongformerImpl::LongformerImpl(const LongformerOptions& options)
     : AttentionMixerImpl("longformer", options.common()), options_(options) {
   const auto& o = options_;
-  TORCH_CHECK(o.window() > 0, "longformer: option `window` must be > 0, got ", o.window());
+  longformer_options().check(o, name_);
   TORCH_CHECK(o.window() <= config_.max_len, "longformer: option `window` (", o.window(),
               ") is larger than allowed: it must be <= `max_len` (", config_.max_len, ")");
   TORCH_CHECK(config_.causal || o.window() % 2 == 0,
@@ -20,11 +48,6 @@ LongformerImpl::LongformerImpl(const LongformerOptions& options)
                   static_cast<int64_t>(o.dilation().size()) == config_.heads,
               "longformer: option `dilation` needs 1 or `heads` = ", config_.heads,
               " values, got ", o.dilation().size());
-  for (int64_t d : o.dilation()) {
-    TORCH_CHECK(d > 0, "longformer: option `dilation` values must be > 0, got ", d);
-  }
-  TORCH_CHECK(o.global_tokens() >= 0, "longformer: option `global_tokens` must be >= 0, got ",
-              o.global_tokens());
   TORCH_CHECK(o.global_tokens() <= config_.max_len, "longformer: option `global_tokens` (",
               o.global_tokens(), ") exceeds `max_len` (", config_.max_len, ")");
   TORCH_CHECK(o.global_tokens() == 0 || o.global_positions().empty(),
@@ -33,7 +56,6 @@ LongformerImpl::LongformerImpl(const LongformerOptions& options)
     TORCH_CHECK(g >= 0 && g < config_.max_len, "longformer: option `global_positions` entry ", g,
                 " is outside [0, max_len = ", config_.max_len, ")");
   }
-  TORCH_CHECK(o.block() >= 0, "longformer: option `block` must be >= 0, got ", o.block());
   if (o.global_proj()) {
     const int64_t inner = config_.heads * config_.resolved_head_dim();
     auto lin = [&] {
@@ -77,7 +99,7 @@ at::Tensor LongformerImpl::attend(const at::Tensor& x, const at::Tensor& q, cons
     kg = split_heads(wk_global_->forward(x));  // [B, H, T, D]
     vg = split_heads(wv_global_->forward(x));  // [B, H, T, D]
   }
-  return longformer_attention(q, k, v, pattern, key_padding, qg, kg, vg, config_.dropout,
+  return longformer_attention(q, k, v, pattern, key_padding, qg, kg, vg, config_.attn_dropout,
                               is_training());  // [B, H, T, D]
 }
 
@@ -120,6 +142,14 @@ at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor
     }
   }
   return out;
+}
+
+MixerSpec longformer_mixer_spec() {
+  return mixer_spec<Longformer>(
+      "longformer",
+      "sliding window (+-W/2, or W previous when causal) with per-head dilation and global "
+      "tokens; O(T*W)",
+      longformer_options());
 }
 
 }  // namespace longseq

@@ -1,6 +1,7 @@
 // Memory-augmented recurrent mixer with a growing external memory (see mixers/memory.h for the
 // allocation rule).
 #include <longseq/mixers/memory.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -16,17 +17,27 @@ at::Tensor unit(const at::Tensor& x) {  // x / |x| over the last dim
   return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
 }
 
+const OptionSet<MemoryOptions>& memory_options() {
+  using O = MemoryOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("slots", &O::slots, "initial capacity").positive().tests({"2"}))
+          .add(option("max_slots", &O::max_slots, "largest capacity").positive().tests({"8"}))
+          .add(option("key_dim", &O::key_dim, "width of keys and values").positive().tests({"6"}))
+          .add(option("threshold", &O::threshold,
+                      "allocate when max cosine to the slots is below")
+                   .range(-1, 1));
+  return set;
+}
+
 }  // namespace
 
 MemoryImpl::MemoryImpl(const MemoryOptions& options)
     : SequenceMixerImpl("memory", options.common()), options_(options) {
   const auto& o = options_;
-  TORCH_CHECK(o.slots() > 0, "memory: option `slots` must be > 0, got ", o.slots());
+  memory_options().check(o, name_);
   TORCH_CHECK(o.max_slots() >= o.slots(), "memory: option `max_slots` (", o.max_slots(),
               ") must be >= `slots` (", o.slots(), ")");
-  TORCH_CHECK(o.key_dim() > 0, "memory: option `key_dim` must be > 0, got ", o.key_dim());
-  TORCH_CHECK(o.threshold() >= -1 && o.threshold() <= 1,
-              "memory: option `threshold` is a cosine similarity in [-1, 1], got ", o.threshold());
   const int64_t C = config_.dim, K = o.key_dim();
   wk_ = register_module("wk", torch::nn::Linear(C, K));
   wv_ = register_module("wv", torch::nn::Linear(C, K));
@@ -114,6 +125,15 @@ at::Tensor MemoryImpl::step(const at::Tensor& x, DecodeState& state) {
   auto out = run(x, {}, state);
   state.position += x.size(1);
   return out;  // [B, n, C]
+}
+
+
+MixerSpec memory_mixer_spec() {
+  return mixer_spec<Memory>(
+      "memory",
+      "recurrent controller with an external memory that allocates slots for new content (up to "
+      "max_slots), read by content attention; O(T*slots)",
+      memory_options());
 }
 
 }  // namespace longseq

@@ -2,23 +2,35 @@
 // shared by the attention mixers.
 #include <longseq/attention.h>
 #include <longseq/mixer.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 
 namespace longseq {
 
+const OptionSet<MixerConfig>& common_options() {
+  using O = MixerConfig;
+  static const auto set =
+      OptionSet<O>(O{})
+          .add(option("dim", &O::dim, "C, model width").positive())
+          .add(option("heads", &O::heads, "H, attention heads").positive())
+          .add(option("head_dim", &O::head_dim, "D; 0 = dim / heads").non_negative())
+          .add(option("causal", &O::causal, "query t sees only keys <= t"))
+          .add(option("attn_dropout", &O::attn_dropout, "attention dropout while training")
+                   .range(0, 1, /*lo_open=*/false, /*hi_open=*/true))
+          .add(option("max_len", &O::max_len, "longest accepted sequence").positive())
+          .add(option("seed", &O::seed, "seed of the mixer's own random draws"))
+          .add(option("bias", &O::bias, "bias in the projections"))
+          .add(option("rotary", &O::rotary, "rotary position embedding on q and k"));
+  return set;
+}
+
 int64_t MixerConfig::resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / heads; }
 
 void MixerConfig::validate(const std::string& mixer) const {
-  TORCH_CHECK(dim > 0, mixer, ": option `dim` must be > 0, got ", dim);
-  TORCH_CHECK(heads > 0, mixer, ": option `heads` must be > 0, got ", heads);
-  TORCH_CHECK(head_dim >= 0, mixer, ": option `head_dim` must be > 0 (or 0 for dim / heads), got ",
-              head_dim);
+  common_options().check(*this, mixer);
   TORCH_CHECK(head_dim > 0 || dim % heads == 0, mixer, ": option `heads` (", heads,
               ") must divide `dim` (", dim, ") when `head_dim` is not given");
-  TORCH_CHECK(dropout >= 0.0 && dropout < 1.0, mixer, ": option `dropout` must be in [0, 1), got ",
-              dropout);
-  TORCH_CHECK(max_len > 0, mixer, ": option `max_len` must be > 0, got ", max_len);
   TORCH_CHECK(!rotary || (head_dim > 0 ? head_dim : dim / heads) % 2 == 0, mixer,
               ": option `rotary` needs an even head dim, got ", head_dim > 0 ? head_dim : dim / heads);
 }

@@ -4,6 +4,7 @@
 // draw 0 is performer_draw_features(R, D, config().seed); in training a new draw is made every
 // `redraw` calls (0 = never); eval never redraws and does not count calls.
 #include <longseq/mixers/performer.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 #include <torch/torch.h>
@@ -11,22 +12,29 @@
 namespace longseq {
 namespace {
 
-const PerformerOptions& checked(const PerformerOptions& o) {
-  TORCH_CHECK(o.features() > 0, "performer: option `features` must be > 0, got ", o.features());
-  TORCH_CHECK(o.kernel() == "softmax" || o.kernel() == "relu",
-              "performer: option `kernel` must be one of softmax, relu, got '", o.kernel(), "'");
-  TORCH_CHECK(o.redraw() >= 0, "performer: option `redraw` must be >= 0 (0 = never), got ",
-              o.redraw());
-  TORCH_CHECK(o.chunk() > 0, "performer: option `chunk` must be > 0, got ", o.chunk());
-  return o;
+const OptionSet<PerformerOptions>& performer_options() {
+  using O = PerformerOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("features", &O::features, "R, number of random features")
+                   .positive()
+                   .tests({"16"}))
+          .add(option("kernel", &O::kernel, "feature map").choices({"softmax", "relu"}))
+          .add(option("redraw", &O::redraw, "redraw features every k training calls; 0 = never")
+                   .non_negative())
+          .add(option("chunk", &O::chunk, "causal prefix-sum chunk length")
+                   .positive()
+                   .tests({"4", "2"}));
+  return set;
 }
 
 }  // namespace
 
 PerformerImpl::PerformerImpl(const PerformerOptions& options)
-    : AttentionMixerImpl("performer", checked(options).common()),
+    : AttentionMixerImpl("performer", options.common()),
       options_(options),
       schedule_(options.redraw()) {
+  performer_options().check(options_, name_);
   core_.kernel = options_.kernel() == "relu" ? PerformerKernel::kRelu : PerformerKernel::kSoftmax;
   core_.causal = config_.causal;
   core_.chunk = options_.chunk();
@@ -51,7 +59,9 @@ at::Tensor PerformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, c
   auto out = performer_attention(q, k, v, omega_, core_, key_padding);  // [B, H, T, D]
   // FAVOR+ never forms the attention probabilities, so `dropout` cannot act on them as in the
   // other mixers; it drops elements of the attention output [B, H, T, D] instead (training only).
-  if (is_training() && config_.dropout > 0) out = at::dropout(out, config_.dropout, /*train=*/true);
+  if (is_training() && config_.attn_dropout > 0) {
+    out = at::dropout(out, config_.attn_dropout, /*train=*/true);
+  }
   return out;  // [B, H, T, D]
 }
 
@@ -64,6 +74,13 @@ at::Tensor PerformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor&
                                       DecodeState& state) {
   return performer_causal_step(q, k, v, omega_, core_.kernel, state.tensors["s"],
                                state.tensors["z"], state.tensors["m"]);  // [B, H, n, D]
+}
+
+MixerSpec performer_mixer_spec() {
+  return mixer_spec<Performer>(
+      "performer",
+      "FAVOR+ positive orthogonal random features for softmax; O(T*R*D); causal by prefix sums",
+      performer_options());
 }
 
 }  // namespace longseq

@@ -1,6 +1,7 @@
 // Classic recurrent mixers (Elman, LSTM, GRU) over the fused recurrence op (ops/rnn.cpp).
 #include <longseq/attention.h>
 #include <longseq/mixers/recurrent.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
@@ -9,13 +10,33 @@
 #include <cmath>
 
 namespace longseq {
+namespace {
+
+// One declaration for the three cells; the cell is fixed by the registry entry.
+OptionSet<RecurrentOptions> recurrent_options(RnnCell cell) {
+  using O = RecurrentOptions;
+  return OptionSet<O>(O(MixerConfig{}, cell))
+      .add(option("hidden", &O::hidden, "H, state width per direction; 0 = dim").non_negative())
+      .add(option("bidirectional", &O::bidirectional, "add a reverse pass (non-causal only)"))
+      .add(option("init", &O::init, "recurrent weights")
+               .choices({"default", "orthogonal", "identity"}))
+      .add(option("readout", &O::readout, "attention over the layer's earlier states")
+               .choices({"none", "attention"}));
+}
+
+const OptionSet<RecurrentOptions>& recurrent_options_of(RnnCell cell) {
+  static const OptionSet<RecurrentOptions> sets[] = {recurrent_options(RnnCell::kElman),
+                                                     recurrent_options(RnnCell::kLstm),
+                                                     recurrent_options(RnnCell::kGru)};
+  return cell == RnnCell::kElman ? sets[0] : cell == RnnCell::kLstm ? sets[1] : sets[2];
+}
+
+}  // namespace
 
 RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
     : SequenceMixerImpl(rnn_cell_name(options.cell()), options.common()), options_(options) {
   const auto& o = options_;
-  TORCH_CHECK(o.hidden() >= 0, name_, ": option `hidden` must be >= 0 (0 = dim), got ", o.hidden());
-  TORCH_CHECK(o.init() == "default" || o.init() == "orthogonal" || o.init() == "identity", name_,
-              ": option `init` must be one of default, orthogonal, identity, got '", o.init(), "'");
+  recurrent_options_of(o.cell()).check(o, name_);
   TORCH_CHECK(!(o.bidirectional() && config_.causal), name_,
               ": option `bidirectional` reads future tokens, so it cannot be combined with `causal`");
   hidden_ = o.hidden() > 0 ? o.hidden() : config_.dim;
@@ -37,8 +58,6 @@ RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
     }
     dirs_.push_back(w);
   }
-  TORCH_CHECK(o.readout() == "none" || o.readout() == "attention", name_,
-              ": option `readout` must be one of none, attention, got '", o.readout(), "'");
   int64_t features = directions * H;
   if (o.readout() == "attention") {
     const int64_t R = std::min<int64_t>(features, 64);  // read-out head width
@@ -121,6 +140,24 @@ at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
   c = r[2];
   state.position += x.size(1);
   return r[0];  // [B, n, C]
+}
+
+
+MixerSpec elman_mixer_spec() {
+  return mixer_spec<Recurrent>(
+      "elman", "tanh RNN: h' = tanh(W x + U h + b); fused cell, O(T) sequential steps",
+      recurrent_options_of(RnnCell::kElman));
+}
+
+MixerSpec lstm_mixer_spec() {
+  return mixer_spec<Recurrent>(
+      "lstm", "LSTM (i, f, g, o gates, cell state); fused cell, O(T) sequential steps",
+      recurrent_options_of(RnnCell::kLstm));
+}
+
+MixerSpec gru_mixer_spec() {
+  return mixer_spec<Recurrent>("gru", "GRU (r, z, n gates); fused cell, O(T) sequential steps",
+                               recurrent_options_of(RnnCell::kGru));
 }
 
 }  // namespace longseq

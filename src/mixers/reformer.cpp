@@ -3,29 +3,40 @@
 // weights); draw k comes from the config seed and k, is redrawn every `redraw` training calls and
 // stays fixed in eval.
 #include <longseq/mixers/reformer.h>
+#include <longseq/registry.h>
 
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 namespace longseq {
 namespace {
 
-const ReformerOptions& checked(const ReformerOptions& o) {
-  TORCH_CHECK(o.buckets() == 1 || (o.buckets() >= 2 && o.buckets() % 2 == 0),
-              "reformer: option `buckets` must be 1 or an even number >= 2, got ", o.buckets());
-  TORCH_CHECK(o.n_hashes() > 0, "reformer: option `n_hashes` must be > 0, got ", o.n_hashes());
-  TORCH_CHECK(o.chunk() > 0, "reformer: option `chunk` must be > 0, got ", o.chunk());
-  TORCH_CHECK(o.redraw() >= 0, "reformer: option `redraw` must be >= 0 (0 = never), got ",
-              o.redraw());
-  return o;
+const OptionSet<ReformerOptions>& reformer_options() {
+  using O = ReformerOptions;
+  static const auto set =
+      OptionSet<O>(O(MixerConfig{}))
+          .add(option("buckets", &O::buckets, "NB hash buckets (1, or even)")
+                   .rule([](double b) { return b == 1 || (b >= 2 && std::fmod(b, 2) == 0); },
+                         "1 or an even number >= 2")
+                   .tests({"4"}))
+          .add(option("n_hashes", &O::n_hashes, "hashing rounds").positive().tests({"2"}))
+          .add(option("chunk", &O::chunk, "chunk length of the sorted sequence")
+                   .positive()
+                   .tests({"4", "2"}))
+          .add(option("redraw", &O::redraw, "new rotations every k training calls; 0 = never")
+                   .non_negative());
+  return set;
 }
 
 }  // namespace
 
 ReformerImpl::ReformerImpl(const ReformerOptions& options)
-    : AttentionMixerImpl("reformer", checked(options).common(), /*shared_qk=*/true),
+    : AttentionMixerImpl("reformer", options.common(), /*shared_qk=*/true),
       options_(options),
       schedule_(options.redraw()) {
+  reformer_options().check(options_, name_);
   core_.buckets = options_.buckets();
   core_.n_hashes = options_.n_hashes();
   core_.chunk = options_.chunk();
@@ -49,8 +60,16 @@ at::Tensor ReformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                 const at::Tensor& key_padding) {
   if (schedule_.tick(is_training())) redraw_rotations();
   // Shared QK: k == q here; the core normalises the keys itself.
-  return reformer_attention(q, v, rotations_, core_, key_padding, config_.dropout,
+  return reformer_attention(q, v, rotations_, core_, key_padding, config_.attn_dropout,
                             is_training());  // [B, H, T, D]
+}
+
+MixerSpec reformer_mixer_spec() {
+  return mixer_spec<Reformer>(
+      "reformer",
+      "LSH attention: shared QK hashed into buckets, sorted, attend within chunk + previous; "
+      "O(T*chunk)",
+      reformer_options());
 }
 
 }  // namespace longseq

@@ -11,12 +11,33 @@
 
 namespace longseq {
 
+const OptionSet<ModelConfig>& model_options() {
+  using O = ModelConfig;
+  static const auto set =
+      OptionSet<O>(O{})
+          .add(option("layers", &O::layers, "blocks in the stack").positive())
+          .add(option("norm", &O::norm, "normalisation before each branch")
+                   .choices({"layernorm", "rmsnorm"}))
+          .add(option("ffn_mult", &O::ffn_mult, "feed-forward width = ffn_mult * dim").positive())
+          .add(option("ffn_chunk", &O::ffn_chunk, "> 0: feed-forward over T in chunks")
+                   .non_negative())
+          .add(option("dropout", &O::dropout, "residual and embedding dropout")
+                   .range(0, 1, /*lo_open=*/false, /*hi_open=*/true))
+          .add(option("positions", &O::positions, "position encoding")
+                   .choices({"learned", "sinusoidal", "rotary", "none"}))
+          .add(option("pooling", &O::pooling, "classify: pooling over the sequence")
+                   .choices({"mean", "first"}))
+          .add(option("reversible", &O::reversible, "reversible residual stack (RevNet)"))
+          .add(option("token_shift", &O::token_shift, "add W_s x_{t-1} to each embedding"));
+  return set;
+}
+
 void ModelConfig::validate() const {
   TORCH_CHECK(vocab_size > 0 || input_dim > 0,
               "model: set `vocab_size` (token inputs) or `input_dim` (continuous inputs), got "
               "vocab_size = ", vocab_size, ", input_dim = ", input_dim);
   TORCH_CHECK(vocab_size >= 0 && input_dim >= 0, "model: `vocab_size` and `input_dim` must be >= 0");
-  TORCH_CHECK(layers > 0, "model: `layers` must be > 0, got ", layers);
+  model_options().check(*this, "model");
   TORCH_CHECK(mixers.size() == 1 || static_cast<int64_t>(mixers.size()) == layers,
               "model: `mixers` needs 1 name or one per layer (", layers, "), got ", mixers.size());
   for (const auto& m : mixers) find_mixer(m);
@@ -25,24 +46,17 @@ void ModelConfig::validate() const {
                 "model: `mixer_options` names mixer '", kv.first,
                 "', which no layer uses (after changing `mixers`, clear it with --set "
                 "'model.mixer_options={}' or set the new mixer's options)");
+    // One entrance for causality: a layer that saw a different mask than the model's head and
+    // its step() assume would leak future tokens into a "causal" model (or the reverse).
+    TORCH_CHECK(!kv.second.count("causal"), "model: `mixer_options.", kv.first,
+                ".causal` is not accepted: causality is the model's, set it with `model.causal`");
   }
   mixer.validate("model");
-  TORCH_CHECK(norm == "layernorm" || norm == "rmsnorm",
-              "model: `norm` must be one of layernorm, rmsnorm, got '", norm, "'");
-  TORCH_CHECK(ffn_mult > 0, "model: `ffn_mult` must be > 0, got ", ffn_mult);
-  TORCH_CHECK(ffn_chunk >= 0, "model: `ffn_chunk` must be >= 0 (0 = whole sequence), got ", ffn_chunk);
-  TORCH_CHECK(dropout >= 0 && dropout < 1, "model: `dropout` must be in [0, 1), got ", dropout);
-  TORCH_CHECK(positions == "learned" || positions == "sinusoidal" || positions == "rotary" ||
-                  positions == "none",
-              "model: `positions` must be one of learned, sinusoidal, rotary, none, got '",
-              positions, "'");
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
               "model: `head` must be one of lm, classify, per_position, got '", head, "'");
   TORCH_CHECK(head != "lm" || vocab_size > 0, "model: head `lm` needs token inputs (`vocab_size` > 0)");
   TORCH_CHECK(head == "lm" || num_outputs > 0, "model: head `", head,
               "` needs `num_outputs` > 0, got ", num_outputs);
-  TORCH_CHECK(pooling == "mean" || pooling == "first",
-              "model: `pooling` must be one of mean, first, got '", pooling, "'");
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {

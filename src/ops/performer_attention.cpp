@@ -39,6 +39,7 @@
 // φ(k)ᵀ v [B, H, R, Dv]; causal the chunk weights [B, H, N, c, c] and the N − 1 carried states
 // [B, H, N − 1, R, Dv].
 #include <longseq/attention.h>
+#include <longseq/linear_attention.h>
 
 #include "kernels/cpu/performer_attention.h"
 #include "kernels/cpu/performer_features.h"
@@ -522,6 +523,62 @@ at::Tensor performer_causal_step(const at::Tensor& q, const at::Tensor& k, const
     outs.push_back(num / den.masked_fill(den == 0, 1).unsqueeze(-1));       // [B, H, Dv]
   }
   return at::stack(outs, 2);                                                // [B, H, n, Dv]
+}
+
+namespace {
+
+// Checks the inputs of linear_attention and returns fk with the padded keys' rows zeroed.
+at::Tensor linear_attention_keys(const char* op, const at::Tensor& fq, const at::Tensor& fk,
+                                 const at::Tensor& v, const AttentionMask& mask, int64_t chunk) {
+  check_qkv(op, fq, fk, v);
+  const int64_t B = fq.size(0), T = fq.size(2), S = fk.size(2);
+  check_key_padding(op, mask.key_padding, B, S);
+  TORCH_CHECK(chunk > 0, op, ": expected `chunk` > 0, got ", chunk);
+  TORCH_CHECK(!mask.causal || T == S, op,
+              ": causal attention needs T == S (self-attention), got T = ", T, ", S = ", S);
+  if (!mask.key_padding.defined()) return fk;
+  auto valid = mask.key_padding.to(fk.device()).view({B, 1, S, 1});  // [B, 1, S, 1]
+  return fk * valid.to(fk.scalar_type());                             // [B, H, S, R]
+}
+
+// num / den with the zero row of the masking contract where den == 0 (num is 0 there too).
+at::Tensor normalise(const at::Tensor& num, const at::Tensor& den) {
+  return num / den.masked_fill(den == 0, 1).unsqueeze(-1);  // [B, H, T, Dv]
+}
+
+at::Tensor linear_attention_composite_path(const at::Tensor& fq, const at::Tensor& fk,
+                                           const at::Tensor& v, bool causal, int64_t chunk) {
+  if (causal) {
+    auto [num, den] = causal_prefix(fq, fk, v, at::Tensor(), chunk);  // [B, H, T, Dv], [B, H, T]
+    return normalise(num, den);
+  }
+  auto kv = at::matmul(fk.transpose(-2, -1), v);                     // [B, H, R, Dv]
+  auto num = at::matmul(fq, kv);                                     // [B, H, T, Dv]
+  auto den = at::matmul(fq, fk.sum(2).unsqueeze(-1)).squeeze(-1);    // [B, H, T]
+  return normalise(num, den);
+}
+
+}  // namespace
+
+at::Tensor linear_attention(const at::Tensor& fq, const at::Tensor& fk_in, const at::Tensor& v,
+                            const AttentionMask& mask, int64_t chunk) {
+  const auto fk = linear_attention_keys("linear_attention", fq, fk_in, v, mask, chunk);
+  const int64_t B = fq.size(0), H = fq.size(1), T = fq.size(2), S = fk.size(2), Dv = v.size(3);
+  if (T == 0 || S == 0) return fq.new_zeros({B, H, T, Dv});  // [B, H, T, Dv]
+  if (fused_covers(fq)) {
+    return mask.causal ? PerformerCausalFunction::apply(fq, fk, v, Stabiliser{}, chunk)
+                       : PerformerFunction::apply(fq, fk, v);  // [B, H, T, Dv]
+  }
+  return linear_attention_composite_path(fq, fk, v, mask.causal, chunk);
+}
+
+at::Tensor linear_attention_composite(const at::Tensor& fq, const at::Tensor& fk_in,
+                                      const at::Tensor& v, const AttentionMask& mask,
+                                      int64_t chunk) {
+  const auto fk = linear_attention_keys("linear_attention", fq, fk_in, v, mask, chunk);
+  const int64_t B = fq.size(0), H = fq.size(1), T = fq.size(2), S = fk.size(2), Dv = v.size(3);
+  if (T == 0 || S == 0) return fq.new_zeros({B, H, T, Dv});  // [B, H, T, Dv]
+  return linear_attention_composite_path(fq, fk, v, mask.causal, chunk);
 }
 
 }  // namespace longseq

@@ -80,10 +80,10 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     const bool lstm = p.kind == cpu::RnnCellKind::kLstm, gru = p.kind == cpu::RnnCellKind::kGru;
     const auto opts = xproj.options();
     auto out = empty_poisoned({B, T, H}, opts);                       // [B, T, H]
-    auto hs = at::empty({T + 1, B, H}, opts);                         // [T + 1, B, H]
-    auto cs = lstm ? at::empty({T + 1, B, H}, opts) : at::Tensor();   // [T + 1, B, H]
-    auto acts = at::empty({T, B, GH}, opts);                          // [T, B, G·H]
-    auto hn = gru ? at::empty({T, B, H}, opts) : at::Tensor();        // [T, B, H]
+    auto hs = empty_poisoned({T + 1, B, H}, opts);                        // [T + 1, B, H]
+    auto cs = lstm ? empty_poisoned({T + 1, B, H}, opts) : at::Tensor();  // [T + 1, B, H]
+    auto acts = empty_poisoned({T, B, GH}, opts);                         // [T, B, G·H]
+    auto hn = gru ? empty_poisoned({T, B, H}, opts) : at::Tensor();       // [T, B, H]
     const at::Tensor vb = valid.has_value() ? valid->contiguous() : at::Tensor();
     const at::Tensor bh = b_hh.has_value() ? b_hh->contiguous() : at::Tensor();
     const at::Tensor c0c = c0.has_value() ? c0->contiguous() : at::Tensor();

@@ -71,8 +71,8 @@ void check_floating(const char* op, const char* name, const at::Tensor& x) {
               "`, got ", x.scalar_type());
 }
 
-// The selective-scan kernels' outputs are poisoned (ops/fused.h). linear_scan's kernel is
-// memory-bound, so its outputs are plain at::empty; the tests poison them at the kernel level.
+// Every kernel output is poisoned before the kernel writes it (ops/fused.h), as in the attention
+// ops: an element a kernel leaves unwritten shows as NaN instead of stale memory.
 
 // ---- linear scan -------------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
                             const at::Tensor& b_in, const at::Tensor& h0_in, bool has_h0) {
     auto a = a_in.contiguous(), b = b_in.contiguous(), h0 = h0_in.contiguous();  // [B, T, C]
     const auto p = linear_params(a);
-    auto h = at::empty({p.batch, p.t, p.channels}, a.options());  // [B, T, C]
+    auto h = empty_poisoned({p.batch, p.t, p.channels}, a.options());  // [B, T, C]
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_forward", [&] {
       cpu::linear_scan_forward<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
                                          has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
@@ -122,9 +122,9 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto p = linear_params(a);
     auto grad_h = incoming_grad(grads[0], h);                                      // [B, T, C]
-    auto grad_a = at::empty_like(a);                                               // [B, T, C]
-    auto grad_b = at::empty_like(a);                                               // [B, T, C]
-    auto grad_h0 = has_h0 ? at::empty_like(h0) : at::Tensor();                     // [B, C]
+    auto grad_a = empty_poisoned(a.sizes(), a.options());                          // [B, T, C]
+    auto grad_b = empty_poisoned(a.sizes(), a.options());                          // [B, T, C]
+    auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, C]
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_backward", [&] {
       cpu::linear_scan_backward<scalar_t>(
           a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
@@ -182,7 +182,7 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     auto xp = xp_in.contiguous(), h0 = h0_in.contiguous();  // [B, T, P·H], [B, H]
     auto v = valid.valid.defined() ? valid.valid.to(at::kCPU).contiguous() : at::Tensor();
     const auto p = min_rnn_params(xp, lstm);
-    auto h = at::empty({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
+    auto h = empty_poisoned({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_forward", [&] {
       cpu::min_rnn_forward<scalar_t>(xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
                                      has_h0 ? h0.data_ptr<scalar_t>() : nullptr,

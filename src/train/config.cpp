@@ -1,11 +1,13 @@
-// JSON experiment configs (longseq/config.h). Every section lists its keys once, in the reader
-// below; an unknown key is an error that names the valid ones.
+// JSON experiment configs (longseq/config.h). The keys of `model` and `train` are the options
+// declared beside their structs (common_options(), model_options(), train_options()), read and
+// written through them; an unknown key is an error that names the valid ones.
 #include <longseq/config.h>
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -14,6 +16,66 @@ namespace longseq {
 namespace {
 
 using json = nlohmann::json;
+
+const char* kind_words(OptionKind kind) {
+  switch (kind) {
+    case OptionKind::kInt: return "an integer";
+    case OptionKind::kFloat: return "a number";
+    case OptionKind::kBool: return "true or false";
+    case OptionKind::kString: return "a string";
+    case OptionKind::kIntList: return "an array of integers";
+  }
+  return "?";
+}
+
+// A JSON value as option text (the command-line form); false when its type does not fit.
+bool json_to_text(const json& v, OptionKind kind, std::string& out) {
+  switch (kind) {
+    case OptionKind::kInt:
+      if (v.is_number_integer()) return out = v.dump(), true;
+      if (v.is_number_float() && std::trunc(v.get<double>()) == v.get<double>()) {
+        return out = std::to_string(static_cast<int64_t>(v.get<double>())), true;
+      }
+      return false;
+    case OptionKind::kFloat:
+      return v.is_number() ? (out = v.dump(), true) : false;
+    case OptionKind::kBool:
+      return v.is_boolean() ? (out = v.dump(), true) : false;
+    case OptionKind::kString:
+      return v.is_string() ? (out = v.get<std::string>(), true) : false;
+    case OptionKind::kIntList:
+      if (!v.is_array()) return false;
+      out.clear();
+      for (const auto& x : v) {
+        if (!x.is_number_integer()) return false;
+        out += (out.empty() ? "" : ",") + x.dump();
+      }
+      return true;
+  }
+  return false;
+}
+
+// Option text (already checked) as a JSON value of its kind.
+json text_to_json(const std::string& text, OptionKind kind) {
+  switch (kind) {
+    case OptionKind::kInt: { int64_t v = 0; option_text::parse(text, v); return v; }
+    case OptionKind::kFloat: { double v = 0; option_text::parse(text, v); return v; }
+    case OptionKind::kBool: { bool v = false; option_text::parse(text, v); return v; }
+    case OptionKind::kString: return text;
+    case OptionKind::kIntList: { std::vector<int64_t> v; option_text::parse(text, v); return v; }
+  }
+  return nullptr;
+}
+
+template <class O>
+void put_all(json& j, const OptionSet<O>& set, const O& o, const std::set<std::string>& skip = {}) {
+  for (const auto& b : set.binders()) {
+    if (!skip.count(b.spec().name)) j[b.spec().name] = text_to_json(b.get(o), b.spec().kind);
+  }
+}
+
+// The seed of the mixers comes from the root `seed`.
+const std::set<std::string> kNotInModelSection = {"seed"};
 
 // Reads keys of one section, remembering which it consumed so leftovers can be reported.
 class Section {
@@ -30,6 +92,22 @@ class Section {
     } catch (const json::exception& e) {
       TORCH_CHECK(false, "config: `", name_, ".", key, "` has the wrong type (", j_.at(key).dump(),
                   "): ", e.what());
+    }
+  }
+  /// Every option of `set` (but `skip`) present in the section, checked and set in `out`.
+  template <class O>
+  void get_all(const OptionSet<O>& set, O& out, const std::set<std::string>& skip = {}) {
+    for (const auto& b : set.binders()) {
+      const OptionSpec& spec = b.spec();
+      if (skip.count(spec.name)) continue;
+      known_.insert(spec.name);
+      if (!j_.contains(spec.name)) continue;
+      const json& v = j_.at(spec.name);
+      std::string text;
+      TORCH_CHECK(json_to_text(v, spec.kind, text), "config: `", name_, ".", spec.name,
+                  "` has the wrong type (", v.dump(), "): expected ", kind_words(spec.kind));
+      check_option_value(name_, spec, text);
+      b.set(out, text);
     }
   }
   const json* sub(const char* key) {
@@ -129,38 +207,13 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
         mc.mixer_options[item.key()] = string_map(item.value(), "model.mixer_options." + item.key());
       }
     }
-    s.get("dim", mc.mixer.dim);
-    s.get("heads", mc.mixer.heads);
-    s.get("head_dim", mc.mixer.head_dim);
-    s.get("causal", mc.mixer.causal);
-    s.get("attn_dropout", mc.mixer.dropout);
-    s.get("max_len", mc.mixer.max_len);
-    s.get("norm", mc.norm);
-    s.get("ffn_mult", mc.ffn_mult);
-    s.get("ffn_chunk", mc.ffn_chunk);
-    s.get("dropout", mc.dropout);
-    s.get("positions", mc.positions);
-    s.get("pooling", mc.pooling);
-    s.get("reversible", mc.reversible);
-    s.get("token_shift", mc.token_shift);
+    s.get_all(common_options(), mc.mixer, kNotInModelSection);
+    s.get_all(model_options(), mc);
     s.finish();
   }
   if (const json* t = root.sub("train")) {
     Section s(*t, "train");
-    s.get("steps", c.steps);
-    s.get("batch_size", c.batch_size);
-    s.get("accumulate", c.accumulate);
-    s.get("tbptt", c.tbptt);
-    s.get("lr", c.lr);
-    s.get("min_lr_ratio", c.min_lr_ratio);
-    s.get("warmup", c.warmup);
-    s.get("weight_decay", c.weight_decay);
-    s.get("beta1", c.beta1);
-    s.get("beta2", c.beta2);
-    s.get("clip", c.clip);
-    s.get("eval_every", c.eval_every);
-    s.get("eval_batches", c.eval_batches);
-    s.get("max_bad_steps", c.max_bad_steps);
+    s.get_all(train_options(), c);
     s.finish();
   }
   root.finish();
@@ -188,19 +241,13 @@ std::string train_config_to_json(const TrainConfig& c) {
   j["seed"] = c.seed;
   j["task"] = {{"name", c.task}, {"options", c.task_options}};
   const auto& m = c.model;
-  j["model"] = {{"layers", m.layers}, {"mixers", m.mixers}, {"mixer_options", m.mixer_options},
-                {"dim", m.mixer.dim}, {"heads", m.mixer.heads}, {"head_dim", m.mixer.head_dim},
-                {"causal", m.mixer.causal}, {"attn_dropout", m.mixer.dropout},
-                {"max_len", m.mixer.max_len}, {"norm", m.norm}, {"ffn_mult", m.ffn_mult},
-                {"ffn_chunk", m.ffn_chunk}, {"dropout", m.dropout}, {"positions", m.positions},
-                {"pooling", m.pooling}, {"reversible", m.reversible},
-                {"token_shift", m.token_shift}};
-  j["train"] = {{"steps", c.steps}, {"batch_size", c.batch_size}, {"accumulate", c.accumulate},
-                {"tbptt", c.tbptt},
-                {"lr", c.lr}, {"min_lr_ratio", c.min_lr_ratio}, {"warmup", c.warmup},
-                {"weight_decay", c.weight_decay}, {"beta1", c.beta1}, {"beta2", c.beta2},
-                {"clip", c.clip}, {"eval_every", c.eval_every}, {"eval_batches", c.eval_batches},
-                {"max_bad_steps", c.max_bad_steps}};
+  json model = {{"mixers", m.mixers}, {"mixer_options", m.mixer_options}};
+  put_all(model, common_options(), m.mixer, kNotInModelSection);
+  put_all(model, model_options(), m);
+  j["model"] = model;
+  json train = json::object();
+  put_all(train, train_options(), c);
+  j["train"] = train;
   return j.dump(2);
 }
 

@@ -12,22 +12,37 @@
 
 namespace longseq {
 
+const OptionSet<TrainConfig>& train_options() {
+  using O = TrainConfig;
+  static const auto set =
+      OptionSet<O>(O{})
+          .add(option("steps", &O::steps, "optimizer steps").positive())
+          .add(option("batch_size", &O::batch_size, "sequences per micro-batch").positive())
+          .add(option("accumulate", &O::accumulate, "micro-batches per optimizer step").positive())
+          .add(option("tbptt", &O::tbptt, "truncated BPTT chunk; 0 = full backpropagation")
+                   .non_negative())
+          .add(option("lr", &O::lr, "peak learning rate").positive())
+          .add(option("min_lr_ratio", &O::min_lr_ratio, "cosine decays to lr * min_lr_ratio")
+                   .range(0, 1))
+          .add(option("warmup", &O::warmup, "linear warm-up steps").non_negative())
+          .add(option("weight_decay", &O::weight_decay, "AdamW weight decay").non_negative())
+          .add(option("beta1", &O::beta1, "AdamW beta1").range(0, 1, false, /*hi_open=*/true))
+          .add(option("beta2", &O::beta2, "AdamW beta2").range(0, 1, false, /*hi_open=*/true))
+          .add(option("clip", &O::clip, "max global gradient norm; 0 = off").non_negative())
+          .add(option("eval_every", &O::eval_every, "steps between evaluations; 0 = never")
+                   .non_negative())
+          .add(option("eval_batches", &O::eval_batches,
+                      "validation batches per evaluation; 0 = the whole split")
+                   .non_negative())
+          .add(option("max_bad_steps", &O::max_bad_steps,
+                      "stop after this many non-finite steps in a row")
+                   .positive());
+  return set;
+}
+
 void TrainConfig::validate() const {
-  TORCH_CHECK(steps > 0, "train: `steps` must be > 0, got ", steps);
-  TORCH_CHECK(batch_size > 0, "train: `batch_size` must be > 0, got ", batch_size);
-  TORCH_CHECK(accumulate > 0, "train: `accumulate` must be > 0, got ", accumulate);
-  TORCH_CHECK(tbptt >= 0, "train: `tbptt` must be >= 0 (0 = full backpropagation), got ", tbptt);
-  TORCH_CHECK(lr > 0 && std::isfinite(lr), "train: `lr` must be > 0, got ", lr);
-  TORCH_CHECK(min_lr_ratio >= 0 && min_lr_ratio <= 1, "train: `min_lr_ratio` must be in [0, 1], got ",
-              min_lr_ratio);
-  TORCH_CHECK(warmup >= 0, "train: `warmup` must be >= 0, got ", warmup);
-  TORCH_CHECK(weight_decay >= 0, "train: `weight_decay` must be >= 0, got ", weight_decay);
-  TORCH_CHECK(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1,
-              "train: `beta1` and `beta2` must be in [0, 1), got ", beta1, ", ", beta2);
-  TORCH_CHECK(clip >= 0, "train: `clip` must be >= 0 (0 = off), got ", clip);
-  TORCH_CHECK(eval_every >= 0, "train: `eval_every` must be >= 0 (0 = never), got ", eval_every);
-  TORCH_CHECK(eval_batches >= 0, "train: `eval_batches` must be >= 0 (0 = all), got ", eval_batches);
-  TORCH_CHECK(max_bad_steps > 0, "train: `max_bad_steps` must be > 0, got ", max_bad_steps);
+  train_options().check(*this, "train");
+  TORCH_CHECK(std::isfinite(lr), "train: option `lr` must be finite, got ", lr);
 }
 
 ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info) {

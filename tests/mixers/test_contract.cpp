@@ -7,16 +7,10 @@
 namespace longseq {
 namespace {
 
-// Small mechanism options so tiny shapes exercise the real structure (several chunks, buckets).
+// Small mechanism options so tiny shapes exercise the real structure (several chunks, buckets):
+// each option's test values, declared beside it in the mixer's .cpp.
 std::map<std::string, std::string> small_options(const std::string& name) {
-  if (name == "linformer") return {{"proj_len", "6"}};
-  if (name == "longformer") return {{"window", "4"}, {"global_tokens", "1"}, {"block", "3"}};
-  if (name == "performer") return {{"features", "16"}, {"chunk", "4"}};
-  if (name == "reformer") return {{"buckets", "4"}, {"n_hashes", "2"}, {"chunk", "4"}};
-  if (name == "memory") return {{"key_dim", "6"}, {"slots", "2"}, {"max_slots", "8"}};
-  if (name == "lmu") return {{"order", "6"}, {"window", "8"}, {"channels", "2"}};
-  if (name == "s6") return {{"state", "4"}};
-  return {};
+  return find_mixer(name).test_options();
 }
 
 MixerConfig small_config(bool causal) {
@@ -111,10 +105,7 @@ TEST_P(MixerContract, GradientCheckFloat64TinyShapes) {
     auto c = small_config(causal);
     c.dim = 4;
     c.max_len = 8;
-    auto opts = small_options(GetParam());
-    if (GetParam() == "longformer") opts["window"] = "2";
-    if (GetParam() == "reformer") opts["chunk"] = "2";
-    if (GetParam() == "performer") opts["chunk"] = "2";
+    auto opts = find_mixer(GetParam()).test_options(/*tiniest=*/true);
     auto m = make_mixer(GetParam(), c, opts);
     m->to(torch::kDouble);
     m->eval();
@@ -148,7 +139,7 @@ TEST_P(MixerContract, ClearErrorsForBadOptions) {
   expect_error({{"dim", "0"}}, "dim");
   expect_error({{"heads", "-2"}}, "heads");
   expect_error({{"heads", "3"}}, "divide");
-  expect_error({{"dropout", "1.5"}}, "dropout");
+  expect_error({{"attn_dropout", "1.5"}}, "dropout");
   expect_error({{"no_such_option", "1"}}, "valid options");
   // Longer than max_len.
   auto m = make_mixer(GetParam(), base, small_options(GetParam()));

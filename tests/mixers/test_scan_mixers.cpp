@@ -3,7 +3,7 @@
 // matches a plain sequential loop written from the paper's equations.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/mixers/scan_mixers.h>
+#include <longseq/mixers/min_rnn.h>
 #include <longseq/model.h>
 #include <longseq/registry.h>
 

@@ -19,7 +19,7 @@ ModelConfig reversible_config(const std::string& mixer) {
   c.mixer.heads = 2;
   c.mixer.max_len = 40;
   c.mixer.causal = find_mixer(mixer).supports_causal;
-  c.mixer.dropout = 0.1;
+  c.mixer.attn_dropout = 0.1;
   c.dropout = 0.1;
   c.reversible = true;
   if (mixer == "longformer") c.mixer_options[mixer] = {{"window", "4"}, {"global_tokens", "1"}};
@@ -114,7 +114,7 @@ TEST(Reversible, MatchesAnOrdinaryStackInEvalOnlyInShape) {
   // [B, T] tokens to [B, T, V] logits, is causal, and runs without grad.
   auto c = reversible_config("exact");
   c.dropout = 0;
-  c.mixer.dropout = 0;
+  c.mixer.attn_dropout = 0;
   torch::manual_seed(0);
   SequenceModel m(c);
   m->eval();

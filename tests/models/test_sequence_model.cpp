@@ -145,6 +145,9 @@ TEST(SequenceModel, ClearConfigErrors) {
   bad = c;
   bad.mixer_options["performer"] = {{"features", "8"}};
   expect_error(bad, "which no layer uses");
+  bad = c;
+  bad.mixer_options["exact"] = {{"causal", "true"}};  // model.causal is the only entrance
+  expect_error(bad, "set it with `model.causal`");
   SequenceModel m(c);
   EXPECT_THROW(m->forward(torch::randint(0, 11, {1, 33}, torch::kLong)), c10::Error);  // > max_len
   EXPECT_THROW(m->forward(torch::full({1, 4}, 11, torch::kLong)), c10::Error);         // id >= vocab

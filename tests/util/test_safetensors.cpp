@@ -1,11 +1,10 @@
-// safetensors I/O and atomic writes: round trips of every dtype, the exact byte layout, files
-// written by the reference implementation, refusal of malformed files, module save/load, and a
-// writer killed mid-save leaving the previous checkpoint intact.
+// safetensors I/O: round trips of every dtype, the exact byte layout, files written by the
+// reference implementation, refusal of malformed files, module save/load, and a save killed by the
+// file-size limit leaving the previous checkpoint intact (atomic writes: test_atomic_file.cpp).
 #include <gtest/gtest.h>
 #include <longseq/atomic_file.h>
 #include <longseq/registry.h>
 #include <longseq/safetensors.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -21,37 +20,18 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "util/file_test_util.h"
 
 namespace longseq {
 namespace {
 
 namespace fs = std::filesystem;
+using test::big_checkpoint;
+using test::load_fails;
+using test::read_bytes;
+using test::write_bytes;
 
-class SafetensorsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "longseq_st_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
-
-  std::string dir_;
-};
-
-std::string read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void write_bytes(const std::string& p, const std::string& bytes) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+class SafetensorsTest : public test::TempDirTest {};
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
@@ -68,23 +48,6 @@ std::string bytes_of(std::initializer_list<int> v) {
   std::string s;
   for (int b : v) s.push_back(static_cast<char>(b));
   return s;
-}
-
-// Loading `p` throws a c10::Error whose message names the file and contains `want`.
-::testing::AssertionResult load_fails(const std::string& p, const std::string& want) {
-  try {
-    load_safetensors(p);
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
-    if (msg.find(want) == std::string::npos || msg.find(p) == std::string::npos) {
-      return ::testing::AssertionFailure()
-             << "message lacks \"" << want << "\" or the path: " << msg;
-    }
-    return ::testing::AssertionSuccess();
-  } catch (const std::exception& e) {
-    return ::testing::AssertionFailure() << "not a c10::Error: " << e.what();
-  }
-  return ::testing::AssertionFailure() << "loaded without error";
 }
 
 at::Tensor sample(at::ScalarType type, at::IntArrayRef shape) {
@@ -494,12 +457,6 @@ TEST_F(SafetensorsTest, ModuleMismatchIsRefusedAndLeavesModuleUnchanged) {
 // Every registered mixer's weights and random buffers (features, rotations) survive a round trip:
 // a differently seeded copy computes the same outputs after loading.
 TEST_F(SafetensorsTest, EveryMixerRoundTrips) {
-  // Small mechanism options, as in tests/mixers/test_contract.cpp.
-  const std::map<std::string, std::map<std::string, std::string>> options = {
-      {"linformer", {{"proj_len", "6"}}},
-      {"longformer", {{"window", "4"}, {"global_tokens", "1"}, {"block", "3"}}},
-      {"performer", {{"features", "16"}, {"chunk", "4"}}},
-      {"reformer", {{"buckets", "4"}, {"n_hashes", "2"}, {"chunk", "4"}}}};
   MixerConfig cfg;
   cfg.dim = 16;
   cfg.heads = 2;
@@ -508,7 +465,7 @@ TEST_F(SafetensorsTest, EveryMixerRoundTrips) {
     SCOPED_TRACE(name);
     torch::manual_seed(3);
     cfg.seed = 1;
-    const auto opts = options.count(name) ? options.at(name) : std::map<std::string, std::string>{};
+    const auto opts = find_mixer(name).test_options();  // small mechanism options
     auto a = make_mixer(name, cfg, opts);
     torch::manual_seed(4);
     cfg.seed = 2;
@@ -526,111 +483,6 @@ TEST_F(SafetensorsTest, EveryMixerRoundTrips) {
       ADD_FAILURE() << name << " forward failed: " << e.what_without_backtrace();
     }
   }
-}
-
-// ---- atomic writes ---------------------------------------------------------------------------
-
-TEST_F(SafetensorsTest, AtomicWriteReplacesAndCleansUp) {
-  const auto p = path("f.bin");
-  write_file_atomic(p, std::string("old"));
-  write_file_atomic(p, [](std::ostream& os) { os << "new contents"; });
-  EXPECT_EQ(read_bytes(p), "new contents");
-  EXPECT_FALSE(fs::exists(atomic_temp_path(p)));
-  EXPECT_EQ(fs::directory_iterator(dir_)->path().filename().string(),
-            "f.bin");  // nothing else left
-  // A failing writer leaves the old file and no temporary.
-  EXPECT_THROW(write_file_atomic(p,
-                                 [](std::ostream& os) {
-                                   os << "partial";
-                                   throw std::runtime_error("boom");
-                                 }),
-               std::runtime_error);
-  EXPECT_EQ(read_bytes(p), "new contents");
-  EXPECT_FALSE(fs::exists(atomic_temp_path(p)));
-  // Errors name the path and the errno text.
-  const auto missing = path("no/such/dir/f.bin");
-  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, missing));
-  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, "No such file"));
-  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(dir_, std::string("x")); }, "rename"));
-  EXPECT_FALSE(fs::exists(atomic_temp_path(dir_)));
-}
-
-// Waits up to `seconds` for one byte from the child; false on timeout or EOF.
-bool wait_for_byte(int fd, int seconds) {
-  pollfd pfd{fd, POLLIN, 0};
-  if (::poll(&pfd, 1, seconds * 1000) <= 0) return false;
-  char c;
-  return ::read(fd, &c, 1) == 1;
-}
-
-NamedTensors big_checkpoint() {
-  torch::manual_seed(5);
-  return {{"w1", torch::randn({1024, 1024})}, {"w2", torch::randn({1024, 1024})}};  // 8 MiB
-}
-
-// A child process starts replacing a checkpoint, writes half of it, and is SIGKILLed. The previous
-// checkpoint still loads intact; the partial write exists only as the temporary file, which
-// remove_stale_temp_files() removes once its writer is gone.
-TEST_F(SafetensorsTest, KilledMidSaveLeavesPreviousCheckpoint) {
-  const auto p = path("ckpt.safetensors");
-  const NamedTensors old = {{"w1", torch::ones({4, 4})}, {"step", torch::tensor(10)}};
-  save_safetensors(p, old, {{"step", "10"}});
-  const std::string old_bytes = read_bytes(p);
-
-  std::ostringstream os;
-  write_safetensors(os, big_checkpoint(), {{"step", "20"}});
-  const std::string bytes = os.str();
-  const size_t half = bytes.size() / 2;
-
-  int pipefd[2];
-  ASSERT_EQ(::pipe(pipefd), 0);
-  const pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::close(pipefd[0]);
-    try {
-      write_file_atomic(p, [&](std::ostream& out) {
-        out.write(bytes.data(), static_cast<std::streamsize>(half));
-        out.flush();
-        const char c = 'x';
-        (void)!::write(pipefd[1], &c, 1);
-        for (;;) ::pause();  // killed here, mid-write
-      });
-    } catch (...) {
-    }
-    ::_exit(3);
-  }
-  ::close(pipefd[1]);
-  const bool started = wait_for_byte(pipefd[0], 60);
-  ::close(pipefd[0]);
-  const std::string tmp = p + ".tmp." + std::to_string(child);
-  const auto tmp_size = fs::exists(tmp) ? fs::file_size(tmp) : 0;
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_TRUE(started) << "child did not reach the middle of the write";
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  EXPECT_EQ(tmp_size, half);  // the partial data went to the temporary file only
-
-  EXPECT_EQ(read_bytes(p), old_bytes);
-  std::map<std::string, std::string> meta;
-  const auto loaded = load_safetensors(p, &meta);
-  EXPECT_EQ(meta.at("step"), "10");
-  ASSERT_EQ(loaded.size(), 2u);
-  for (const auto& [name, t] : old) {
-    const auto it =
-        std::find_if(loaded.begin(), loaded.end(), [&](const auto& e) { return e.first == name; });
-    ASSERT_NE(it, loaded.end());
-    EXPECT_TRUE(torch::equal(it->second, t));
-  }
-  // Cleanup policy: the dead writer's temporary remains until remove_stale_temp_files().
-  EXPECT_TRUE(fs::exists(tmp));
-  EXPECT_TRUE(load_fails(tmp, "truncated"));        // and it is never mistaken for a checkpoint
-  write_bytes(atomic_temp_path(p), "live writer");  // ours: this process is alive, so it stays
-  EXPECT_EQ(remove_stale_temp_files(p), 1);
-  EXPECT_FALSE(fs::exists(tmp));
-  EXPECT_TRUE(fs::exists(atomic_temp_path(p)));
-  EXPECT_TRUE(fs::exists(p));
 }
 
 // The real save path killed by the kernel part-way (RLIMIT_FSIZE raises SIGXFSZ at half the file):

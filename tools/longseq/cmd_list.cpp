@@ -15,6 +15,8 @@ nlohmann::json option_json(const OptionSpec& o) {
                       {"default", o.default_value},
                       {"help", o.help}};
   if (!o.choices.empty()) j["choices"] = o.choices;
+  if (!o.range.text().empty()) j["range"] = o.range.text();
+  if (!o.rule_text.empty()) j["rule"] = o.rule_text;
   return j;
 }
 
@@ -34,8 +36,15 @@ void print_option(const OptionSpec& o) {
 Runner add_list_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("list", "list every mixer with its options and defaults");
   auto json = std::make_shared<bool>(false);
+  auto markdown = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "machine-readable output");
-  return [json] {
+  cmd->add_flag("--markdown", *markdown,
+                "the option tables of docs/mixers.md (paste between its BEGIN/END options marks)");
+  return [json, markdown] {
+    if (*markdown) {
+      fmt::print("{}", mixer_options_markdown());
+      return;
+    }
     if (*json) {
       nlohmann::json out;
       for (const auto& o : common_option_specs()) out["common_options"].push_back(option_json(o));

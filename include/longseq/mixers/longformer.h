@@ -7,12 +7,12 @@ namespace longseq {
 struct LongformerOptions {
   explicit LongformerOptions(MixerConfig common) : common_(common) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(int64_t, window) = 256;                  ///< W
-  TORCH_ARG(std::vector<int64_t>, dilation) = {1};   ///< one per head, or one for all
+  TORCH_ARG(int64_t, window) = LongformerPattern{}.window;                    ///< W
+  TORCH_ARG(std::vector<int64_t>, dilation) = LongformerPattern{}.dilation;  ///< per head, or one
   TORCH_ARG(int64_t, global_tokens) = 0;             ///< the first k positions are global
   TORCH_ARG(std::vector<int64_t>, global_positions); ///< or these positions (not both)
   TORCH_ARG(bool, global_proj) = false;              ///< separate Q/K/V projections for globals
-  TORCH_ARG(int64_t, block) = 0;                     ///< query block, 0 = auto
+  TORCH_ARG(int64_t, block) = LongformerPattern{}.block;  ///< query block, 0 = auto
 };
 
 /// Longformer (Beltagy et al. 2020): sliding window with per-head dilation plus global tokens,

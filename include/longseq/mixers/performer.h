@@ -10,7 +10,7 @@ struct PerformerOptions {
   TORCH_ARG(int64_t, features) = 256;  ///< R random features
   TORCH_ARG(std::string, kernel) = "softmax";  ///< "softmax" (FAVOR+) or "relu"
   TORCH_ARG(int64_t, redraw) = 0;      ///< redraw features every k training calls; 0 = never
-  TORCH_ARG(int64_t, chunk) = 32;      ///< causal prefix-sum chunk
+  TORCH_ARG(int64_t, chunk) = PerformerCoreOptions{}.chunk;  ///< causal prefix-sum chunk
 };
 
 /// Performer (Choromanski et al. 2021): FAVOR+ positive orthogonal random features, O(T·R·D).

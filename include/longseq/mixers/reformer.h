@@ -7,9 +7,9 @@ namespace longseq {
 struct ReformerOptions {
   explicit ReformerOptions(MixerConfig common) : common_(common) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(int64_t, buckets) = 32;  ///< NB
-  TORCH_ARG(int64_t, n_hashes) = 2;
-  TORCH_ARG(int64_t, chunk) = 64;
+  TORCH_ARG(int64_t, buckets) = ReformerCoreOptions{}.buckets;  ///< NB
+  TORCH_ARG(int64_t, n_hashes) = ReformerCoreOptions{}.n_hashes;
+  TORCH_ARG(int64_t, chunk) = ReformerCoreOptions{}.chunk;
   TORCH_ARG(int64_t, redraw) = 1;    ///< new rotations every k training calls; 0 = never
 };
 
