@@ -31,8 +31,10 @@ struct PowerFit {
 PowerFit fit_power(const std::vector<double>& t, const std::vector<double>& y);
 
 /// Fits y = offset + coef · t^exponent (offset >= 0, coef > 0, exponent in [0.2, 3]) minimising
-/// the squared relative error; fewer than three points fall back to fit_power().
-PowerFit fit_offset_power(const std::vector<double>& t, const std::vector<double>& y);
+/// the squared relative error; fewer than three points fall back to fit_power(). With
+/// `fixed_exponent` > 0 only offset and coef are fitted.
+PowerFit fit_offset_power(const std::vector<double>& t, const std::vector<double>& y,
+                          double fixed_exponent = 0);
 
 /// One measured length of a series.
 struct SweepPoint {
@@ -51,6 +53,10 @@ struct Series {
   PowerFit time_fit, memory_fit;   ///< over every point: the reported exponents
   PowerFit time_tail, memory_tail; ///< fit_offset_power() over the last three points: predictions
                                    ///< past the sweep
+  /// The mixer's complexity in T from the registry (time: its scores' exponent, memory: that of
+  /// the path that runs), the tails' exponent: a free exponent fitted to three noisy short
+  /// lengths extrapolates wildly. 0 = fit it (series of unknown mixers).
+  double time_class = 0, memory_class = 0;
 
   /// Predicted ms / bytes at t: log-log interpolation between measured points inside the sweep,
   /// the tail fit outside it (then *extrapolated is set true).
@@ -61,6 +67,9 @@ struct Series {
 
 /// Fills the four fits from the points.
 void fit_series(Series& s);
+
+/// Sets time_class and memory_class from the registry (0 for an unknown name).
+void set_complexity_classes(Series& s);
 
 /// Where `s` becomes faster (quantity "time") or smaller ("memory") than `reference` for good:
 /// the smallest t in [t_min, t_max] from which s stays below reference up to t_max. t = 0 when it

@@ -125,8 +125,10 @@ std::vector<ScalingFit> fit_scaling(const std::vector<BenchRow>& rows) {
   return fits;
 }
 
-BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
-  MemoryTracker::install();
+namespace {
+
+// A row's description of its configuration (what was run, before any measurement).
+BenchRow row_for(const BenchConfig& c, const std::string& name, int64_t t) {
   BenchRow row;
   row.mixer = name;
   row.seq_len = t;
@@ -137,6 +139,14 @@ BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t,
   row.causal = c.causal;
   row.impl = impl_name(default_impl());
   row.threads = at::get_num_threads();
+  return row;
+}
+
+}  // namespace
+
+BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
+  MemoryTracker::install();
+  BenchRow row = row_for(c, name, t);
   const int64_t live_before = MemoryTracker::current_bytes();
   auto p = prepare(c, name, t, max_len);
   row.state_bytes = MemoryTracker::current_bytes() - live_before;
@@ -181,7 +191,6 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 
   ImplGuard impl_guard(c.impl.empty() ? default_impl() : parse_impl(c.impl, "bench: `--impl`"));
-  const std::string impl = impl_name(default_impl());
   const int64_t budget = c.max_memory > 0 ? c.max_memory
                                           : static_cast<int64_t>(0.8 * physical_memory_bytes());
   MemoryTracker::install();
@@ -205,16 +214,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       return static_cast<int64_t>(a + b * std::pow(static_cast<double>(t), e));
     };
     for (int64_t t : seq_lens) {
-      BenchRow row;
-      row.mixer = name;
-      row.seq_len = t;
-      row.mode = c.mode;
-      row.batch = c.batch;
-      row.heads = c.heads;
-      row.head_dim = c.head_dim;
-      row.causal = c.causal;
-      row.impl = impl;
-      row.threads = at::get_num_threads();
+      BenchRow row = row_for(c, name, t);
       // Fewer than two measurements below a long length: probe short ones (256, 512).
       for (int64_t probe_t : {256, 512}) {
         if (measured.size() >= 2 || t <= 512) break;
@@ -233,15 +233,9 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
         if (on_row) on_row(row);
         continue;
       }
-      {
-        const BenchRow m = measure_point(c, name, t, max_len);
-        row.state_bytes = m.state_bytes;
-        row.peak_bytes = m.peak_bytes;
-        row.median_ms = m.median_ms;
-        row.min_ms = m.min_ms;
-        row.max_ms = m.max_ms;
-        row.tokens_per_s = m.tokens_per_s;
-      }
+      const int64_t predicted = row.predicted_bytes;
+      row = measure_point(c, name, t, max_len);
+      row.predicted_bytes = predicted;
       measured.emplace_back(t, row.state_bytes + row.peak_bytes);
       rows.push_back(row);
       if (on_row) on_row(row);

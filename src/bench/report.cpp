@@ -1,9 +1,10 @@
 // Engine of `longseq report` and `longseq recommend` (longseq/report.h).
 //
 // Predictions. Inside a sweep, time and memory at an unmeasured length are interpolated in log-log
-// between the measured neighbours; past it, offset + coef·T^e fitted to the last three points
-// carries on (a pure power law through points that include a constant cost, such as weights,
-// bends too early and under-predicts). Everything predicted past
+// between the measured neighbours; past it, offset + coef·T^k fitted to the last three points
+// carries on, k the mixer's complexity class from the registry (a pure power law through points
+// that include a constant cost, such as weights, bends too early and under-predicts; a free
+// exponent fitted to three short, noisy lengths extrapolates wildly). Everything predicted past
 // the measured lengths is marked extrapolated wherever it is shown.
 #include <longseq/bench.h>
 #include <longseq/impl.h>
@@ -52,14 +53,14 @@ double curve_at(const std::vector<SweepPoint>& pts, double SweepPoint::*field, c
 }
 
 PowerFit fit_field(const std::vector<SweepPoint>& pts, double SweepPoint::*field, size_t last,
-                   bool with_offset) {
+                   bool with_offset, double fixed_exponent = 0) {
   std::vector<double> t, y;
   const size_t first = pts.size() > last ? pts.size() - last : 0;
   for (size_t i = first; i < pts.size(); ++i) {
     t.push_back(static_cast<double>(pts[i].t));
     y.push_back(std::max(pts[i].*field, 1e-12));
   }
-  return with_offset ? fit_offset_power(t, y) : fit_power(t, y);
+  return with_offset ? fit_offset_power(t, y, fixed_exponent) : fit_power(t, y);
 }
 
 // For a fixed exponent e: the least-squares (offset >= 0, coef) of y ≈ offset + coef·t^e, weighted
@@ -88,8 +89,15 @@ double fit_for_exponent(const std::vector<double>& t, const std::vector<double>&
 
 double PowerFit::at(double t) const { return offset + coef * std::pow(t, exponent); }
 
-PowerFit fit_offset_power(const std::vector<double>& t, const std::vector<double>& y) {
+PowerFit fit_offset_power(const std::vector<double>& t, const std::vector<double>& y,
+                          double fixed_exponent) {
   PowerFit pure = fit_power(t, y);
+  if (fixed_exponent > 0 && t.size() >= 2) {
+    PowerFit f;
+    f.exponent = fixed_exponent;
+    f.points = static_cast<int>(t.size());
+    if (std::isfinite(fit_for_exponent(t, y, fixed_exponent, &f.offset, &f.coef))) return f;
+  }
   if (t.size() < 3) return pure;
   // A grid over the exponent, then golden-section refinement around the best grid point.
   double a = 0, b = 0, best_e = 1, best = std::numeric_limits<double>::infinity();
@@ -175,8 +183,18 @@ void fit_series(Series& s) {
   if (s.points.empty()) return;
   s.time_fit = fit_field(s.points, &SweepPoint::ms, s.points.size(), false);
   s.memory_fit = fit_field(s.points, &SweepPoint::bytes, s.points.size(), false);
-  s.time_tail = fit_field(s.points, &SweepPoint::ms, 3, true);
-  s.memory_tail = fit_field(s.points, &SweepPoint::bytes, 3, true);
+  s.time_tail = fit_field(s.points, &SweepPoint::ms, 3, true, s.time_class);
+  s.memory_tail = fit_field(s.points, &SweepPoint::bytes, 3, true, s.memory_class);
+}
+
+void set_complexity_classes(Series& s) {
+  const auto names = mixer_names();
+  if (std::find(names.begin(), names.end(), s.mixer) == names.end()) return;
+  const MixerSpec& spec = find_mixer(s.mixer);
+  s.time_class = spec.memory_exponent;  // the composite path's exponent: its scores' count
+  s.memory_class = default_impl() != Impl::kComposite && spec.fused_memory_exponent > 0
+                       ? spec.fused_memory_exponent
+                       : spec.memory_exponent;
 }
 
 Crossover find_crossover(const Series& s, const Series& reference, const std::string& quantity,
@@ -251,6 +269,7 @@ std::vector<Series> run_sweep(const SweepOptions& o,
         s.mixer = name;
         s.causal = causal;
         s.mode = mode;
+        set_complexity_classes(s);
         plan.push_back(s);
       }
     }

@@ -57,6 +57,13 @@ TEST(Report, InterpolatesInsideAndExtrapolatesPastTheSweep) {
   EXPECT_TRUE(extrapolated);
   EXPECT_NEAR(s.memory_at(1 << 20) / quadratic_bytes(1 << 20), 1, 1e-9);
   EXPECT_NEAR(s.time_fit.exponent, 2, 1e-9);
+
+  // With the complexity class set, the tail keeps that exponent and fits the constant: 5 + 0.1·t.
+  Series lin = synthetic("mingru", [](double t) { return 5 + 0.1 * t; }, linear_bytes, 2048);
+  lin.time_class = 1;
+  fit_series(lin);
+  EXPECT_NEAR(lin.time_tail.exponent, 1, 1e-12);
+  EXPECT_NEAR(lin.time_at(1 << 20) / (5 + 0.1 * (1 << 20)), 1, 1e-6);
 }
 
 TEST(Report, CrossoverIsWhereTheCurvesMeet) {

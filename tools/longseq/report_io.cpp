@@ -134,6 +134,7 @@ Report report_from_json(const std::string& text, const std::string& source) {
       prev = p.t;
       s.points.push_back(p);
     }
+    set_complexity_classes(s);
     fit_series(s);
     r.series.push_back(s);
   }
