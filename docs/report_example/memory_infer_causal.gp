@@ -1,0 +1,14 @@
+set terminal svg size 1000,620 dynamic font 'sans,11'
+set output 'memory_infer_causal.svg'
+set logscale xy
+set grid
+set key outside right
+set xrange [*:524288]
+set format x '%.0s%c'
+set xlabel 'sequence length T'
+set ylabel 'peak memory, MiB (inputs and weights included)'
+set title 'memory vs T, inference (forward), causal; dashed: fitted tail (extrapolated); circles: crossover with exact' noenhanced
+plot 'data/95.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 1 title 'exact', (x >= 8192 ? 4 + 0.0156555*x**1 : 1/0) with lines dt 2 lw 1.5 lc 1 notitle, 'data/96.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 2 title 'longformer', (x >= 32768 ? 4 + 0.0156555*x**1 : 1/0) with lines dt 2 lw 1.5 lc 2 notitle, 'data/97.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 3 title 'performer', (x >= 32768 ? 4.06252 + 0.0274048*x**1 : 1/0) with lines dt 2 lw 1.5 lc 3 notitle, 'data/98.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 4 title 'reformer', (x >= 16384 ? 3.00783 + 0.0160294*x**1 : 1/0) with lines dt 2 lw 1.5 lc 4 notitle, 'data/99.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 5 title 'linear', (x >= 65536 ? 4 + 0.0195618*x**1 : 1/0) with lines dt 2 lw 1.5 lc 5 notitle, 'data/100.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 6 title 'elman', (x >= 16384 ? 3.00977 + 0.00976563*x**1 : 1/0) with lines dt 2 lw 1.5 lc 6 notitle, 'data/101.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 7 title 'lstm', (x >= 1024 ? 9.02734 + 0.0234375*x**1 : 1/0) with lines dt 2 lw 1.5 lc 7 notitle, 'data/102.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 8 title 'gru', (x >= 2048 ? 7.01758 + 0.0195313*x**1 : 1/0) with lines dt 2 lw 1.5 lc 8 notitle, 'data/103.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 9 title 'mingru', (x >= 65536 ? 3.00391 + 0.00976562*x**1 : 1/0) with lines dt 2 lw 1.5 lc 9 notitle, 'data/104.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 10 title 'minlstm', (x >= 65536 ? 4.00586 + 0.0117188*x**1 : 1/0) with lines dt 2 lw 1.5 lc 10 notitle, 'data/105.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 11 title 's6', (x >= 32768 ? 6.61328 + 0.0394287*x**1 : 1/0) with lines dt 2 lw 1.5 lc 11 notitle, 'data/106.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 12 title 'lmu', (x >= 65536 ? 2.52567 + 0.0117493*x**1 : 1/0) with lines dt 2 lw 1.5 lc 12 notitle, 'data/107.dat' using 1:($3*9.5367431640625e-07) with linespoints lw 2 pt 7 ps 0.6 lc 13 title 'memory', (x >= 8192 ? 1.26992 + 0.00854969*x**1 : 1/0) with lines dt 2 lw 1.5 lc 13 notitle
+set terminal pngcairo size 1000,620 font 'sans,10'
+set output 'memory_infer_causal.png'
+replot
