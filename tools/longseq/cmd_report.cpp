@@ -87,10 +87,6 @@ std::string setting_text(const std::string& mode, bool causal) {
          (causal ? ", causal" : ", non-causal");
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  write_file_atomic(path, text);
-}
-
 // Time and memory plots of one setting: measured points joined by solid lines, the tail fit
 // dashed past the measured lengths, and each mixer's crossover with exact marked on exact's curve.
 void plot_setting(const Report& r, const std::string& dir, const std::string& mode, bool causal,
@@ -110,7 +106,7 @@ void plot_setting(const Report& r, const std::string& dir, const std::string& mo
       const std::string dat = fmt::format("data/{}.dat", data_index++);
       std::string rows = "# t ms bytes\n";
       for (const auto& p : s.points) rows += fmt::format("{} {:.6g} {:.6g}\n", p.t, p.ms, p.bytes);
-      write_text(dir + "/" + dat, rows);
+      write_file_atomic(dir + "/" + dat, rows);
       const PowerFit& f = time ? s.time_tail : s.memory_tail;
       const double scale = time ? 1.0 : 1.0 / (1 << 20);
       plots += fmt::format(
@@ -142,7 +138,7 @@ void plot_setting(const Report& r, const std::string& dir, const std::string& mo
         "set terminal pngcairo size 1000,620 font 'sans,10'\nset output '{0}_{1}.png'\nreplot\n",
         quantity, name, t_plot_max, ylabel, gnuplot_quoted(title), marks, plots);
     const std::string script = fmt::format("{}_{}.gp", quantity, name);
-    write_text(dir + "/" + script, gp);
+    write_file_atomic(dir + "/" + script, gp);
     run_gnuplot(dir, script, "report");
   }
 }
@@ -161,7 +157,7 @@ void plot_errors(const Report& r, const std::string& dir) {
   int i = 0;
   for (const auto& [name, text] : rows) {
     const std::string dat = fmt::format("data/error_{}.dat", i);
-    write_text(dir + "/" + dat, "# t rel_error\n" + text);
+    write_file_atomic(dir + "/" + dat, "# t rel_error\n" + text);
     plots += fmt::format("{}'{}' using 1:2 with linespoints lw 2 pt 7 lc {} title '{}'",
                          plots.empty() ? "" : ", ", dat, ++i, name);
   }
@@ -175,7 +171,7 @@ void plot_errors(const Report& r, const std::string& dir) {
       gnuplot_quoted(fmt::format("approximation error against exact attention ({}; {})",
                                  causal ? "causal" : "non-causal", r.error_inputs)),
       plots);
-  write_text(dir + "/error.gp", gp);
+  write_file_atomic(dir + "/error.gp", gp);
   run_gnuplot(dir, "error.gp", "report");
 }
 
@@ -186,7 +182,7 @@ void plot_quality(const Report& r, const std::string& dir) {
     rows += fmt::format("{:.6g} {:.6g} {}\n", 1000 * q.seconds / std::max<int64_t>(1, q.steps),
                         q.accuracy, q.mixer);
   }
-  write_text(dir + "/data/quality.dat", rows);
+  write_file_atomic(dir + "/data/quality.dat", rows);
   const std::string gp =
       "set terminal svg size 900,560 dynamic font 'sans,11'\nset output 'quality.svg'\n"
       "set logscale x\nset grid\nset xlabel 'ms per training step'\n"
@@ -195,7 +191,7 @@ void plot_quality(const Report& r, const std::string& dir) {
       "plot 'data/quality.dat' using 1:2 with points pt 7 ps 1.2 notitle, '' using 1:2:3 with "
       "labels offset 0,1 font ',9' notitle\n"
       "set terminal pngcairo size 900,560 font 'sans,10'\nset output 'quality.png'\nreplot\n";
-  write_text(dir + "/quality.gp", gp);
+  write_file_atomic(dir + "/quality.gp", gp);
   run_gnuplot(dir, "quality.gp", "report");
 }
 
@@ -336,8 +332,8 @@ void write_documents(const Report& r, const std::string& dir, const std::vector<
     html += "</table>";
   }
   html += "</body></html>\n";
-  write_text(dir + "/report.md", md);
-  write_text(dir + "/index.html", html);
+  write_file_atomic(dir + "/report.md", md);
+  write_file_atomic(dir + "/index.html", html);
 }
 
 void run_report(const ReportArgs& a) {
@@ -412,7 +408,7 @@ void run_report(const ReportArgs& a) {
                 {"budget_minutes", a.budget_minutes}, {"warmup", so.warmup},
                 {"repeats", so.repeats}, {"memory_budgets_bytes", budgets},
                 {"quality", a.quality}, {"seconds", progress.elapsed()}};
-  write_text(a.out + "/report.json", report_to_json(r).dump(1) + "\n");
+  write_file_atomic(a.out + "/report.json", report_to_json(r).dump(1) + "\n");
 
   std::vector<std::string> plots;
   if (!a.no_plot) {
