@@ -5,7 +5,7 @@
 // 32), reformer 32 buckets × 2 rounds (chunk 64), linformer R=256.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include "bench_util.h"
 
@@ -17,6 +17,12 @@
 #include <vector>
 
 namespace {
+
+longseq::AttentionMask mask_of(bool causal) {
+  longseq::AttentionMask m;
+  m.causal = causal;
+  return m;
+}
 
 using Core = std::function<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
 
@@ -34,26 +40,25 @@ std::vector<Mechanism> mechanisms() {
     m.push_back({std::string("longformer") + (causal ? "/causal" : ""), [causal](int64_t) -> Core {
                    longseq::LongformerPattern p;
                    p.window = 256;
-                   p.causal = causal;
-                   return [p](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-                     return longseq::longformer_attention(q, k, v, p);
+                   return [p, causal](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+                     return longseq::longformer_attention(q, k, v, p, mask_of(causal));
                    };
                  }});
     m.push_back({std::string("performer") + (causal ? "/causal" : ""), [causal](int64_t) -> Core {
                    auto omega = longseq::performer_draw_features(256, kD, 0);
                    longseq::PerformerCoreOptions o;
-                   o.causal = causal;
-                   return [omega, o](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-                     return longseq::performer_attention(q, k, v, omega, o);
+                   return [omega, o, causal](const at::Tensor& q, const at::Tensor& k,
+                                             const at::Tensor& v) {
+                     return longseq::performer_attention(q, k, v, omega, o, mask_of(causal));
                    };
                  }});
     m.push_back({std::string("reformer") + (causal ? "/causal" : ""), [causal](int64_t) -> Core {
                    longseq::ReformerCoreOptions o;
                    o.n_hashes = 2;
-                   o.causal = causal;
                    auto rot = longseq::reformer_draw_rotations(o, kD, 0);
-                   return [rot, o](const at::Tensor& q, const at::Tensor&, const at::Tensor& v) {
-                     return longseq::reformer_attention(q, v, rot, o);
+                   return [rot, o, causal](const at::Tensor& q, const at::Tensor&,
+                                           const at::Tensor& v) {
+                     return longseq::reformer_attention(q, v, rot, o, mask_of(causal));
                    };
                  }});
   }

@@ -2,10 +2,10 @@
 // (--threads=N, default every hardware thread: LibTorch alone would use one), then runs the
 // benchmarks with Google Benchmark's own flags. The context lines name OpenBLAS's core and the
 // sgemm rate measured at start, the machine's limit to read the figures against. Freed memory stays in the process, as in the CLI
-// (longseq/memory.h: keep_freed_memory), so large temporaries do not fault their pages in again
+// (longseq/memory_tracker.h: keep_freed_memory), so large temporaries do not fault their pages in again
 // on every iteration; LONGSEQ_KEEP_FREED_MEMORY=0 opts out.
 #include <longseq/machine.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>

@@ -2,6 +2,8 @@
 // Shared test helpers: tensor comparison with a useful failure message, central-difference
 // gradient checks in float64.
 
+#include <longseq/attention.h>
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -11,6 +13,14 @@
 #include <string>
 
 namespace longseq::test {
+
+/// The attention mask of a test case: causal or not, with optional key padding [B, S].
+inline AttentionMask mask_of(bool causal, const at::Tensor& key_padding = {}) {
+  AttentionMask m;
+  m.causal = causal;
+  m.key_padding = key_padding;
+  return m;
+}
 
 /// Compares `got` to `want` (any dtypes; compared in float64). Passes when max abs error <=
 /// atol + rtol·|want| elementwise. Reports normalised error, max abs error and the first bad index.

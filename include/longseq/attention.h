@@ -12,14 +12,25 @@
 
 namespace longseq {
 
-/// Which keys a query may see.
+/// Which keys a query may see: the one mask every core takes (exact, linformer, longformer,
+/// performer, reformer, linear). A model's `causal` reaches the cores only through here.
 struct AttentionMask {
   /// Query i (of T) sees key j (of S) only if j <= i + (S - T): the queries are the last T
   /// positions of the key sequence (S == T for self-attention).
   bool causal = false;
   /// Optional bool [B, S], true where the key is a real token, false where it is padding.
   at::Tensor key_padding;
+  /// Optional explicit pattern: bool, broadcastable to [B, H, T, S] (each dim 1 or full), true
+  /// where query t may see key s; combined (and) with causal and key_padding. Only the cores
+  /// that score every pair take it (exact attention); the others reject it by name.
+  at::Tensor allowed;
 };
+
+/// Checks `mask` against a core's shapes: key_padding [B, S] bool, allowed broadcastable to
+/// [B, H, T, S] bool. `causal_ok` / `pattern_ok` say whether the core supports a causal mask and
+/// an explicit pattern; an unsupported one is an error naming `op` and the field.
+void check_mask(const char* op, const AttentionMask& mask, int64_t batch, int64_t heads, int64_t t,
+                int64_t s, bool causal_ok, bool pattern_ok);
 
 /// Bool [B, S] key mask (true = real token) from per-sequence lengths [B] (int64).
 at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len);
@@ -30,8 +41,8 @@ at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len)
 std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores, const at::Tensor& allowed,
                                                  bool with_lse = true);
 
-/// Bool [B or 1, 1, T, S] of allowed (query, key) pairs under `mask`, or an undefined tensor when
-/// everything is allowed.
+/// Bool [B or 1, H or 1, T, S] of allowed (query, key) pairs under `mask` (causal, key padding and
+/// the explicit pattern), or an undefined tensor when everything is allowed.
 at::Tensor dense_allowed(const AttentionMask& mask, int64_t batch, int64_t t, int64_t s,
                          const at::Device& device);
 
@@ -57,20 +68,25 @@ at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, c
                                      std::optional<double> scale = std::nullopt);
 
 /// Linformer: softmax(q (E k)ᵀ/√D) (F v) with E, F [R, >= S] sliced to their first S columns.
-/// Padded keys are zeroed before projection. Non-causal only (the projection mixes all positions).
+/// Padded keys (mask.key_padding) are zeroed before projection. Non-causal only (the projection
+/// mixes all positions): a causal mask or an explicit pattern is an error.
 at::Tensor linformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& e_proj, const at::Tensor& f_proj,
-                               const at::Tensor& key_padding = {}, double dropout_p = 0.0,
+                               const AttentionMask& mask = {}, double dropout_p = 0.0,
                                bool train = false);
+/// The composite LibTorch path of linformer_attention (same contract): its reference.
+at::Tensor linformer_attention_composite(const at::Tensor& q, const at::Tensor& k,
+                                         const at::Tensor& v, const at::Tensor& e_proj,
+                                         const at::Tensor& f_proj, const AttentionMask& mask = {},
+                                         double dropout_p = 0.0, bool train = false);
 
-/// Longformer pattern. Non-causal: query i sees keys i + d·m for m in [-W/2, W/2]; causal: keys
-/// i - d·m for m in [0, W]; d is the head's dilation. Global positions attend to every key and are
-/// attended by every query. Self-attention only (T == S).
+/// Longformer pattern. Non-causal: query i sees keys i + d·m for m in [-W/2, W/2]; causal
+/// (AttentionMask::causal): keys i - d·m for m in [0, W]; d is the head's dilation. Global
+/// positions attend to every key and are attended by every query. Self-attention only (T == S).
 struct LongformerPattern {
   int64_t window = 256;
   std::vector<int64_t> dilation = {1};  ///< one value for all heads, or one per head
   std::vector<int64_t> global_positions;  ///< sorted, unique, each in [0, T)
-  bool causal = false;
   /// Queries per block of the banded computation (memory O(block · (block + W·d)) per block).
   /// 0 picks the implementation's default: 32 queries of one dilation residue in the fused
   /// kernel, max(64, W/2) in the composite path.
@@ -78,25 +94,34 @@ struct LongformerPattern {
 };
 
 /// Global rows (and the keys/values they attend to) may use their own projections: pass
-/// q_global/k_global/v_global [B, H, T, D] or leave them undefined to reuse q, k, v.
+/// q_global/k_global/v_global [B, H, T, D] or leave them undefined to reuse q, k, v. The band is
+/// the pattern: an explicit mask.allowed is an error.
 at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const LongformerPattern& pattern, const at::Tensor& key_padding = {},
+                                const LongformerPattern& pattern, const AttentionMask& mask = {},
                                 const at::Tensor& q_global = {}, const at::Tensor& k_global = {},
                                 const at::Tensor& v_global = {}, double dropout_p = 0.0,
                                 bool train = false);
+/// The composite LibTorch path of longformer_attention (same contract): its reference.
+at::Tensor longformer_attention_composite(const at::Tensor& q, const at::Tensor& k,
+                                          const at::Tensor& v, const LongformerPattern& pattern,
+                                          const AttentionMask& mask = {},
+                                          const at::Tensor& q_global = {},
+                                          const at::Tensor& k_global = {},
+                                          const at::Tensor& v_global = {}, double dropout_p = 0.0,
+                                          bool train = false);
 
 /// Bool [H, T, T] dense mask equivalent to a Longformer pattern (for tests and small T).
-at::Tensor longformer_dense_allowed(const LongformerPattern& pattern, int64_t heads, int64_t t);
+at::Tensor longformer_dense_allowed(const LongformerPattern& pattern, bool causal, int64_t heads,
+                                    int64_t t);
 /// Bool [H, Tq, Tk]: which keys at positions `kpos` [Tk] the queries at positions `qpos` [Tq]
 /// (int64) see under the pattern (band, globals, causal); incremental decoding uses it.
-at::Tensor longformer_allowed(const LongformerPattern& pattern, int64_t heads,
+at::Tensor longformer_allowed(const LongformerPattern& pattern, bool causal, int64_t heads,
                               const at::Tensor& qpos, const at::Tensor& kpos);
 
 /// FAVOR+ (Performer) with random features `omega` [R, D].
 enum class PerformerKernel { kSoftmax, kRelu };
 struct PerformerCoreOptions {
   PerformerKernel kernel = PerformerKernel::kSoftmax;
-  bool causal = false;
   int64_t chunk = 32;  ///< causal prefix-sum chunk length (32: fastest fused, measured)
 };
 
@@ -104,10 +129,33 @@ struct PerformerCoreOptions {
 at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t seed,
                                    at::ScalarType dtype = at::kFloat);
 
-/// Random feature maps φ(q), φ(k) of [B, H, T, D] inputs, stabilised; see performer_attention.cpp.
+/// FAVOR+ feature maps (src/ops/performer_features.cpp): fq = φ(q) [B, H, T, R], fk = φ(k)
+/// [B, H, S, R] (zero rows for padded keys) and, for the causal softmax map, the running key
+/// stabiliser m [B, H, S] (non-decreasing; query t weighs key j by exp(m_j − m_t)), else undefined.
+/// The stabilisers are constants for autograd.
+struct PerformerFeatures {
+  at::Tensor fq, fk, m;
+};
+/// The feature maps of q [B, H, T, D], k [B, H, S, D] under the random features `omega` [R, D].
+/// The masking contract as performer_attention (causal, key padding; no explicit pattern).
+PerformerFeatures performer_features(const at::Tensor& q, const at::Tensor& k,
+                                     const at::Tensor& omega, PerformerKernel kernel,
+                                     const AttentionMask& mask = {});
+/// The composite LibTorch path of performer_features (same contract): its reference.
+PerformerFeatures performer_features_composite(const at::Tensor& q, const at::Tensor& k,
+                                               const at::Tensor& omega, PerformerKernel kernel,
+                                               const AttentionMask& mask = {});
+
+/// FAVOR+ attention: performer_features, then linear_attention (longseq/linear_attention.h) on
+/// them with the key stabiliser. Causal needs T == S; an explicit pattern is an error.
 at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& omega, const PerformerCoreOptions& opts,
-                               const at::Tensor& key_padding = {});
+                               const AttentionMask& mask = {});
+/// The composite LibTorch path of performer_attention (same contract): its reference.
+at::Tensor performer_attention_composite(const at::Tensor& q, const at::Tensor& k,
+                                         const at::Tensor& v, const at::Tensor& omega,
+                                         const PerformerCoreOptions& opts,
+                                         const AttentionMask& mask = {});
 
 /// Causal FAVOR+ continued one position at a time from a running state: `s` [B, H, R, Dv] =
 /// Σ_j φ(k_j) v_jᵀ, `z` [B, H, R] = Σ_j φ(k_j) and, for the softmax kernel, `m` [B, H], the
@@ -123,7 +171,6 @@ struct ReformerCoreOptions {
   int64_t buckets = 32;   ///< NB: 1, or an even number >= 2
   int64_t n_hashes = 2;   ///< hashing rounds
   int64_t chunk = 64;     ///< chunk length of the sorted sequence
-  bool causal = false;
 };
 
 /// Random rotations [n_hashes, D, max(NB/2, 1)] for the hash h(x) = argmax([xR, -xR]).
@@ -134,8 +181,18 @@ at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head
 at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
                          const ReformerCoreOptions& opts);
 
+/// LSH attention of the shared qk [B, H, T, D] over v [B, H, T, Dv] (self-attention only):
+/// queries see keys of their own bucket in their own and the previous chunk of the sorted order
+/// (causal: the earlier keys of their chunk window); no query attends to itself unless nothing
+/// else is visible. An explicit pattern is an error.
 at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rotations,
-                              const ReformerCoreOptions& opts, const at::Tensor& key_padding = {},
+                              const ReformerCoreOptions& opts, const AttentionMask& mask = {},
                               double dropout_p = 0.0, bool train = false);
+/// The composite LibTorch path of reformer_attention (same contract): its reference.
+at::Tensor reformer_attention_composite(const at::Tensor& qk, const at::Tensor& v,
+                                        const at::Tensor& rotations,
+                                        const ReformerCoreOptions& opts,
+                                        const AttentionMask& mask = {}, double dropout_p = 0.0,
+                                        bool train = false);
 
 }  // namespace longseq

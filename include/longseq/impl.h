@@ -8,7 +8,7 @@ namespace longseq {
 
 enum class Impl {
   kAuto,       ///< fused where a fused kernel covers the call (CPU, float/double), else composite
-  kFused,      ///< as kAuto (a call no fused kernel covers still runs composite)
+  kFused,      ///< the fused kernel or an error naming the op and why it does not cover the call
   kComposite,  ///< always the composite LibTorch path
 };
 

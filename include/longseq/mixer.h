@@ -1,6 +1,8 @@
 #pragma once
 /// The sequence-mixer interface: a module mapping x [B, T, C] to [B, T, C].
 
+#include <longseq/attention.h>
+
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
@@ -117,8 +119,9 @@ class AttentionMixerImpl : public SequenceMixerImpl {
 
  protected:
   /// q, k, v [B, H, T, D] -> [B, H, T, D]. `x` [B, T, C] for mixers with extra projections.
+  /// `mask` holds the model's causal flag (MixerConfig::causal, its only way in) and the padding.
   virtual at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, const at::Tensor& key_padding) = 0;
+                            const at::Tensor& v, const AttentionMask& mask) = 0;
   /// Incremental core: q, k, v [B, H, n, D] of the n new positions -> [B, H, n, D]; keeps what it
   /// needs in state.tensors (state.position is advanced by the caller afterwards).
   virtual at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,

@@ -79,6 +79,12 @@ SequenceMixer make_mixer(const std::string& name, const MixerConfig& config,
 ResolvedOptions resolve_options(const std::string& name, MixerConfig& config,
                                 const std::map<std::string, std::string>& options);
 
+/// The registry as JSON (`longseq list --json`, and what the Python package builds its modules
+/// from): {"common_options": [...], "mixers": [{"name", "description", "supports_causal",
+/// "memory_exponent", "options": [{"name", "type", "default", "help", "choices"?, "range"?,
+/// "rule"?}]}]}.
+std::string mixer_registry_json();
+
 /// The option tables of docs/mixers.md (`longseq list --markdown`): common options, then one
 /// table per mixer.
 std::string mixer_options_markdown();

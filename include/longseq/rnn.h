@@ -34,13 +34,15 @@ struct RnnOutput {
 /// direction of a bidirectional layer). CPU float/double runs the fused kernel (one GEMM for all
 /// input projections, then one small GEMM and a fused cell per step, hand-written BPTT); the
 /// composite switch runs LibTorch's built-in at::lstm/gru/rnn_tanh (what torch::nn::LSTM runs)
-/// where no mask is given, else rnn_layer_reference.
+/// where no mask is given, else rnn_layer_composite.
 RnnOutput rnn_layer(RnnCell cell, const at::Tensor& x, const RnnWeights& w,
                     const at::Tensor& h0 = {}, const at::Tensor& c0 = {},
                     const at::Tensor& valid = {}, bool reverse = false);
 
-/// The same contract with ATen ops per step and autograd: the fused kernel's plain twin.
-RnnOutput rnn_layer_reference(RnnCell cell, const at::Tensor& x, const RnnWeights& w,
+/// The same contract with ATen ops per step and autograd: the fused kernel's reference (the
+/// composite twin every op has; rnn_layer's own composite path runs LibTorch's built-in
+/// recurrence where that covers the call, which is faster than a loop of small ops).
+RnnOutput rnn_layer_composite(RnnCell cell, const at::Tensor& x, const RnnWeights& w,
                               const at::Tensor& h0 = {}, const at::Tensor& c0 = {},
                               const at::Tensor& valid = {}, bool reverse = false);
 

@@ -38,7 +38,9 @@ at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
 /// computes the gates inside the scan (no [B, T, H] gate tensors, forward or backward).
 at::Tensor min_rnn_scan(const at::Tensor& xp, bool lstm, const at::Tensor& valid = {},
                         const at::Tensor& h0 = {});
-/// min_rnn_scan's composite path: the gates as LibTorch ops, then linear_scan.
+/// min_rnn_scan's composite path (its reference): the paper's log-space parallel scan
+/// (log_space_scan) where h0 is undefined or positive, else the gates as LibTorch ops, then
+/// linear_scan_composite.
 at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Tensor& valid = {},
                                   const at::Tensor& h0 = {});
 

@@ -6,7 +6,7 @@
 // out-of-memory killer.
 #include <longseq/bench.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/registry.h>
 
 #include <ATen/Parallel.h>
@@ -167,20 +167,20 @@ BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t,
 
 std::vector<BenchRow> run_bench(const BenchConfig& c,
                                 const std::function<void(const BenchRow&)>& on_row) {
-  TORCH_CHECK(!c.mixers.empty(), "bench: `--mixers` is empty; valid mixers: ",
+  TORCH_CHECK(!c.mixers.empty(), "run_bench: `BenchConfig::mixers` is empty; valid mixers: ",
               [] { std::string s; for (auto& n : mixer_names()) s += (s.empty() ? "" : ", ") + n; return s; }());
-  TORCH_CHECK(!c.seq_lens.empty(), "bench: `--seq-lens` is empty");
-  for (int64_t t : c.seq_lens) TORCH_CHECK(t > 0, "bench: `--seq-lens` values must be > 0, got ", t);
-  TORCH_CHECK(c.batch > 0, "bench: `--batch` must be > 0, got ", c.batch);
-  TORCH_CHECK(c.heads > 0, "bench: `--heads` must be > 0, got ", c.heads);
-  TORCH_CHECK(c.head_dim > 0, "bench: `--head-dim` must be > 0, got ", c.head_dim);
-  TORCH_CHECK(c.mode == "fwd" || c.mode == "fwd+bwd", "bench: `--mode` must be fwd or fwd+bwd, got '",
+  TORCH_CHECK(!c.seq_lens.empty(), "run_bench: `BenchConfig::seq_lens` is empty");
+  for (int64_t t : c.seq_lens) TORCH_CHECK(t > 0, "run_bench: `BenchConfig::seq_lens` values must be > 0, got ", t);
+  TORCH_CHECK(c.batch > 0, "run_bench: `BenchConfig::batch` must be > 0, got ", c.batch);
+  TORCH_CHECK(c.heads > 0, "run_bench: `BenchConfig::heads` must be > 0, got ", c.heads);
+  TORCH_CHECK(c.head_dim > 0, "run_bench: `BenchConfig::head_dim` must be > 0, got ", c.head_dim);
+  TORCH_CHECK(c.mode == "fwd" || c.mode == "fwd+bwd", "run_bench: `BenchConfig::mode` must be fwd or fwd+bwd, got '",
               c.mode, "'");
-  TORCH_CHECK(c.repeats > 0, "bench: `--repeats` must be > 0, got ", c.repeats);
-  TORCH_CHECK(c.warmup >= 0, "bench: `--warmup` must be >= 0, got ", c.warmup);
+  TORCH_CHECK(c.repeats > 0, "run_bench: `BenchConfig::repeats` must be > 0, got ", c.repeats);
+  TORCH_CHECK(c.warmup >= 0, "run_bench: `BenchConfig::warmup` must be >= 0, got ", c.warmup);
   for (const auto& [mixer, opts] : c.options) {
     TORCH_CHECK(std::find(c.mixers.begin(), c.mixers.end(), mixer) != c.mixers.end(),
-                "bench: `--opt` names mixer '", mixer, "', which is not in `--mixers`");
+                "run_bench: `BenchConfig::options` names mixer '", mixer, "', which is not in `mixers`");
   }
   auto seq_lens = c.seq_lens;
   std::sort(seq_lens.begin(), seq_lens.end());
@@ -190,7 +190,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   // Build each mixer once at the smallest length so bad names and options fail before any run.
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 
-  ImplGuard impl_guard(c.impl.empty() ? default_impl() : parse_impl(c.impl, "bench: `--impl`"));
+  ImplGuard impl_guard(c.impl.empty() ? default_impl() : parse_impl(c.impl, "run_bench: `BenchConfig::impl`"));
   const int64_t budget = c.max_memory > 0 ? c.max_memory
                                           : static_cast<int64_t>(0.8 * physical_memory_bytes());
   MemoryTracker::install();

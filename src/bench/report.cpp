@@ -8,7 +8,7 @@
 // the measured lengths is marked extrapolated wherever it is shown.
 #include <longseq/bench.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/model.h>
 #include <longseq/registry.h>
 #include <longseq/report.h>
@@ -493,9 +493,9 @@ std::vector<QualityPoint> measure_quality(
 std::vector<Recommendation> recommend(const std::vector<Series>& series,
                                       const std::vector<ErrorPoint>& errors,
                                       const RecommendQuery& q) {
-  TORCH_CHECK(q.seq_len > 0, "recommend: `--seq-len` must be > 0, got ", q.seq_len);
+  TORCH_CHECK(q.seq_len > 0, "recommend: `RecommendQuery::seq_len` must be > 0, got ", q.seq_len);
   TORCH_CHECK(q.quality == "exact" || q.quality == "high" || q.quality == "any",
-              "recommend: `--quality` must be exact, high or any, got '", q.quality, "'");
+              "recommend: `RecommendQuery::quality` must be exact, high or any, got '", q.quality, "'");
   const double t = static_cast<double>(q.seq_len);
   // The option each approximate mechanism trades cost for, with the values tried (largest first)
   // and how time and memory scale with it relative to the default: linearly in the option (the

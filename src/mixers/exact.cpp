@@ -8,8 +8,7 @@ ExactAttentionImpl::ExactAttentionImpl(const ExactAttentionOptions& options)
 
 at::Tensor ExactAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                       const at::Tensor& k, const at::Tensor& v,
-                                      const at::Tensor& key_padding) {
-  AttentionMask mask{config_.causal, key_padding};
+                                      const AttentionMask& mask) {
   return exact_attention(q, k, v, mask, config_.attn_dropout, is_training());  // [B, H, T, D]
 }
 
@@ -25,7 +24,9 @@ at::Tensor ExactAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::Te
   kc = kc.defined() ? at::cat({kc, k}, 2) : k;
   vc = vc.defined() ? at::cat({vc, v}, 2) : v;
   // Causal with S > n aligns the n queries with the last n keys.
-  return exact_attention(q, kc, vc, AttentionMask{true, {}});  // [B, H, n, D]
+  AttentionMask causal_mask;
+  causal_mask.causal = true;
+  return exact_attention(q, kc, vc, causal_mask);  // [B, H, n, D]
 }
 
 MixerSpec exact_mixer_spec() {

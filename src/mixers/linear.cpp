@@ -32,10 +32,8 @@ LinearAttentionImpl::LinearAttentionImpl(const LinearAttentionOptions& options)
 
 at::Tensor LinearAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                        const at::Tensor& k, const at::Tensor& v,
-                                       const at::Tensor& key_padding) {
-  auto out = linear_attention(feature_map(q), feature_map(k), v,
-                              AttentionMask{config_.causal, key_padding},
-                              options_.chunk());  // [B, H, T, D]
+                                       const AttentionMask& mask) {
+  auto out = linear_attention(feature_map(q), feature_map(k), v, mask, options_.chunk());  // [B, H, T, D]
   // No probability matrix to drop from (as in the Performer): dropout acts on the output.
   if (is_training() && config_.attn_dropout > 0) {
     out = at::dropout(out, config_.attn_dropout, /*train=*/true);

@@ -39,9 +39,9 @@ LinformerImpl::LinformerImpl(const LinformerOptions& options)
 }
 
 at::Tensor LinformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, const at::Tensor& k,
-                                 const at::Tensor& v, const at::Tensor& key_padding) {
+                                 const at::Tensor& v, const AttentionMask& mask) {
   const auto& f = options_.share_kv() ? e_proj_ : f_proj_;
-  return linformer_attention(q, k, v, e_proj_, f, key_padding, config_.attn_dropout, is_training());
+  return linformer_attention(q, k, v, e_proj_, f, mask, config_.attn_dropout, is_training());
 }
 
 MixerSpec linformer_mixer_spec() {

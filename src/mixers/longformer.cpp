@@ -71,7 +71,6 @@ LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
   LongformerPattern p;
   p.window = options_.window();
   p.dilation = options_.dilation();
-  p.causal = config_.causal;
   p.block = options_.block();
   if (options_.global_tokens() > 0) {
     TORCH_CHECK(t == 0 || options_.global_tokens() <= t, "longformer: option `global_tokens` (",
@@ -91,7 +90,7 @@ LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
 }
 
 at::Tensor LongformerImpl::attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
-                                  const at::Tensor& v, const at::Tensor& key_padding) {
+                                  const at::Tensor& v, const AttentionMask& mask) {
   const auto pattern = pattern_for(x.size(1));
   at::Tensor qg, kg, vg;
   if (wq_global_ && !pattern.global_positions.empty()) {
@@ -99,7 +98,7 @@ at::Tensor LongformerImpl::attend(const at::Tensor& x, const at::Tensor& q, cons
     kg = split_heads(wk_global_->forward(x));  // [B, H, T, D]
     vg = split_heads(wv_global_->forward(x));  // [B, H, T, D]
   }
-  return longformer_attention(q, k, v, pattern, key_padding, qg, kg, vg, config_.attn_dropout,
+  return longformer_attention(q, k, v, pattern, mask, qg, kg, vg, config_.attn_dropout,
                               is_training());  // [B, H, T, D]
 }
 
@@ -123,10 +122,10 @@ at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor
   kc = kc.defined() ? at::cat({kc, k}, 2) : k;
   vc = vc.defined() ? at::cat({vc, v}, 2) : v;
   kpos = kpos.defined() ? at::cat({kpos, new_pos}) : new_pos;
-  auto allowed = longformer_allowed(p, config_.heads, new_pos, kpos).to(q.device());  // [H, n, S]
-  auto scores = at::matmul(q, kc.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(3)));
-  auto probs = masked_softmax(scores, allowed.unsqueeze(0), /*with_lse=*/false).first;  // [B, H, n, S]
-  auto out = at::matmul(probs, vc);                                         // [B, H, n, D]
+  AttentionMask mask;  // the pattern's causal band and globals, as an explicit pattern
+  mask.allowed = longformer_allowed(p, /*causal=*/true, config_.heads, new_pos, kpos)
+                     .to(q.device());                                       // [H, n, S]
+  auto out = exact_attention(q, kc, vc, mask);                              // [B, H, n, D]
   // Later queries t >= end see band keys j >= t - W·dmax and global keys; a global query would
   // see every key, so nothing is dropped until the last global position has passed.
   const int64_t last_global = p.global_positions.empty() ? -1 : p.global_positions.back();

@@ -1,5 +1,4 @@
 // minGRU / minLSTM mixers over the scans of ops/scan.cpp (see longseq/mixers/min_rnn.h).
-#include <longseq/impl.h>
 #include <longseq/mixers/min_rnn.h>
 #include <longseq/registry.h>
 #include <longseq/scan.h>
@@ -7,17 +6,8 @@
 #include <ATen/ATen.h>
 #include <torch/torch.h>
 
-#include <cmath>
-
 namespace longseq {
 namespace {
-
-constexpr double kLogZero = -1e4;  // exp() of it is 0 in float32 and float64, but stays finite
-
-// log g(x), g(x) = x + 0.5 (x >= 0), σ(x) (x < 0) as in the minGRU paper.
-at::Tensor log_g(const at::Tensor& x) {
-  return at::where(x >= 0, at::log(at::relu(x) + 0.5), -at::softplus(-x));
-}
 
 const OptionSet<MinRnnOptions>& min_rnn_options(bool lstm) {
   using O = MinRnnOptions;
@@ -50,31 +40,9 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
   TORCH_CHECK(!h0.defined() || h0.sizes() == at::IntArrayRef({B, H}), name_,
               ": expected initial state of shape [", B, ", ", H, "], got ", h0.sizes());
   auto xp = in_->forward(x);  // [B, T, P·H]
-  at::Tensor h;
-  // The log-space form needs h0 > 0; checked (a device sync) only where it would run.
-  if (default_impl() == Impl::kComposite && (!h0.defined() || (h0 > 0).all().item<bool>())) {
-    // The paper's log-space parallel scan: log a (carry) and log of the gate on h̃.
-    auto parts = xp.chunk(options_.lstm() ? 3 : 2, 2);  // each [B, T, H]
-    at::Tensor log_a, log_in;
-    if (options_.lstm()) {
-      auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
-      log_a = -at::softplus(diff);                                      // log f'
-      log_in = -at::softplus(-diff);                                    // log i'
-    } else {
-      log_a = -at::softplus(parts[0]);                                  // log(1 − z)
-      log_in = -at::softplus(-parts[0]);                                // log z
-    }
-    auto log_b = log_in + log_g(parts.back());                          // [B, T, H]
-    if (key_padding.defined()) {
-      auto keep = key_padding.unsqueeze(-1).logical_not();              // [B, T, 1]
-      log_a = log_a.masked_fill(keep, 0.0);
-      log_b = log_b.masked_fill(keep, kLogZero);
-    }
-    h = log_space_scan(log_a, log_b, h0.defined() ? h0.log() : at::Tensor());  // [B, T, H]
-  } else {
-    // The same recurrence in real space; on CPU one fused kernel with the gates inside the scan.
-    h = min_rnn_scan(xp, options_.lstm(), key_padding, h0);  // [B, T, H]
-  }
+  // The op chooses: on CPU one fused kernel with the gates inside the scan, elsewhere the
+  // paper's log-space parallel scan.
+  auto h = min_rnn_scan(xp, options_.lstm(), key_padding, h0);  // [B, T, H]
   auto last = h.select(1, h.size(1) - 1);                             // [B, H]
   return {out_->forward(h), last};
 }

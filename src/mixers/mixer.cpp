@@ -131,7 +131,10 @@ at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& ke
   auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, T, D]
   if (config_.rotary && wk_) k = rotary_embedding(k);
   auto v = split_heads(wv_->forward(x));                          // [B, H, T, D]
-  auto o = attend(x, q, k, v, key_padding);                       // [B, H, T, D]
+  AttentionMask mask;
+  mask.causal = config_.causal;
+  mask.key_padding = key_padding;
+  auto o = attend(x, q, k, v, mask);                              // [B, H, T, D]
   return wo_->forward(merge_heads(o));                            // [B, T, C]
 }
 

@@ -36,7 +36,6 @@ PerformerImpl::PerformerImpl(const PerformerOptions& options)
       schedule_(options.redraw()) {
   performer_options().check(options_, name_);
   core_.kernel = options_.kernel() == "relu" ? PerformerKernel::kRelu : PerformerKernel::kSoftmax;
-  core_.causal = config_.causal;
   core_.chunk = options_.chunk();
   omega_ = register_buffer(
       "features", performer_draw_features(options_.features(), config_.resolved_head_dim(),
@@ -54,9 +53,9 @@ void PerformerImpl::redraw_features() {
 }
 
 at::Tensor PerformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, const at::Tensor& k,
-                                 const at::Tensor& v, const at::Tensor& key_padding) {
+                                 const at::Tensor& v, const AttentionMask& mask) {
   if (schedule_.tick(is_training())) redraw_features();
-  auto out = performer_attention(q, k, v, omega_, core_, key_padding);  // [B, H, T, D]
+  auto out = performer_attention(q, k, v, omega_, core_, mask);  // [B, H, T, D]
   // FAVOR+ never forms the attention probabilities, so `dropout` cannot act on them as in the
   // other mixers; it drops elements of the attention output [B, H, T, D] instead (training only).
   if (is_training() && config_.attn_dropout > 0) {

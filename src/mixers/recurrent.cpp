@@ -85,7 +85,10 @@ at::Tensor RecurrentImpl::read_out(const at::Tensor& states, const at::Tensor& k
     k = kc;
     v = vc;
   }
-  auto ctx = exact_attention(q, k, v, AttentionMask{causal, key_padding}); // [B, 1, T, R]
+  AttentionMask mask;
+  mask.causal = causal;
+  mask.key_padding = key_padding;
+  auto ctx = exact_attention(q, k, v, mask);                              // [B, 1, T, R]
   return out_->forward(at::cat({states, ctx.squeeze(1)}, 2));              // [B, T, C]
 }
 

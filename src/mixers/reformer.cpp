@@ -40,7 +40,6 @@ ReformerImpl::ReformerImpl(const ReformerOptions& options)
   core_.buckets = options_.buckets();
   core_.n_hashes = options_.n_hashes();
   core_.chunk = options_.chunk();
-  core_.causal = config_.causal;
   rotations_ = register_buffer(
       "rotations", reformer_draw_rotations(core_, config_.resolved_head_dim(),
                                            RedrawSchedule::seed_for(config_.seed, 0)));  // [n, D, NB/2]
@@ -57,10 +56,10 @@ void ReformerImpl::redraw_rotations() {
 
 at::Tensor ReformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                 const at::Tensor& /*k*/, const at::Tensor& v,
-                                const at::Tensor& key_padding) {
+                                const AttentionMask& mask) {
   if (schedule_.tick(is_training())) redraw_rotations();
   // Shared QK: k == q here; the core normalises the keys itself.
-  return reformer_attention(q, v, rotations_, core_, key_padding, config_.attn_dropout,
+  return reformer_attention(q, v, rotations_, core_, mask, config_.attn_dropout,
                             is_training());  // [B, H, T, D]
 }
 

@@ -6,6 +6,7 @@
 #include <longseq/registry.h>
 
 #include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
 
 #include <sstream>
 
@@ -117,7 +118,33 @@ void options_table(std::ostringstream& md, const std::vector<OptionSpec>& option
   }
 }
 
+nlohmann::json option_json(const OptionSpec& o) {
+  nlohmann::json j = {{"name", o.name},
+                      {"type", option_kind_name(o.kind)},
+                      {"default", o.default_value},
+                      {"help", o.help}};
+  if (!o.choices.empty()) j["choices"] = o.choices;
+  if (!o.range.text().empty()) j["range"] = o.range.text();
+  if (!o.rule_text.empty()) j["rule"] = o.rule_text;
+  return j;
+}
+
 }  // namespace
+
+std::string mixer_registry_json() {
+  nlohmann::json out;
+  for (const auto& o : common_option_specs()) out["common_options"].push_back(option_json(o));
+  for (const auto& m : mixer_registry()) {
+    nlohmann::json j = {{"name", m.name},
+                        {"description", m.description},
+                        {"supports_causal", m.supports_causal},
+                        {"memory_exponent", m.memory_exponent},
+                        {"options", nlohmann::json::array()}};
+    for (const auto& o : m.options) j["options"].push_back(option_json(o));
+    out["mixers"].push_back(j);
+  }
+  return out.dump(2);
+}
 
 std::string mixer_options_markdown() {
   std::ostringstream md;

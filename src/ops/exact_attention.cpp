@@ -82,15 +82,15 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
   }
 };
 
-// The fused kernel covers CPU float/double calls without active dropout; everything else
-// (other devices and dtypes, dropout while training, empty tensors, the composite switch, and
-// causal S < T, which the composite path rejects with its error) runs composite.
+// The fused kernel covers CPU float/double calls without active dropout or an explicit pattern.
+// Empty calls and causal S < T (which the composite path rejects with its error) run composite.
 bool use_fused(const at::Tensor& q, const at::Tensor& k, const AttentionMask& mask,
                double dropout_p, bool train) {
-  if (!fused_covers(q)) return false;
-  if (dropout_p != 0 && train) return false;
-  if (mask.causal && k.size(2) < q.size(2)) return false;
-  return q.numel() > 0 && k.numel() > 0;
+  if (q.numel() == 0 || k.numel() == 0 || (mask.causal && k.size(2) < q.size(2))) return false;
+  const char* why_not = nullptr;
+  if (dropout_p != 0 && train) why_not = "dropout while training";
+  if (mask.allowed.defined()) why_not = "an explicit pattern (AttentionMask::allowed)";
+  return use_fused_kernel("exact_attention", q, why_not);
 }
 
 }  // namespace
@@ -99,15 +99,15 @@ at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, c
                                      const AttentionMask& mask, double dropout_p, bool train,
                                      std::optional<double> scale) {
   check_qkv("exact_attention", q, k, v);
-  const int64_t B = q.size(0), T = q.size(2), S = k.size(2), D = q.size(3);
-  check_key_padding("exact_attention", mask.key_padding, B, S);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
+  check_mask("exact_attention", mask, B, H, T, S, /*causal_ok=*/true, /*pattern_ok=*/true);
   TORCH_CHECK(!mask.causal || S >= T, "exact_attention: causal attention needs S >= T, got T = ",
               T, ", S = ", S);
   TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "exact_attention: expected `dropout_p` in [0, 1), got ",
               dropout_p);
   const double sc = scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
   auto scores = at::matmul(q, k.transpose(-2, -1)) * sc;         // [B, H, T, S]
-  auto allowed = dense_allowed(mask, B, T, S, q.device());       // [B|1, 1, T, S]
+  auto allowed = dense_allowed(mask, B, T, S, q.device());       // [B|1, H|1, T, S]
   auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;            // [B, H, T, S]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
   return at::matmul(probs, v);                                   // [B, H, T, Dv]
@@ -120,8 +120,8 @@ at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   if (!use_fused(q, k, mask, dropout_p, train)) {
     return exact_attention_composite(q, k, v, mask, dropout_p, train, scale);
   }
-  const int64_t B = q.size(0), S = k.size(2), D = q.size(3);
-  check_key_padding("exact_attention", mask.key_padding, B, S);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
+  check_mask("exact_attention", mask, B, H, T, S, /*causal_ok=*/true, /*pattern_ok=*/true);
   TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "exact_attention: expected `dropout_p` in [0, 1), got ",
               dropout_p);
   const double sc = scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));

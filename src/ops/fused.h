@@ -13,16 +13,27 @@
 
 namespace longseq {
 
-/// Whether a fused CPU kernel may run on `x`: the composite switch is off, `x` is on the CPU and
-/// float or double. Each op adds its own conditions (dropout, shapes).
-inline bool fused_covers(const at::Tensor& x) {
+/// Whether the fused CPU kernel of `op` runs on `x`: the composite switch is off, `x` is on the CPU
+/// and float or double, and the op's own conditions hold (`why_not` null; else it says which
+/// failed: dropout, shapes). Under Impl::kFused a call the kernel does not cover is an error naming
+/// the op and the reason, so a benchmark or test that asks for the fused kernel gets it or stops.
+inline bool use_fused_kernel(const char* op, const at::Tensor& x, const char* why_not = nullptr) {
   // Every op's dispatch passes here before any kernel: the thread count is LibTorch's from the
   // first call on, and a BLAS core below the CPU is reported once (longseq/machine.h).
   pin_thread_count();
   warn_once_if_blas_below_cpu();
-  if (default_impl() == Impl::kComposite) return false;
-  if (!x.device().is_cpu()) return false;
-  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+  const Impl impl = default_impl();
+  if (impl == Impl::kComposite) return false;
+  if (!x.device().is_cpu()) {
+    why_not = "no fused kernel for this device";
+  } else if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) {
+    why_not = "the fused kernels take float and double only";
+  }
+  TORCH_CHECK(why_not == nullptr || impl != Impl::kFused, op,
+              ": the fused kernel was required (LONGSEQ_IMPL=fused or --impl fused) but does not "
+              "cover this call: ",
+              why_not, " (", x.scalar_type(), " on ", x.device(), ")");
+  return why_not == nullptr;
 }
 
 /// Outputs a kernel writes are filled with NaN first, always: an element the kernel fails to write

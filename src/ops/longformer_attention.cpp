@@ -28,9 +28,9 @@
 namespace longseq {
 namespace {
 
-void check_pattern(const LongformerPattern& p, int64_t heads, int64_t t) {
+void check_pattern(const LongformerPattern& p, bool causal, int64_t heads, int64_t t) {
   TORCH_CHECK(p.window > 0, "longformer_attention: expected `window` > 0, got ", p.window);
-  TORCH_CHECK(p.causal || p.window % 2 == 0,
+  TORCH_CHECK(causal || p.window % 2 == 0,
               "longformer_attention: non-causal `window` must be even (W/2 keys each side), got ",
               p.window);
   TORCH_CHECK(p.dilation.size() == 1 || static_cast<int64_t>(p.dilation.size()) == heads,
@@ -51,51 +51,52 @@ void check_pattern(const LongformerPattern& p, int64_t heads, int64_t t) {
 }
 
 // Bool [H, Tq, Tk]: is key j in the band of query i for each head (no globals, no padding).
-at::Tensor band_allowed(const LongformerPattern& p, int64_t heads, const at::Tensor& qpos,
-                        const at::Tensor& kpos) {
+at::Tensor band_allowed(const LongformerPattern& p, bool causal, int64_t heads,
+                        const at::Tensor& qpos, const at::Tensor& kpos) {
   auto dil = at::tensor(p.dilation, qpos.options());                       // [1|H]
   dil = dil.expand({heads}).view({heads, 1, 1});                           // [H, 1, 1]
   auto rel = kpos.view({1, 1, -1}) - qpos.view({1, -1, 1});                // [1, Tq, Tk]
   auto on_grid = rel.remainder(dil) == 0;                                  // [H, Tq, Tk]
   auto steps = rel.div(dil, "floor");                                      // [H, Tq, Tk]
-  auto in_reach = p.causal ? (steps <= 0).logical_and(steps >= -p.window)
-                           : steps.abs() <= p.window / 2;
+  auto in_reach = causal ? (steps <= 0).logical_and(steps >= -p.window)
+                         : steps.abs() <= p.window / 2;
   return on_grid.logical_and(in_reach);
 }
 
 }  // namespace
 
-at::Tensor longformer_allowed(const LongformerPattern& p, int64_t heads, const at::Tensor& qpos,
-                              const at::Tensor& kpos) {
-  check_pattern(p, heads, std::numeric_limits<int64_t>::max());
-  auto allowed = band_allowed(p, heads, qpos, kpos);  // [H, Tq, Tk]
+at::Tensor longformer_allowed(const LongformerPattern& p, bool causal, int64_t heads,
+                              const at::Tensor& qpos, const at::Tensor& kpos) {
+  check_pattern(p, causal, heads, std::numeric_limits<int64_t>::max());
+  auto allowed = band_allowed(p, causal, heads, qpos, kpos);  // [H, Tq, Tk]
   if (!p.global_positions.empty()) {
     auto g = at::tensor(p.global_positions, qpos.options()).view({1, -1});  // [1, G]
     auto q_global = (qpos.view({-1, 1}) == g).any(1);                       // [Tq]
     auto k_global = (kpos.view({-1, 1}) == g).any(1);                       // [Tk]
     allowed = allowed.logical_or(q_global.view({1, -1, 1})).logical_or(k_global.view({1, 1, -1}));
   }
-  if (p.causal) allowed = allowed.logical_and(kpos.view({1, 1, -1}) <= qpos.view({1, -1, 1}));
+  if (causal) allowed = allowed.logical_and(kpos.view({1, 1, -1}) <= qpos.view({1, -1, 1}));
   return allowed;  // [H, Tq, Tk]
 }
 
-at::Tensor longformer_dense_allowed(const LongformerPattern& p, int64_t heads, int64_t t) {
-  check_pattern(p, heads, t);
+at::Tensor longformer_dense_allowed(const LongformerPattern& p, bool causal, int64_t heads,
+                                    int64_t t) {
+  check_pattern(p, causal, heads, t);
   auto pos = at::arange(t, at::kLong);
-  return longformer_allowed(p, heads, pos, pos);  // [H, T, T]
+  return longformer_allowed(p, causal, heads, pos, pos);  // [H, T, T]
 }
 
 namespace {
 
 // The banded rows (every row; global query rows are overwritten by global_rows), composite path.
 at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const LongformerPattern& p, const at::Tensor& key_padding,
-                            double dropout_p, bool train) {
+                            const LongformerPattern& p, bool causal,
+                            const at::Tensor& key_padding, double dropout_p, bool train) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
-  const int64_t back = p.causal ? p.window * dmax : (p.window / 2) * dmax;  // keys before i
-  const int64_t ahead = p.causal ? 0 : (p.window / 2) * dmax;               // keys after i
+  const int64_t back = causal ? p.window * dmax : (p.window / 2) * dmax;  // keys before i
+  const int64_t ahead = causal ? 0 : (p.window / 2) * dmax;                 // keys after i
   const int64_t c = std::min<int64_t>(T, p.block > 0 ? p.block : std::max<int64_t>(64, p.window / 2));
   const int64_t G = static_cast<int64_t>(p.global_positions.size());
   const auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
@@ -127,7 +128,7 @@ at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::
   // Key position of span slot j in block b: b·c − back + j; query position b·c + i. The band test
   // depends only on their difference j − back − i, so one [H, c, span] pattern serves all blocks.
   auto slot = at::arange(span, lopts), row = at::arange(c, lopts);
-  auto band = band_allowed(p, H, row + back, slot).view({1, H, 1, c, span});  // [1, H, 1, c, span]
+  auto band = band_allowed(p, causal, H, row + back, slot).view({1, H, 1, c, span});  // [1, H, 1, c, span]
   auto kpos = at::arange(nb, lopts).view({nb, 1}) * c - back + slot.view({1, span});  // [NB, span]
   auto key_ok = kpos.ge(0).logical_and(kpos.lt(T));                        // [NB, span]
   auto kpos_safe = kpos.clamp(0, T - 1);
@@ -142,7 +143,7 @@ at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::
     auto gs = at::matmul(qb, kg_cols.transpose(-2, -1).unsqueeze(2)) * scale;  // [B, H, NB, c, G]
     auto qpos = at::arange(tp, lopts).view({1, 1, nb, c, 1});
     auto gallowed = at::ones({1, 1, nb, c, G}, lopts.dtype(at::kBool));    // [1, 1, NB, c, G]
-    if (p.causal) gallowed = gpos.view({1, 1, 1, 1, G}) <= qpos;
+    if (causal) gallowed = gpos.view({1, 1, 1, 1, G}) <= qpos;
     if (g_padding.defined()) gallowed = gallowed.logical_and(g_padding.view({B, 1, 1, 1, G}));
     scores = at::cat({scores, gs}, -1);                                    // [B, H, NB, c, span + G]
     const int64_t bm = key_padding.defined() ? B : 1;
@@ -162,7 +163,7 @@ at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::
 // tensor); the pattern travels as plain values.
 struct LongformerBandFunction : public torch::autograd::Function<LongformerBandFunction> {
   static cpu::LongformerParams params(const at::Tensor& q, const at::Tensor& v,
-                                      const LongformerPattern& p,
+                                      const LongformerPattern& p, bool causal,
                                       const std::vector<int64_t>& dilation) {
     cpu::LongformerParams kp;
     kp.batch = q.size(0);
@@ -171,7 +172,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     kp.d = q.size(3);
     kp.dv = v.size(3);
     kp.window = p.window;
-    kp.causal = p.causal;
+    kp.causal = causal;
     kp.dilation = dilation.data();
     kp.global_pos = p.global_positions.data();
     kp.n_global = static_cast<int64_t>(p.global_positions.size());
@@ -186,13 +187,13 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
 
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q_in,
                             const at::Tensor& k_in, const at::Tensor& v_in,
-                            const LongformerPattern& p, const AttentionMask& padding) {
+                            const LongformerPattern& p, const AttentionMask& mask) {
     // The padding travels in a struct: autograd::Function rejects undefined tensor arguments.
     auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T, D]
-    const auto& key_padding = padding.key_padding;
+    const auto& key_padding = mask.key_padding;
     auto kp = key_padding.defined() ? key_padding.to(at::kCPU).contiguous() : at::Tensor();  // [B, T]
     const auto dilation = per_head(p, q.size(1));
-    const auto params = LongformerBandFunction::params(q, v, p, dilation);
+    const auto params = LongformerBandFunction::params(q, v, p, mask.causal, dilation);
     auto out = empty_poisoned({params.batch, params.heads, params.t, params.dv}, q.options());
     auto lse = empty_poisoned({params.batch, params.heads, params.t}, q.options());  // [B, H, T]
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "longformer_attention_forward", [&] {
@@ -204,7 +205,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     ctx->save_for_backward({q, k, v, out, lse});
     save_optional(ctx, "key_padding", kp);
     ctx->saved_data["window"] = p.window;
-    ctx->saved_data["causal"] = p.causal;
+    ctx->saved_data["causal"] = mask.causal;
     ctx->saved_data["block"] = p.block;
     ctx->saved_data["dilation"] = p.dilation;
     ctx->saved_data["global_positions"] = p.global_positions;
@@ -218,12 +219,12 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     const auto kp = load_optional(ctx, "key_padding");
     LongformerPattern p;
     p.window = ctx->saved_data["window"].toInt();
-    p.causal = ctx->saved_data["causal"].toBool();
     p.block = ctx->saved_data["block"].toInt();
     p.dilation = ctx->saved_data["dilation"].toIntVector();
     p.global_positions = ctx->saved_data["global_positions"].toIntVector();
     const auto dilation = per_head(p, q.size(1));
-    const auto params = LongformerBandFunction::params(q, v, p, dilation);
+    const auto params =
+        LongformerBandFunction::params(q, v, p, ctx->saved_data["causal"].toBool(), dilation);
     auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, T, D]
@@ -242,7 +243,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
 // Global query rows: full attention over every key (causal: keys up to the row's position),
 // through the global projections where given. O(B·H·G·T) time and memory.
 at::Tensor global_rows(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const LongformerPattern& p, const at::Tensor& key_padding,
+                       const LongformerPattern& p, bool causal, const at::Tensor& key_padding,
                        const at::Tensor& q_global, const at::Tensor& k_global,
                        const at::Tensor& v_global, double dropout_p, bool train) {
   const int64_t B = q.size(0), T = q.size(2), D = q.size(3);
@@ -254,9 +255,10 @@ at::Tensor global_rows(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   const auto& kg_src = k_global.defined() ? k_global : k;
   const auto& vg_src = v_global.defined() ? v_global : v;
   auto qg = qg_src.index_select(2, gpos);                                     // [B, H, G, D]
-  AttentionMask m{false, key_padding};
+  AttentionMask m;
+  m.key_padding = key_padding;
   auto allowed = dense_allowed(m, B, G, T, q.device());                       // [B, 1, 1, T] or undef
-  if (p.causal) {
+  if (causal) {
     auto cm = at::arange(T, lopts).view({1, 1, 1, T}) <= gpos.view({1, 1, G, 1});  // [1, 1, G, T]
     allowed = allowed.defined() ? allowed.logical_and(cm) : cm;
   }
@@ -268,37 +270,68 @@ at::Tensor global_rows(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 
 // The fused banded kernel covers CPU float/double calls without active dropout.
 bool use_fused(const at::Tensor& q, double dropout_p, bool train) {
-  if (!fused_covers(q)) return false;
-  if (dropout_p != 0 && train) return false;
-  return q.numel() > 0 && q.size(2) > 0;
+  if (q.numel() == 0) return false;
+  return use_fused_kernel("longformer_attention", q,
+                          dropout_p != 0 && train ? "dropout while training" : nullptr);
+}
+
+// Checks the inputs; returns the key padding on q's device (or undefined).
+at::Tensor check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        const LongformerPattern& p, const AttentionMask& mask,
+                        const at::Tensor& q_global, const at::Tensor& k_global,
+                        const at::Tensor& v_global) {
+  constexpr const char* op = "longformer_attention";
+  check_qkv(op, q, k, v);
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
+  TORCH_CHECK(k.size(2) == T, op, ": self-attention only, expected S == T = ", T, ", got S = ",
+              k.size(2));
+  check_mask(op, mask, B, H, T, T, /*causal_ok=*/true, /*pattern_ok=*/false);
+  check_pattern(p, mask.causal, H, T);
+  for (const auto* g : {&q_global, &k_global, &v_global}) {
+    TORCH_CHECK(!g->defined() || g->sizes() == (g == &v_global ? v.sizes() : q.sizes()), op,
+                ": global projections must match q/k/v shapes, got ", g->sizes());
+  }
+  return mask.key_padding.defined() ? mask.key_padding.to(q.device()) : at::Tensor();  // [B, T]
+}
+
+// Band rows from `band` [B, H, T, Dv], then the global rows written over them.
+at::Tensor with_global_rows(const at::Tensor& band, const at::Tensor& q, const at::Tensor& k,
+                            const at::Tensor& v, const LongformerPattern& p, bool causal,
+                            const at::Tensor& kp, const at::Tensor& q_global,
+                            const at::Tensor& k_global, const at::Tensor& v_global,
+                            double dropout_p, bool train) {
+  if (p.global_positions.empty()) return band;
+  auto og = global_rows(q, k, v, p, causal, kp, q_global, k_global, v_global, dropout_p, train);
+  auto gpos = at::tensor(p.global_positions, at::TensorOptions().dtype(at::kLong).device(q.device()));
+  return band.index_copy(2, gpos, og);  // [B, H, T, Dv]
 }
 
 }  // namespace
 
 at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                const LongformerPattern& p, const at::Tensor& key_padding,
+                                const LongformerPattern& p, const AttentionMask& mask,
                                 const at::Tensor& q_global, const at::Tensor& k_global,
                                 const at::Tensor& v_global, double dropout_p, bool train) {
-  check_qkv("longformer_attention", q, k, v);
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
-  TORCH_CHECK(k.size(2) == T, "longformer_attention: self-attention only, expected S == T = ", T,
-              ", got S = ", k.size(2));
-  check_key_padding("longformer_attention", key_padding, B, T);
-  check_pattern(p, H, T);
-  for (const auto* g : {&q_global, &k_global, &v_global}) {
-    TORCH_CHECK(!g->defined() || g->sizes() == (g == &v_global ? v.sizes() : q.sizes()),
-                "longformer_attention: global projections must match q/k/v shapes, got ",
-                g->sizes());
-  }
-  at::Tensor kp;  // [B, T] on q's device
-  if (key_padding.defined()) kp = key_padding.to(q.device(), at::kBool);
-  auto out = use_fused(q, dropout_p, train)
-                 ? LongformerBandFunction::apply(q, k, v, p, AttentionMask{false, kp})
-                 : banded_composite(q, k, v, p, kp, dropout_p, train);  // [B, H, T, Dv]
-  if (p.global_positions.empty()) return out;
-  auto og = global_rows(q, k, v, p, kp, q_global, k_global, v_global, dropout_p, train);
-  auto gpos = at::tensor(p.global_positions, at::TensorOptions().dtype(at::kLong).device(q.device()));
-  return out.index_copy(2, gpos, og);  // [B, H, T, Dv]
+  const auto kp = check_inputs(q, k, v, p, mask, q_global, k_global, v_global);  // [B, T]
+  AttentionMask band_mask;
+  band_mask.causal = mask.causal;
+  band_mask.key_padding = kp;
+  auto band = use_fused(q, dropout_p, train)
+                  ? LongformerBandFunction::apply(q, k, v, p, band_mask)
+                  : banded_composite(q, k, v, p, mask.causal, kp, dropout_p, train);  // [B, H, T, Dv]
+  return with_global_rows(band, q, k, v, p, mask.causal, kp, q_global, k_global, v_global,
+                          dropout_p, train);
+}
+
+at::Tensor longformer_attention_composite(const at::Tensor& q, const at::Tensor& k,
+                                          const at::Tensor& v, const LongformerPattern& p,
+                                          const AttentionMask& mask, const at::Tensor& q_global,
+                                          const at::Tensor& k_global, const at::Tensor& v_global,
+                                          double dropout_p, bool train) {
+  const auto kp = check_inputs(q, k, v, p, mask, q_global, k_global, v_global);  // [B, T]
+  auto band = banded_composite(q, k, v, p, mask.causal, kp, dropout_p, train);    // [B, H, T, Dv]
+  return with_global_rows(band, q, k, v, p, mask.causal, kp, q_global, k_global, v_global,
+                          dropout_p, train);
 }
 
 }  // namespace longseq

@@ -1,5 +1,5 @@
 // Masking helpers shared by every attention core: input checks, the dense allowed-pairs mask
-// (causal + key padding) and a softmax that turns rows with no visible key into zeros.
+// (causal + key padding + explicit pattern) and a softmax that turns rows with no visible key into zeros.
 #include <longseq/attention.h>
 
 #include <ATen/ATen.h>
@@ -38,6 +38,28 @@ void check_key_padding(const char* op, const at::Tensor& key_padding, int64_t ba
   TORCH_CHECK(key_padding.dim() == 2 && key_padding.size(0) == batch && key_padding.size(1) == s,
               op, ": expected `key_padding` of shape [", batch, ", ", s, "], got ",
               key_padding.sizes());
+}
+
+void check_mask(const char* op, const AttentionMask& mask, int64_t batch, int64_t heads, int64_t t,
+                int64_t s, bool causal_ok, bool pattern_ok) {
+  TORCH_CHECK(causal_ok || !mask.causal, op,
+              ": a causal mask is not supported (the core mixes all positions), got "
+              "AttentionMask::causal = true");
+  check_key_padding(op, mask.key_padding, batch, s);
+  const auto& a = mask.allowed;
+  if (!a.defined()) return;
+  TORCH_CHECK(pattern_ok, op, ": an explicit pattern (AttentionMask::allowed) is not supported; "
+              "only exact_attention scores every pair");
+  TORCH_CHECK(a.scalar_type() == at::kBool, op,
+              ": expected bool `allowed` (true = visible), got ", a.scalar_type());
+  const int64_t full[4] = {batch, heads, t, s};
+  bool ok = a.dim() >= 2 && a.dim() <= 4;
+  for (int64_t i = 0; ok && i < a.dim(); ++i) {
+    const int64_t want = full[4 - a.dim() + i];
+    ok = a.size(i) == 1 || a.size(i) == want;
+  }
+  TORCH_CHECK(ok, op, ": expected `allowed` broadcastable to [B, H, T, S] = [", batch, ", ", heads,
+              ", ", t, ", ", s, "] (2-4 dims, each 1 or full), got ", a.sizes());
 }
 
 at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len) {
@@ -89,8 +111,13 @@ at::Tensor dense_allowed(const AttentionMask& mask, int64_t batch, int64_t t, in
     allowed = (kj <= qi).view({1, 1, t, s});               // [1, 1, T, S]
   }
   if (mask.key_padding.defined()) {
-    auto kp = mask.key_padding.view({batch, 1, 1, s});  // [B, 1, 1, S]
+    auto kp = mask.key_padding.to(device).view({batch, 1, 1, s});  // [B, 1, 1, S]
     allowed = allowed.defined() ? allowed.logical_and(kp) : kp;
+  }
+  if (mask.allowed.defined()) {
+    auto a = mask.allowed.to(device);                 // [.., T, S], up to 4-D
+    while (a.dim() < 4) a = a.unsqueeze(0);           // [B|1, H|1, T|1, S|1]
+    allowed = allowed.defined() ? allowed.logical_and(a) : a;
   }
   return allowed;
 }

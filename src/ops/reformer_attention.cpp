@@ -81,8 +81,9 @@ at::Tensor look_one_back(const at::Tensor& x) { return at::cat({x, x.roll(1, 3)}
 struct LshIndex {
   at::Tensor perm, inv, buckets;  // [B, H, n, T] int64: slot -> position, position -> slot, bucket
   at::Tensor key_padding;         // [B, T] bool or undefined
-  ReformerCoreOptions opts;
+  int64_t n_hashes;
   int64_t chunk;                  // min(opts.chunk, T)
+  bool causal;
 };
 
 // Pairs the fused kernel's forward and backward. qk (queries), kn (unit keys) [B, H, T, D],
@@ -95,9 +96,9 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
     p.t = qk.size(2);
     p.d = qk.size(3);
     p.dv = v.size(3);
-    p.n_hashes = ix.opts.n_hashes;
+    p.n_hashes = ix.n_hashes;
     p.chunk = ix.chunk;
-    p.causal = ix.opts.causal;
+    p.causal = ix.causal;
     p.scale = 1.0 / std::sqrt(static_cast<double>(p.d));
     return p;
   }
@@ -121,8 +122,8 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
     });
     ctx->save_for_backward({qk, kn, v, out, lse, ix.perm, ix.inv, ix.buckets});
     save_optional(ctx, "key_padding", ix.key_padding);
-    ctx->saved_data["n_hashes"] = ix.opts.n_hashes;
-    ctx->saved_data["causal"] = ix.opts.causal;
+    ctx->saved_data["n_hashes"] = ix.n_hashes;
+    ctx->saved_data["causal"] = ix.causal;
     ctx->saved_data["chunk"] = ix.chunk;
     return out;
   }
@@ -131,10 +132,13 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &qk = saved[0], &kn = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
-    LshIndex ix{saved[5], saved[6], saved[7], load_optional(ctx, "key_padding"), {},
-                ctx->saved_data["chunk"].toInt()};
-    ix.opts.n_hashes = ctx->saved_data["n_hashes"].toInt();
-    ix.opts.causal = ctx->saved_data["causal"].toBool();
+    const LshIndex ix{saved[5],
+                      saved[6],
+                      saved[7],
+                      load_optional(ctx, "key_padding"),
+                      ctx->saved_data["n_hashes"].toInt(),
+                      ctx->saved_data["chunk"].toInt(),
+                      ctx->saved_data["causal"].toBool()};
     const auto p = params(qk, v, ix);
     auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
     auto grad_qk = empty_poisoned(qk.sizes(), qk.options());  // [B, H, T, D]
@@ -155,9 +159,151 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
 // The fused kernel covers CPU float/double calls without active dropout, with positions that fit
 // its int32 mask tables.
 bool use_fused(const at::Tensor& qk, double dropout_p, bool train) {
-  if (!fused_covers(qk)) return false;
-  if (qk.size(2) >= std::numeric_limits<int32_t>::max()) return false;
-  return !(train && dropout_p > 0);
+  const char* why_not = nullptr;
+  if (qk.size(2) >= std::numeric_limits<int32_t>::max()) why_not = "T does not fit int32";
+  if (train && dropout_p > 0) why_not = "dropout while training";
+  return use_fused_kernel("reformer_attention", qk, why_not);
+}
+
+// Checks the inputs of reformer_attention; returns key_padding on qk's device (or undefined).
+at::Tensor check_inputs(const char* op, const at::Tensor& qk, const at::Tensor& v,
+                        const at::Tensor& rotations, const ReformerCoreOptions& opts,
+                        const AttentionMask& mask, double dropout_p) {
+  check_qkv(op, qk, qk, v);
+  check_options(op, opts);
+  check_rotations(op, rotations, opts, qk.size(3));
+  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, op, ": expected `dropout_p` in [0, 1), got ",
+              dropout_p);
+  const int64_t T = qk.size(2);
+  check_mask(op, mask, qk.size(0), qk.size(1), T, T, /*causal_ok=*/true, /*pattern_ok=*/false);
+  return mask.key_padding.defined() ? mask.key_padding.to(qk.device()) : at::Tensor();
+}
+
+// Hashes qk and sorts each round by (bucket, position); keys are unique, so the order is
+// deterministic. Padded tokens go to an extra last bucket, so whatever they hold never moves a
+// real token's place in the sorted order (their keys are masked anyway).
+LshIndex lsh_index(const at::Tensor& qk, const at::Tensor& rotations,
+                   const ReformerCoreOptions& opts, const at::Tensor& key_padding, bool causal) {
+  const int64_t B = qk.size(0), T = qk.size(2);
+  auto buckets = reformer_hash(qk, rotations, opts);                  // [B, H, n, T]
+  if (key_padding.defined()) {
+    buckets = buckets.masked_fill(key_padding.view({B, 1, 1, T}).logical_not(), opts.buckets);
+  }
+  auto pos = at::arange(T, qk.options().dtype(at::kLong));            // [T]
+  auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
+  auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
+  // With chunk >= T there is a single chunk either way; shrinking it avoids padding.
+  return {perm, inv, buckets, key_padding, opts.n_hashes, std::min(opts.chunk, T), causal};
+}
+
+// Unit-length keys; the clamp keeps a zero vector finite (its key is then 0).
+at::Tensor unit_keys(const at::Tensor& qk) {
+  return qk / at::linalg_vector_norm(qk, 2, at::IntArrayRef{-1}, true).clamp_min(1e-12);
+}
+
+// The composite ATen path after hashing: gathers each round's sorted chunks, scores each chunk
+// against itself and the previous one, and combines the rounds by their log-sum-exp.
+at::Tensor composite_path(const at::Tensor& qk, const at::Tensor& v, const LshIndex& ix,
+                          double dropout_p, bool train) {
+  const int64_t B = qk.size(0), H = qk.size(1), T = qk.size(2), D = qk.size(3), Dv = v.size(3);
+  const int64_t n = ix.n_hashes, c = ix.chunk;
+  const int64_t nc = (T + c - 1) / c, tp = nc * c;
+  const auto lopts = qk.options().dtype(at::kLong);
+  const auto bopts = qk.options().dtype(at::kBool);
+  const auto &perm = ix.perm, &inv = ix.inv, &buckets = ix.buckets, &key_padding = ix.key_padding;
+  const bool causal = ix.causal;
+  auto kn = unit_keys(qk);                                            // [B, H, T, D]
+  // Padding slots sit at the end of the sorted order; they point at position 0 and are masked.
+  auto slot_pos = tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1)
+                         : perm;                                      // [B, H, n, Tp]
+  auto key_ok = (at::arange(tp, lopts) < T).expand({B, H, n, tp});    // [B, H, n, Tp]
+  if (key_padding.defined()) {
+    auto kp = key_padding.view({B, 1, 1, T}).expand({B, H, n, T});
+    key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));             // [B, H, n, Tp]
+  }
+
+  auto sorted = [&](const at::Tensor& x) {  // [B, H, T, E] -> [B, H, n, NC, c, E]
+    const int64_t e = x.size(3);
+    auto idx = slot_pos.unsqueeze(-1).expand({B, H, n, tp, e});
+    return x.unsqueeze(2).expand({B, H, n, T, e}).gather(3, idx).view({B, H, n, nc, c, e});
+  };
+  auto q_c = sorted(qk);                                              // [B, H, n, NC, c, D]
+  auto k_w = look_one_back(sorted(kn));                               // [B, H, n, NC, 2c, D]
+  auto v_w = look_one_back(sorted(v));                                // [B, H, n, NC, 2c, Dv]
+  auto qpos = slot_pos.reshape({B, H, n, nc, c});                     // [B, H, n, NC, c]
+  auto kpos = look_one_back(qpos);                                    // [B, H, n, NC, 2c]
+
+  // No wrap-around: chunk 0 has no previous chunk.
+  auto window = at::cat({at::ones({nc, c}, bopts),
+                         (at::arange(nc, lopts) > 0).view({nc, 1}).expand({nc, c})},
+                        1);                                           // [NC, 2c]
+  auto allowed = look_one_back(key_ok.reshape({B, H, n, nc, c}))
+                     .logical_and(window)
+                     .unsqueeze(-2);                                  // [B, H, n, NC, 1, 2c]
+  auto qp = qpos.unsqueeze(-1), kp = kpos.unsqueeze(-2);
+  // Causal: key j is visible to i in a round only if it shares i's bucket and is among the `c`
+  // most recent tokens of that bucket up to i (0 <= slot_i - slot_j < c). Within a bucket the sort
+  // keeps positional order, so this window depends on earlier tokens only: outputs up to t are
+  // unchanged by anything after t. (Plain chunk windows are not: a future token hashed into an
+  // earlier bucket shifts the chunk boundaries of earlier queries.)
+  at::Tensor sorted_bucket;  // [B, H, n, Tp]
+  if (causal) {
+    sorted_bucket = buckets.gather(-1, perm);
+    if (tp > T) sorted_bucket = at::cat({sorted_bucket, at::full({B, H, n, tp - T}, -1, lopts)}, -1);
+    auto bq = sorted_bucket.reshape({B, H, n, nc, c});                  // [B, H, n, NC, c]
+    auto bk = look_one_back(bq);                                        // [B, H, n, NC, 2c]
+    auto sq = at::arange(tp, lopts).view({nc, c});                      // [NC, c]
+    auto gap = sq.unsqueeze(-1) - look_one_back(sq.view({1, 1, 1, nc, c})).view({nc, 1, 2 * c});
+    allowed = allowed.logical_and(kp <= qp)
+                  .logical_and(bk.unsqueeze(-2) == bq.unsqueeze(-1))
+                  .logical_and(gap.ge(0).logical_and(gap.lt(c)));     // [B, H, n, NC, c, 2c]
+  }
+
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;       // [B, H, n, NC, c, 2c]
+  scores = scores.masked_fill(kp == qp, self_score(qk.scalar_type()));
+  if (n > 1) {
+    // c_ij = #{r' : chunk_r'(i) - chunk_r'(j) ∈ {0, 1}}, accumulated one round r' at a time.
+    auto chunk_of = inv.div(c, "trunc");                              // [B, H, n, T]
+    auto qflat = qpos.reshape({B, H, n * tp});
+    auto kflat = kpos.reshape({B, H, n * nc * 2 * c});
+    auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());   // [B, H, n, NC, c, 2c]
+    for (int64_t r = 0; r < n; ++r) {
+      at::Tensor seen;                                                // [B, H, n, NC, c, 2c]
+      if (causal) {
+        // Same visibility rule as above, in round r: same bucket, slot gap in [0, c).
+        auto sl = inv.select(2, r), bu = buckets.select(2, r);        // [B, H, T]
+        auto d = sl.gather(2, qflat).view({B, H, n, nc, c, 1}) -
+                 sl.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        auto same = bu.gather(2, qflat).view({B, H, n, nc, c, 1}) ==
+                    bu.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        seen = d.ge(0).logical_and(d.lt(c)).logical_and(same);
+      } else {
+        auto ch = chunk_of.select(2, r);                              // [B, H, T]
+        auto d = ch.gather(2, qflat).view({B, H, n, nc, c, 1}) -
+                 ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
+        seen = d.ge(0).logical_and(d.le(1));
+      }
+      counts.add_(seen.to(counts.scalar_type()));
+    }
+    // Every visible pair has c_ij >= 1 (its own round); the clamp only touches masked entries.
+    scores = scores - counts.clamp_min(1).log();
+  }
+  // probs [B, H, n, NC, c, 2c]; lse [B, H, n, NC, c], needed only to combine rounds.
+  auto [probs, lse] = masked_softmax(scores, allowed, /*with_lse=*/n > 1);
+  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
+  auto o = at::matmul(probs, v_w);                                    // [B, H, n, NC, c, Dv]
+
+  // Back to positional order.
+  auto o_t = o.reshape({B, H, n, tp, Dv})
+                 .narrow(3, 0, T)
+                 .gather(3, inv.unsqueeze(-1).expand({B, H, n, T, Dv}));  // [B, H, n, T, Dv]
+  if (n == 1) return o_t.squeeze(2);                                  // [B, H, T, Dv]
+  auto lse_t = lse.reshape({B, H, n, tp}).narrow(3, 0, T).gather(3, inv);  // [B, H, n, T]
+  // Rounds where i sees nothing have lse -inf and weight 0; all empty gives a zero row.
+  auto lse_q = lse_t.transpose(2, 3);                                 // [B, H, T, n]
+  auto w = masked_softmax(lse_q, lse_q.isfinite(), /*with_lse=*/false).first;  // [B, H, T, n]
+  return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);              // [B, H, T, Dv]
 }
 
 }  // namespace
@@ -196,134 +342,28 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
 
 at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
                               const at::Tensor& rotations, const ReformerCoreOptions& opts,
-                              const at::Tensor& key_padding, double dropout_p, bool train) {
+                              const AttentionMask& mask, double dropout_p, bool train) {
   constexpr const char* op = "reformer_attention";
-  check_qkv(op, qk, qk, v);
-  check_options(op, opts);
-  check_rotations(op, rotations, opts, qk.size(3));
-  TORCH_CHECK(dropout_p >= 0.0 && dropout_p < 1.0, op, ": expected `dropout_p` in [0, 1), got ",
-              dropout_p);
-  const int64_t B = qk.size(0), H = qk.size(1), T = qk.size(2), D = qk.size(3), Dv = v.size(3);
-  check_key_padding(op, key_padding, B, T);
-  if (B == 0 || H == 0 || T == 0) return at::zeros_like(v);
-
-  const int64_t n = opts.n_hashes;
-  // With chunk >= T there is a single chunk either way; shrinking it avoids padding.
-  const int64_t c = std::min(opts.chunk, T);
-  const int64_t nc = (T + c - 1) / c, tp = nc * c;
-  const auto lopts = qk.options().dtype(at::kLong);
-  const auto bopts = qk.options().dtype(at::kBool);
-
-  // Sort each round by (bucket, position); keys are unique, so the order is deterministic.
-  auto buckets = reformer_hash(qk, rotations, opts);                  // [B, H, n, T]
-  if (key_padding.defined()) {
-    // Padded tokens go to an extra last bucket, so whatever they hold never moves a real token's
-    // place in the sorted order (their keys are masked anyway).
-    auto kp = key_padding.to(qk.device()).view({B, 1, 1, T});
-    buckets = buckets.masked_fill(kp.logical_not(), opts.buckets);
+  const auto kp = check_inputs(op, qk, v, rotations, opts, mask, dropout_p);  // [B, T] or undefined
+  if (qk.size(0) == 0 || qk.size(1) == 0 || qk.size(2) == 0) return at::zeros_like(v);
+  if (!use_fused(qk, dropout_p, train)) {
+    return composite_path(qk, v, lsh_index(qk, rotations, opts, kp, mask.causal), dropout_p, train);
   }
-  auto pos = at::arange(T, lopts);                                    // [T]
-  auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
-  auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
-  // Unit-length keys; clamp keeps a zero vector finite (its key is then 0).
-  auto kn = qk / at::linalg_vector_norm(qk, 2, at::IntArrayRef{-1}, true).clamp_min(1e-12);
-  if (use_fused(qk, dropout_p, train)) {
-    at::Tensor kp;  // [B, T] bool on the CPU
-    if (key_padding.defined()) kp = key_padding.to(at::kCPU).contiguous();
-    return ReformerFunction::apply(
-        qk, kn, v, LshIndex{perm.contiguous(), inv.contiguous(), buckets.contiguous(), kp, opts, c});
-  }
-  // Padding slots sit at the end of the sorted order; they point at position 0 and are masked.
-  auto slot_pos = tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1)
-                         : perm;                                      // [B, H, n, Tp]
-  auto key_ok = (at::arange(tp, lopts) < T).expand({B, H, n, tp});    // [B, H, n, Tp]
-  if (key_padding.defined()) {
-    auto kp = key_padding.to(qk.device()).view({B, 1, 1, T}).expand({B, H, n, T});
-    key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));             // [B, H, n, Tp]
-  }
+  auto ix = lsh_index(qk, rotations, opts, kp.defined() ? kp.contiguous() : kp, mask.causal);
+  ix.perm = ix.perm.contiguous();
+  ix.inv = ix.inv.contiguous();
+  ix.buckets = ix.buckets.contiguous();
+  return ReformerFunction::apply(qk, unit_keys(qk), v, ix);  // [B, H, T, Dv]
+}
 
-  auto sorted = [&](const at::Tensor& x) {  // [B, H, T, E] -> [B, H, n, NC, c, E]
-    const int64_t e = x.size(3);
-    auto idx = slot_pos.unsqueeze(-1).expand({B, H, n, tp, e});
-    return x.unsqueeze(2).expand({B, H, n, T, e}).gather(3, idx).view({B, H, n, nc, c, e});
-  };
-  auto q_c = sorted(qk);                                              // [B, H, n, NC, c, D]
-  auto k_w = look_one_back(sorted(kn));                               // [B, H, n, NC, 2c, D]
-  auto v_w = look_one_back(sorted(v));                                // [B, H, n, NC, 2c, Dv]
-  auto qpos = slot_pos.reshape({B, H, n, nc, c});                     // [B, H, n, NC, c]
-  auto kpos = look_one_back(qpos);                                    // [B, H, n, NC, 2c]
-
-  // No wrap-around: chunk 0 has no previous chunk.
-  auto window = at::cat({at::ones({nc, c}, bopts),
-                         (at::arange(nc, lopts) > 0).view({nc, 1}).expand({nc, c})},
-                        1);                                           // [NC, 2c]
-  auto allowed = look_one_back(key_ok.reshape({B, H, n, nc, c}))
-                     .logical_and(window)
-                     .unsqueeze(-2);                                  // [B, H, n, NC, 1, 2c]
-  auto qp = qpos.unsqueeze(-1), kp = kpos.unsqueeze(-2);
-  // Causal: key j is visible to i in a round only if it shares i's bucket and is among the `c`
-  // most recent tokens of that bucket up to i (0 <= slot_i - slot_j < c). Within a bucket the sort
-  // keeps positional order, so this window depends on earlier tokens only: outputs up to t are
-  // unchanged by anything after t. (Plain chunk windows are not: a future token hashed into an
-  // earlier bucket shifts the chunk boundaries of earlier queries.)
-  at::Tensor sorted_bucket;  // [B, H, n, Tp]
-  if (opts.causal) {
-    sorted_bucket = buckets.gather(-1, perm);
-    if (tp > T) sorted_bucket = at::cat({sorted_bucket, at::full({B, H, n, tp - T}, -1, lopts)}, -1);
-    auto bq = sorted_bucket.reshape({B, H, n, nc, c});                  // [B, H, n, NC, c]
-    auto bk = look_one_back(bq);                                        // [B, H, n, NC, 2c]
-    auto sq = at::arange(tp, lopts).view({nc, c});                      // [NC, c]
-    auto gap = sq.unsqueeze(-1) - look_one_back(sq.view({1, 1, 1, nc, c})).view({nc, 1, 2 * c});
-    allowed = allowed.logical_and(kp <= qp)
-                  .logical_and(bk.unsqueeze(-2) == bq.unsqueeze(-1))
-                  .logical_and(gap.ge(0).logical_and(gap.lt(c)));     // [B, H, n, NC, c, 2c]
-  }
-
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;       // [B, H, n, NC, c, 2c]
-  scores = scores.masked_fill(kp == qp, self_score(qk.scalar_type()));
-  if (n > 1) {
-    // c_ij = #{r' : chunk_r'(i) - chunk_r'(j) ∈ {0, 1}}, accumulated one round r' at a time.
-    auto chunk_of = inv.div(c, "trunc");                              // [B, H, n, T]
-    auto qflat = qpos.reshape({B, H, n * tp});
-    auto kflat = kpos.reshape({B, H, n * nc * 2 * c});
-    auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());   // [B, H, n, NC, c, 2c]
-    for (int64_t r = 0; r < n; ++r) {
-      at::Tensor seen;                                                // [B, H, n, NC, c, 2c]
-      if (opts.causal) {
-        // Same visibility rule as above, in round r: same bucket, slot gap in [0, c).
-        auto sl = inv.select(2, r), bu = buckets.select(2, r);        // [B, H, T]
-        auto d = sl.gather(2, qflat).view({B, H, n, nc, c, 1}) -
-                 sl.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
-        auto same = bu.gather(2, qflat).view({B, H, n, nc, c, 1}) ==
-                    bu.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
-        seen = d.ge(0).logical_and(d.lt(c)).logical_and(same);
-      } else {
-        auto ch = chunk_of.select(2, r);                              // [B, H, T]
-        auto d = ch.gather(2, qflat).view({B, H, n, nc, c, 1}) -
-                 ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
-        seen = d.ge(0).logical_and(d.le(1));
-      }
-      counts.add_(seen.to(counts.scalar_type()));
-    }
-    // Every visible pair has c_ij >= 1 (its own round); the clamp only touches masked entries.
-    scores = scores - counts.clamp_min(1).log();
-  }
-  // probs [B, H, n, NC, c, 2c]; lse [B, H, n, NC, c], needed only to combine rounds.
-  auto [probs, lse] = masked_softmax(scores, allowed, /*with_lse=*/n > 1);
-  if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  auto o = at::matmul(probs, v_w);                                    // [B, H, n, NC, c, Dv]
-
-  // Back to positional order.
-  auto o_t = o.reshape({B, H, n, tp, Dv})
-                 .narrow(3, 0, T)
-                 .gather(3, inv.unsqueeze(-1).expand({B, H, n, T, Dv}));  // [B, H, n, T, Dv]
-  if (n == 1) return o_t.squeeze(2);                                  // [B, H, T, Dv]
-  auto lse_t = lse.reshape({B, H, n, tp}).narrow(3, 0, T).gather(3, inv);  // [B, H, n, T]
-  // Rounds where i sees nothing have lse -inf and weight 0; all empty gives a zero row.
-  auto lse_q = lse_t.transpose(2, 3);                                 // [B, H, T, n]
-  auto w = masked_softmax(lse_q, lse_q.isfinite(), /*with_lse=*/false).first;  // [B, H, T, n]
-  return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);              // [B, H, T, Dv]
+at::Tensor reformer_attention_composite(const at::Tensor& qk, const at::Tensor& v,
+                                        const at::Tensor& rotations,
+                                        const ReformerCoreOptions& opts, const AttentionMask& mask,
+                                        double dropout_p, bool train) {
+  constexpr const char* op = "reformer_attention";
+  const auto kp = check_inputs(op, qk, v, rotations, opts, mask, dropout_p);  // [B, T] or undefined
+  if (qk.size(0) == 0 || qk.size(1) == 0 || qk.size(2) == 0) return at::zeros_like(v);
+  return composite_path(qk, v, lsh_index(qk, rotations, opts, kp, mask.causal), dropout_p, train);
 }
 
 }  // namespace longseq

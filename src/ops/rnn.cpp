@@ -139,8 +139,8 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
 };
 
 bool use_fused(const at::Tensor& x) {
-  if (!fused_covers(x)) return false;
-  return x.size(0) > 0 && x.size(1) > 0;
+  if (x.size(0) == 0 || x.size(1) == 0) return false;
+  return use_fused_kernel("rnn_layer", x);
 }
 
 at::Tensor input_projection(RnnCell cell, const at::Tensor& x, const RnnWeights& w) {
@@ -180,7 +180,7 @@ RnnOutput builtin(RnnCell cell, const at::Tensor& x, const RnnWeights& w, const 
 
 }  // namespace
 
-RnnOutput rnn_layer_reference(RnnCell cell, const at::Tensor& x, const RnnWeights& w,
+RnnOutput rnn_layer_composite(RnnCell cell, const at::Tensor& x, const RnnWeights& w,
                               const at::Tensor& h0_in, const at::Tensor& c0_in,
                               const at::Tensor& valid, bool reverse) {
   check_inputs(cell, x, w, h0_in, c0_in, valid);
@@ -230,7 +230,7 @@ RnnOutput rnn_layer(RnnCell cell, const at::Tensor& x, const RnnWeights& w, cons
   auto c0 = lstm ? (c0_in.defined() ? c0_in : x.new_zeros({B, H})) : at::Tensor();
   if (!use_fused(x)) {
     if (!valid.defined() && x.size(1) > 0) return builtin(cell, x, w, h0, c0, reverse);
-    return rnn_layer_reference(cell, x, w, h0, c0, valid, reverse);
+    return rnn_layer_composite(cell, x, w, h0, c0, valid, reverse);
   }
   auto xproj = input_projection(cell, x, w).contiguous();                 // [B, T, G·H]
   c10::optional<at::Tensor> b_hh, c0_opt, valid_opt;

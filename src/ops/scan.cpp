@@ -160,6 +160,13 @@ void check_min_rnn(const at::Tensor& xp, bool lstm, const at::Tensor& valid, con
 // g(x) = x + 0.5 (x >= 0), σ(x) (x < 0), as in the minGRU paper.
 at::Tensor g_positive(const at::Tensor& x) { return at::where(x >= 0, x + 0.5, at::sigmoid(x)); }
 
+// log g(x): log(x + ½) for x >= 0, log σ(x) = −softplus(−x) below.
+at::Tensor log_g(const at::Tensor& x) {
+  return at::where(x >= 0, at::log(at::relu(x) + 0.5), -at::softplus(-x));
+}
+
+constexpr double kLogZero = -1e4;  // exp() of it is 0 in float32 and float64, but stays finite
+
 cpu::MinRnnParams min_rnn_params(const at::Tensor& xp, bool lstm) {
   cpu::MinRnnParams p;
   p.kind = lstm ? cpu::MinRnnKind::kLstm : cpu::MinRnnKind::kGru;
@@ -335,7 +342,7 @@ at::Tensor linear_scan_composite(const at::Tensor& a, const at::Tensor& b, const
 
 at::Tensor linear_scan(const at::Tensor& a, const at::Tensor& b, const at::Tensor& h0) {
   check_linear(a, b, h0);
-  if (!fused_covers(a) || a.numel() == 0) return linear_scan_composite(a, b, h0);
+  if (a.numel() == 0 || !use_fused_kernel("linear_scan", a)) return linear_scan_composite(a, b, h0);
   const auto h0z = h0.defined() ? h0 : at::zeros({a.size(0), a.size(2)}, a.options());  // [B, C]
   return LinearScanFunction::apply(a, b, h0z, h0.defined());  // [B, T, C]
 }
@@ -343,8 +350,30 @@ at::Tensor linear_scan(const at::Tensor& a, const at::Tensor& b, const at::Tenso
 at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Tensor& valid,
                                   const at::Tensor& h0) {
   check_min_rnn(xp, lstm, valid, h0);
-  // As few elementwise passes as possible: each is a full [B, T, H] read and write.
   auto parts = xp.chunk(lstm ? 3 : 2, 2);  // each [B, T, H]
+  // The paper's log-space parallel scan where it applies (h0 > 0: checked, a device sync, only
+  // here): log a (carry) and log of the gate on h̃, then log_space_scan. Parallel over T on any
+  // device.
+  if (xp.size(1) > 0 && (!h0.defined() || (h0 > 0).all().item<bool>())) {
+    at::Tensor log_a, log_in;  // [B, T, H]
+    if (lstm) {
+      auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
+      log_a = -at::softplus(diff);                                      // log f'
+      log_in = -at::softplus(-diff);                                    // log i'
+    } else {
+      log_a = -at::softplus(parts[0]);                                  // log(1 − z)
+      log_in = -at::softplus(-parts[0]);                                // log z
+    }
+    auto log_b = log_in + log_g(parts.back());                          // [B, T, H]
+    if (valid.defined()) {
+      auto keep = valid.unsqueeze(-1).logical_not();                    // [B, T, 1]
+      log_a = log_a.masked_fill(keep, 0.0);
+      log_b = log_b.masked_fill(keep, kLogZero);
+    }
+    return log_space_scan(log_a, log_b, h0.defined() ? h0.log() : at::Tensor());  // [B, T, H]
+  }
+  // Otherwise the real-space gates, then the sequential linear scan. As few elementwise passes as
+  // possible: each is a full [B, T, H] read and write.
   at::Tensor a, gate;                      // [B, T, H]
   if (lstm) {
     auto f = at::sigmoid(parts[0]), i = at::sigmoid(parts[1]);
@@ -361,13 +390,15 @@ at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Ten
     a = a.masked_fill(keep, 1.0);
     b = b.masked_fill(keep, 0.0);
   }
-  return linear_scan(a, b, h0);  // [B, T, H]
+  return linear_scan_composite(a, b, h0);  // [B, T, H]
 }
 
 at::Tensor min_rnn_scan(const at::Tensor& xp, bool lstm, const at::Tensor& valid,
                         const at::Tensor& h0) {
   check_min_rnn(xp, lstm, valid, h0);
-  if (!fused_covers(xp) || xp.numel() == 0) return min_rnn_scan_composite(xp, lstm, valid, h0);
+  if (xp.numel() == 0 || !use_fused_kernel("min_rnn_scan", xp)) {
+    return min_rnn_scan_composite(xp, lstm, valid, h0);
+  }
   const int64_t H = xp.size(2) / (lstm ? 3 : 2);
   const auto h0z = h0.defined() ? h0 : at::zeros({xp.size(0), H}, xp.options());  // [B, H]
   return MinRnnFunction::apply(xp, h0z, h0.defined(), lstm, ValidMask{valid});  // [B, T, H]
@@ -421,7 +452,7 @@ std::tuple<at::Tensor, at::Tensor> selective_scan(const at::Tensor& u, const at:
                                                   const at::Tensor& Cm, const at::Tensor& D,
                                                   const at::Tensor& h0) {
   check_selective(u, delta, A, Bm, Cm, D, h0);
-  if (!fused_covers(u) || u.numel() == 0 || A.numel() == 0) {
+  if (u.numel() == 0 || A.numel() == 0 || !use_fused_kernel("selective_scan", u)) {
     return selective_scan_composite(u, delta, A, Bm, Cm, D, h0);
   }
   const int64_t B = u.size(0), E = u.size(2), N = A.size(1);

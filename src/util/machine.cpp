@@ -5,7 +5,7 @@
 // gets an old core: Prescott (SSE3) on that Xeon, 6× below its AVX-512 rate. The fix is OPENBLAS_CORETYPE, read once when OpenBLAS loads, so a process can
 // only get it by starting again: fix_blas_core_and_reexec().
 #include <longseq/machine.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>

@@ -2,7 +2,7 @@
 // autograd through the composite path (backward), plus central differences and memory growth.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include "kernels/ref/attention_ref.h"
 #include "test_util.h"
@@ -98,10 +98,19 @@ TEST(FlashAttention, DispatchFollowsTheSwitch) {
   {
     ImplGuard g(Impl::kFused);
     EXPECT_NE(name(exact_attention(q, q, q)).find("FlashAttention"), std::string::npos);
-    // Dropout while training and non-float dtypes are not covered: composite.
-    EXPECT_EQ(name(exact_attention(q, q, q, {}, 0.1, true)).find("FlashAttention"),
-              std::string::npos);
     EXPECT_NE(name(exact_attention(q, q, q, {}, 0.1, false)).find("FlashAttention"),
+              std::string::npos);
+    // kFused is the fused kernel or an error: dropout while training is not covered.
+    EXPECT_TRUE(test::throws_with([&] { exact_attention(q, q, q, {}, 0.1, true); },
+                                  "exact_attention: the fused kernel was required"));
+    EXPECT_TRUE(test::throws_with([&] { exact_attention(q.to(at::kBFloat16), q.to(at::kBFloat16),
+                                                        q.to(at::kBFloat16)); },
+                                  "the fused kernels take float and double only"));
+  }
+  {
+    // Dropout while training and non-float dtypes are not covered: composite under kAuto.
+    ImplGuard g(Impl::kAuto);
+    EXPECT_EQ(name(exact_attention(q, q, q, {}, 0.1, true)).find("FlashAttention"),
               std::string::npos);
   }
   {
@@ -146,7 +155,7 @@ TEST(FlashAttention, GradientMatchesCentralDifferences) {
                               false, true, false, true})
                    .view({2, 7});  // [B, S]
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return exact_attention(in[0], in[1], in[2], AttentionMask{causal, pad});
+      return exact_attention(in[0], in[1], in[2], test::mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 7, 3}),
                                     torch::randn({2, 2, 7, 3})}))
@@ -188,7 +197,7 @@ TEST(FlashAttentionSlow, TrainsAtT65536WithinAGibibyteBeyondInputsOutputsAndGrad
   ImplGuard fused(Impl::kFused);
   const int64_t base = MemoryTracker::current_bytes();
   MemoryTracker::reset_peak();
-  exact_attention(q, k, v, AttentionMask{true, {}}).backward(dout);
+  exact_attention(q, k, v, test::mask_of(true)).backward(dout);
   const double io = 4.0 * q.numel() * sizeof(float);  // output, dq, dk, dv
   const double extra = static_cast<double>(MemoryTracker::peak_bytes() - base) - io;
   EXPECT_LT(extra, 1024.0 * 1024 * 1024) << extra / 1048576 << " MiB beyond inputs/outputs/grads";

@@ -3,7 +3,7 @@
 // odd shapes: lengths around the block size, head dims 32/64/80/128, dilation, globals, padding.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include "kernels/ref/attention_ref.h"
 #include "test_util.h"
@@ -40,7 +40,6 @@ TEST_P(LongformerFusedVsReference, ForwardAndBackward) {
   p.window = c.window;
   p.dilation = c.dilation;
   p.global_positions = c.globals;
-  p.causal = c.causal;
   p.block = c.block;
   at::Tensor pad;
   if (c.padding) {
@@ -50,9 +49,9 @@ TEST_P(LongformerFusedVsReference, ForwardAndBackward) {
     if (c.b > 1) pad[c.b - 1].narrow(0, c.t / 2, c.t - c.t / 2).fill_(false);
   }
   auto f = [&](const std::vector<at::Tensor>& in) {
-    return longformer_attention(in[0], in[1], in[2], p, pad);
+    return longformer_attention(in[0], in[1], in[2], p, test::mask_of(c.causal, pad));
   };
-  auto allowed = longformer_dense_allowed(p, c.h, c.t).unsqueeze(0);  // [1, H, T, T]
+  auto allowed = longformer_dense_allowed(p, c.causal, c.h, c.t).unsqueeze(0);  // [1, H, T, T]
   if (pad.defined()) allowed = allowed.logical_and(pad.view({c.b, 1, 1, c.t}));
   auto want = ref::attention_naive(q, k, v, allowed, 1.0 / std::sqrt(double(c.d)));
   auto probe = torch::randn({c.b, c.h, c.t, c.d}, torch::kDouble);
@@ -64,7 +63,7 @@ TEST_P(LongformerFusedVsReference, ForwardAndBackward) {
   ImplGuard fused(Impl::kFused);
   {  // the fused path is the one that ran
     auto qq = q.detach().requires_grad_(true);
-    auto node = longformer_attention(qq, k, v, p, pad).grad_fn();
+    auto node = longformer_attention(qq, k, v, p, test::mask_of(c.causal, pad)).grad_fn();
     std::string chain = node ? node->name() : "";
     for (const auto& e : node ? node->next_edges() : torch::autograd::edge_list{}) {
       if (e.function) chain += " " + e.function->name();
@@ -105,7 +104,10 @@ TEST(LongformerFused, DispatchFollowsTheSwitch) {
   {
     ImplGuard g(Impl::kFused);
     EXPECT_NE(name(longformer_attention(q, q, q, p)).find("LongformerBand"), std::string::npos);
-    // Dropout while training runs composite.
+  }
+  {
+    // Dropout while training runs composite (kFused would refuse the call).
+    ImplGuard g(Impl::kAuto);
     EXPECT_EQ(name(longformer_attention(q, q, q, p, {}, {}, {}, {}, 0.1, true)).find("LongformerBand"),
               std::string::npos);
   }
@@ -120,7 +122,7 @@ TEST(LongformerFused, FullyPaddedBatchIsZeroWithZeroGradient) {
   p.window = 4;
   p.global_positions = {2};
   auto pad = padding_mask_from_lengths(torch::tensor({9, 0}), 9);
-  auto out = longformer_attention(q, q, q, p, pad);
+  auto out = longformer_attention(q, q, q, p, test::mask_of(false, pad));
   EXPECT_TRUE(out[1].eq(0).all().item<bool>());
   out.sum().backward();
   EXPECT_TRUE(q.grad()[1].eq(0).all().item<bool>());
@@ -160,10 +162,9 @@ TEST(LongformerFused, GradientMatchesCentralDifferences) {
   p.global_positions = {3};
   p.block = 3;
   for (bool causal : {false, true}) {
-    p.causal = causal;
     auto pad = padding_mask_from_lengths(torch::tensor({7, 5}), 7);
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return longformer_attention(in[0], in[1], in[2], p, pad);
+      return longformer_attention(in[0], in[1], in[2], p, test::mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}),
                                     torch::randn({2, 2, 7, 3})}))

@@ -4,7 +4,7 @@
 // performer_attention: fused vs composite for both feature maps, with padding, and memory.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include "kernels/cpu/performer_attention.h"
 #include "kernels/ref/attention_ref.h"
@@ -15,6 +15,8 @@
 
 namespace longseq {
 namespace {
+
+using test::mask_of;
 
 // Dense differentiable form: W = (fq fkᵀ) ⊙ exp(m_j − m_t) ⊙ tril, out = W v / rowsum(W).
 at::Tensor dense_causal(const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& v,
@@ -130,10 +132,9 @@ TEST(PerformerFused, OpMatchesCompositeForBothKernelsCausalOrNot) {
         auto omega = performer_draw_features(48, d, 3, torch::kDouble);
         PerformerCoreOptions o;
         o.kernel = kernel;
-        o.causal = causal;
         o.chunk = 16;
         auto f = [&](const std::vector<at::Tensor>& in) {
-          return performer_attention(in[0], in[1], in[2], omega, o, pad);
+          return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
         };
         auto probe = torch::randn({2, 2, t, d}, torch::kDouble);
         at::Tensor want;
@@ -162,14 +163,16 @@ TEST(PerformerFused, DispatchFollowsTheSwitch) {
   auto q = torch::randn({1, 2, 16, 8}, torch::requires_grad());
   auto omega = performer_draw_features(8, 8, 1);
   PerformerCoreOptions o;
-  o.causal = true;
+  const auto causal = mask_of(true);
   auto name = [](const at::Tensor& t) { return t.grad_fn() ? t.grad_fn()->name() : std::string(); };
   {
     ImplGuard g(Impl::kFused);
-    EXPECT_NE(name(performer_attention(q, q, q, omega, o)).find("PerformerCausal"), std::string::npos);
+    EXPECT_NE(name(performer_attention(q, q, q, omega, o, causal)).find("PerformerCausal"),
+              std::string::npos);
   }
   ImplGuard g(Impl::kComposite);
-  EXPECT_EQ(name(performer_attention(q, q, q, omega, o)).find("PerformerCausal"), std::string::npos);
+  EXPECT_EQ(name(performer_attention(q, q, q, omega, o, causal)).find("PerformerCausal"),
+            std::string::npos);
 }
 
 TEST(PerformerFused, GradientMatchesCentralDifferences) {
@@ -180,11 +183,10 @@ TEST(PerformerFused, GradientMatchesCentralDifferences) {
   for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
     PerformerCoreOptions o;
     o.kernel = kernel;
-    o.causal = causal;
     o.chunk = 3;
     auto pad = padding_mask_from_lengths(torch::tensor({7, 5}), 7);
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return performer_attention(in[0], in[1], in[2], omega, o, pad);
+      return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}),
                                     torch::randn({2, 2, 7, 3})}));
@@ -200,10 +202,9 @@ TEST(PerformerFused, CausalUsesLessMemoryThanComposite) {
     auto q = torch::randn({1, 2, t, 64}, torch::requires_grad());
     auto omega = performer_draw_features(128, 64, 0);
     PerformerCoreOptions o;
-    o.causal = true;
     const int64_t before = MemoryTracker::current_bytes();
     MemoryTracker::reset_peak();
-    performer_attention(q, q, q, omega, o).sum().backward();
+    performer_attention(q, q, q, omega, o, mask_of(true)).sum().backward();
     return static_cast<double>(MemoryTracker::peak_bytes() - before);
   };
   const double f2 = growth(2048, Impl::kFused), f4 = growth(4096, Impl::kFused);

@@ -5,7 +5,7 @@
 // chunks, head dims 32/64/80/128, 1–3 rounds, causal, padding.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include "kernels/ref/attention_ref.h"
 #include "test_util.h"
@@ -37,7 +37,6 @@ TEST_P(ReformerFusedVsComposite, ForwardAndBackward) {
   o.buckets = c.buckets;
   o.n_hashes = c.n_hashes;
   o.chunk = c.chunk;
-  o.causal = c.causal;
   auto rot = reformer_draw_rotations(o, c.d, 5, torch::kDouble);
   at::Tensor pad;
   if (c.padding) {
@@ -46,7 +45,7 @@ TEST_P(ReformerFusedVsComposite, ForwardAndBackward) {
     if (c.b > 1) pad[c.b - 1].fill_(false);  // a batch with no real key at all
   }
   auto f = [&](const std::vector<at::Tensor>& in) {
-    return reformer_attention(in[0], in[1], rot, o, pad);
+    return reformer_attention(in[0], in[1], rot, o, test::mask_of(c.causal, pad));
   };
   auto probe = torch::randn({c.b, c.h, c.t, c.d}, torch::kDouble);
   at::Tensor want;
@@ -59,7 +58,7 @@ TEST_P(ReformerFusedVsComposite, ForwardAndBackward) {
   ImplGuard fused(Impl::kFused);
   {
     auto leaf = qk.detach().requires_grad_(true);
-    auto node = reformer_attention(leaf, v, rot, o, pad).grad_fn();
+    auto node = reformer_attention(leaf, v, rot, o, test::mask_of(c.causal, pad)).grad_fn();
     ASSERT_NE(node, nullptr);
     EXPECT_NE(node->name().find("ReformerFunction"), std::string::npos) << node->name();
   }
@@ -70,10 +69,10 @@ TEST_P(ReformerFusedVsComposite, ForwardAndBackward) {
   // float32: same buckets (the rotations and inputs are the float64 ones rounded), looser error.
   auto qk32 = qk.to(torch::kFloat), v32 = v.to(torch::kFloat);
   auto rot32 = rot.to(torch::kFloat);
-  auto got32 = reformer_attention(qk32, v32, rot32, o, pad);
+  auto got32 = reformer_attention(qk32, v32, rot32, o, test::mask_of(c.causal, pad));
   auto want32 = [&] {
     ImplGuard composite(Impl::kComposite);
-    return reformer_attention(qk32, v32, rot32, o, pad);
+    return reformer_attention(qk32, v32, rot32, o, test::mask_of(c.causal, pad));
   }();
   EXPECT_TRUE(test::all_close(got32, want32, 1e-4, 2e-5)) << "float32 forward";
 }
@@ -111,7 +110,7 @@ TEST(ReformerFused, OneChunkEqualsExactSharedQk) {
 }
 
 TEST(ReformerFused, DropoutRunsComposite) {
-  ImplGuard fused(Impl::kFused);
+  ImplGuard automatic(Impl::kAuto);  // kFused would refuse the dropout call
   auto qk = torch::randn({1, 2, 16, 8}, torch::requires_grad());
   ReformerCoreOptions o;
   o.buckets = 2;
@@ -131,11 +130,10 @@ TEST(ReformerFused, GradientMatchesCentralDifferences) {
     o.buckets = 2;
     o.n_hashes = 2;
     o.chunk = 3;
-    o.causal = causal;
     auto rot = reformer_draw_rotations(o, 4, 2, torch::kDouble);
     auto pad = padding_mask_from_lengths(torch::tensor({8, 6}), 8);
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return reformer_attention(in[0], in[1], rot, o, pad);
+      return reformer_attention(in[0], in[1], rot, o, test::mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 8, 4}), torch::randn({2, 2, 8, 4})}))
         << "causal " << causal;

@@ -1,7 +1,7 @@
 // Reversible residual stack: the recomputing backward equals ordinary autograd through the same
 // coupling (dropout, random-feature redraws and LSH hashing replayed exactly), and its activation
 // memory does not grow with depth.
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/model.h>
 #include <longseq/registry.h>
 

@@ -66,7 +66,7 @@ TEST(ExactAttention, GradientMatchesCentralDifferences) {
   for (bool causal : {false, true}) {
     auto pad = padding_mask_from_lengths(torch::tensor({5, 3}), 5);
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return exact_attention(in[0], in[1], in[2], AttentionMask{causal, pad});
+      return exact_attention(in[0], in[1], in[2], test::mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 5, 3}),
                                     torch::randn({2, 2, 5, 3})}))

@@ -78,11 +78,11 @@ TEST(LinearAttention, CausalOutputsIgnoreLaterKeys) {
   torch::manual_seed(2);
   auto fq = features({1, 2, 9, 4}, at::kDouble), fk = features({1, 2, 9, 4}, at::kDouble);
   auto v = at::randn({1, 2, 9, 3}, at::kDouble);
-  auto y = linear_attention(fq, fk, v, AttentionMask{true, {}}, 4);
+  auto y = linear_attention(fq, fk, v, test::mask_of(true), 4);
   auto fk2 = fk.clone(), v2 = v.clone();
   fk2.narrow(2, 5, 4).mul_(100);
   v2.narrow(2, 5, 4).normal_();
-  auto y2 = linear_attention(fq, fk2, v2, AttentionMask{true, {}}, 4);
+  auto y2 = linear_attention(fq, fk2, v2, test::mask_of(true), 4);
   EXPECT_TRUE(test::all_close(y2.narrow(2, 0, 5), y.narrow(2, 0, 5), 1e-12, 1e-12));
 }
 
@@ -97,7 +97,7 @@ TEST(LinearAttention, ErrorsNameTheProblem) {
     }
     return "<accepted>";
   };
-  EXPECT_NE(error_of([&] { linear_attention(fq, fk, v, AttentionMask{true, {}}, 4); })
+  EXPECT_NE(error_of([&] { linear_attention(fq, fk, v, test::mask_of(true), 4); })
                 .find("causal attention needs T == S"),
             std::string::npos);
   EXPECT_NE(error_of([&] { linear_attention(fq, fk, v, {}, 0); }).find("`chunk` > 0"),

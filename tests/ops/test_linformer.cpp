@@ -1,7 +1,7 @@
 // linformer_attention equals softmax(Q(EK)ᵀ/√D)(FV), computed here in float64 by plain matmuls.
 #include <longseq/attention.h>
 #include <longseq/impl.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/mixers/linformer.h>
 
 #include "kernels/ref/attention_ref.h"
@@ -38,7 +38,7 @@ TEST(Linformer, PaddedKeysAreZeroedBeforeProjection) {
   auto v = torch::randn({2, 2, t, 8}, torch::kDouble);
   auto e = torch::randn({5, 16}, torch::kDouble);
   auto pad = padding_mask_from_lengths(torch::tensor({9, 4}), t);
-  auto got = linformer_attention(q, k, v, e, e, pad);
+  auto got = linformer_attention(q, k, v, e, e, test::mask_of(false, pad));
   // Sequence 1 has 4 real tokens: equal to running on the first 4 keys with E sliced to 4 columns.
   auto want = linformer_attention(q[1].unsqueeze(0), k[1].unsqueeze(0).narrow(2, 0, 4),
                                   v[1].unsqueeze(0).narrow(2, 0, 4), e, e);
@@ -46,14 +46,14 @@ TEST(Linformer, PaddedKeysAreZeroedBeforeProjection) {
   // Changing padded keys changes nothing.
   auto k2 = k.clone();
   k2[1].narrow(1, 4, t - 4).normal_();
-  EXPECT_TRUE(test::all_close(linformer_attention(q, k2, v, e, e, pad), got, 0, 0));
+  EXPECT_TRUE(test::all_close(linformer_attention(q, k2, v, e, e, test::mask_of(false, pad)), got, 0, 0));
 }
 
 TEST(Linformer, GradientMatchesCentralDifferences) {
   torch::manual_seed(5);
   auto pad = padding_mask_from_lengths(torch::tensor({5, 3}), 5);
   auto f = [&](const std::vector<at::Tensor>& in) {
-    return linformer_attention(in[0], in[1], in[2], in[3], in[4], pad);
+    return linformer_attention(in[0], in[1], in[2], in[3], in[4], test::mask_of(false, pad));
   };
   EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 1, 5, 3}), torch::randn({2, 1, 5, 3}),
                                   torch::randn({2, 1, 5, 3}), torch::randn({3, 6}),
@@ -77,7 +77,7 @@ TEST(Linformer, FusedMatchesCompositeForwardAndBackward) {
       auto pad = torch::rand({B, t}) > 0.3;
       pad[0].fill_(true);
       auto fn = [&](const std::vector<at::Tensor>& in) {
-        return linformer_attention(in[0], in[1], in[2], in[3], in[4], pad);
+        return linformer_attention(in[0], in[1], in[2], in[3], in[4], test::mask_of(false, pad));
       };
       auto probe = torch::randn({B, H, t, d}, torch::kDouble);
       at::Tensor want;
@@ -95,7 +95,7 @@ TEST(Linformer, FusedMatchesCompositeForwardAndBackward) {
         EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-9, 1e-10)) << where << " grad " << n;
       }
       auto got32 = linformer_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat),
-                                       e.to(torch::kFloat), f.to(torch::kFloat), pad);
+                                       e.to(torch::kFloat), f.to(torch::kFloat), test::mask_of(false, pad));
       // float32: the projections sum S products, so the error grows like √S·ε.
       EXPECT_TRUE(test::all_close(got32, want, 1e-3, 2e-4)) << where << " float32";
     }

@@ -1,6 +1,6 @@
 // longformer_attention equals exact attention under the equivalent dense mask.
 #include <longseq/attention.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/mixers/longformer.h>
 
 #include "kernels/ref/attention_ref.h"
@@ -38,12 +38,11 @@ TEST_P(LongformerVsDense, EqualsExactUnderDenseMask) {
   p.window = c.window;
   p.dilation = c.dilation;
   p.global_positions = c.globals;
-  p.causal = c.causal;
   p.block = c.block;
   at::Tensor pad;
   if (c.padding) pad = padding_mask_from_lengths(torch::tensor({c.t, (c.t + 1) / 2}), c.t);
-  auto got = longformer_attention(q, k, v, p, pad);
-  auto allowed = longformer_dense_allowed(p, H, c.t).unsqueeze(0);  // [1, H, T, T]
+  auto got = longformer_attention(q, k, v, p, test::mask_of(c.causal, pad));
+  auto allowed = longformer_dense_allowed(p, c.causal, H, c.t).unsqueeze(0);  // [1, H, T, T]
   if (pad.defined()) allowed = allowed.logical_and(pad.view({B, 1, 1, c.t}));
   auto want = ref::attention_naive(q, k, v, allowed, 1.0 / std::sqrt(double(c.d)));
   EXPECT_TRUE(test::all_close(got, want, 1e-11, 1e-11));
@@ -73,7 +72,7 @@ TEST(Longformer, GlobalProjectionsDriveGlobalRows) {
     EXPECT_TRUE(test::all_close(got.select(2, g), want_g.select(2, g), 1e-11, 1e-11));
   }
   // Other rows: the ordinary q, k, v under the dense mask.
-  auto allowed = longformer_dense_allowed(p, H, T).unsqueeze(0);
+  auto allowed = longformer_dense_allowed(p, false, H, T).unsqueeze(0);
   auto want = ref::attention_naive(q, k, v, allowed, 1.0 / std::sqrt(double(D)));
   EXPECT_TRUE(test::all_close(got.select(2, 3), want.select(2, 3), 1e-11, 1e-11));
   EXPECT_TRUE(test::all_close(got.select(2, 11), want.select(2, 11), 1e-11, 1e-11));
@@ -87,10 +86,9 @@ TEST(Longformer, GradientMatchesCentralDifferences) {
   p.global_positions = {1};
   p.block = 2;
   for (bool causal : {false, true}) {
-    p.causal = causal;
     auto pad = padding_mask_from_lengths(torch::tensor({6, 4}), 6);
     auto f = [&](const std::vector<at::Tensor>& in) {
-      return longformer_attention(in[0], in[1], in[2], p, pad);
+      return longformer_attention(in[0], in[1], in[2], p, test::mask_of(causal, pad));
     };
     EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 6, 3}), torch::randn({2, 2, 6, 3}),
                                     torch::randn({2, 2, 6, 3})}));

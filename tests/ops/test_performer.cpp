@@ -30,12 +30,25 @@ using longseq::test::rel_error;
 
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
-PerformerCoreOptions core(PerformerKernel kernel, bool causal, int64_t chunk = 64) {
-  PerformerCoreOptions o;
-  o.kernel = kernel;
-  o.causal = causal;
-  o.chunk = chunk;
-  return o;
+// The core's options and the mask's causal flag, as the tests vary them together.
+struct Core {
+  PerformerCoreOptions opts;
+  bool causal;
+};
+
+Core core(PerformerKernel kernel, bool causal, int64_t chunk = 64) {
+  Core c{{}, causal};
+  c.opts.kernel = kernel;
+  c.opts.chunk = chunk;
+  return c;
+}
+
+at::Tensor performer(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& omega, const Core& c, const at::Tensor& key_padding = {}) {
+  longseq::AttentionMask mask;
+  mask.causal = c.causal;
+  mask.key_padding = key_padding;
+  return performer_attention(q, k, v, omega, c.opts, mask);
 }
 
 const char* kernel_name(PerformerKernel k) {
@@ -107,7 +120,7 @@ TEST(PerformerAttention, CausalChunkedMatchesQuadraticForm) {
               SCOPED_TRACE(::testing::Message() << "D=" << D << " R=" << R << " T=" << T
                                                 << " chunk=" << chunk << " padded=" << padded
                                                 << " kernel=" << kernel_name(kernel));
-              auto got = performer_attention(q, k, v, omega, core(kernel, true, chunk), kp);
+              auto got = performer(q, k, v, omega, core(kernel, true, chunk), kp);
               EXPECT_TRUE(all_close(got, want, 1e-10, 1e-12));
             }
           }
@@ -132,7 +145,7 @@ TEST(PerformerAttention, NonCausalMatchesQuadraticForm) {
           SCOPED_TRACE(::testing::Message() << "D=" << D << " T=" << ts.first << " S=" << ts.second
                                             << " padded=" << padded
                                             << " kernel=" << kernel_name(kernel));
-          auto got = performer_attention(q, k, v, omega, core(kernel, false), kp);
+          auto got = performer(q, k, v, omega, core(kernel, false), kp);
           auto want = quadratic_form(q, k, v, omega, kernel, false, kp);
           EXPECT_TRUE(all_close(got, want, 1e-10, 1e-12));
         }
@@ -148,8 +161,8 @@ TEST(PerformerAttention, Float32MatchesFloat64) {
   auto q = at::randn({2, 2, 70, 32}, kF64), k = at::randn({2, 2, 70, 32}, kF64);
   auto v = at::randn({2, 2, 70, 32}, kF64);
   for (bool causal : {false, true}) {
-    auto want = performer_attention(q, k, v, omega, core(PerformerKernel::kSoftmax, causal, 16));
-    auto got = performer_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
+    auto want = performer(q, k, v, omega, core(PerformerKernel::kSoftmax, causal, 16));
+    auto got = performer(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
                                    omega.to(at::kFloat),
                                    core(PerformerKernel::kSoftmax, causal, 16));
     EXPECT_EQ(got.scalar_type(), at::kFloat);
@@ -171,7 +184,7 @@ TEST(PerformerAttention, ErrorVsExactFallsWithFeatures) {
       auto want = longseq::ref::attention_naive(q, k, v, allowed, 1.0 / std::sqrt(double(D)));
       for (size_t i = 0; i < feature_counts.size(); ++i) {
         auto omega = performer_draw_features(feature_counts[i], D, 1000 * seed + i, at::kDouble);
-        auto got = performer_attention(q, k, v, omega, core(PerformerKernel::kSoftmax, causal));
+        auto got = performer(q, k, v, omega, core(PerformerKernel::kSoftmax, causal));
         err[i] += rel_error(got, want) / seeds;
       }
     }
@@ -227,9 +240,9 @@ TEST(PerformerAttention, CausalOutputsIgnoreHugeFutureKeys) {
           SCOPED_TRACE(::testing::Message() << "dtype=" << dtype
                                             << " kernel=" << kernel_name(kernel)
                                             << " chunk=" << chunk << " case=" << i);
-          auto base = performer_attention(q.to(dtype), cases[i].first.to(dtype), v.to(dtype),
+          auto base = performer(q.to(dtype), cases[i].first.to(dtype), v.to(dtype),
                                            omega, opts);
-          auto pert = performer_attention(q.to(dtype), cases[i].second.to(dtype), v2.to(dtype),
+          auto pert = performer(q.to(dtype), cases[i].second.to(dtype), v2.to(dtype),
                                           omega, opts);
           EXPECT_TRUE(all_close(pert.narrow(2, 0, t + 1), base.narrow(2, 0, t + 1), tol, tol));
           // And the stabilised result is still right, float32 included.
@@ -274,11 +287,11 @@ TEST(PerformerAttention, PaddedKeysEqualTruncatedSequence) {
   for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
     SCOPED_TRACE(kernel_name(kernel));
     auto kt = k.narrow(2, 0, L), vt = v.narrow(2, 0, L);
-    auto nc = performer_attention(q, k, v, omega, core(kernel, false), kp);
-    EXPECT_TRUE(all_close(nc, performer_attention(q, kt, vt, omega, core(kernel, false)), 1e-12,
+    auto nc = performer(q, k, v, omega, core(kernel, false), kp);
+    EXPECT_TRUE(all_close(nc, performer(q, kt, vt, omega, core(kernel, false)), 1e-12,
                           1e-12));
-    auto c = performer_attention(q, k, v, omega, core(kernel, true, 7), kp);
-    auto ct = performer_attention(q.narrow(2, 0, L), kt, vt, omega, core(kernel, true, 7));
+    auto c = performer(q, k, v, omega, core(kernel, true, 7), kp);
+    auto ct = performer(q.narrow(2, 0, L), kt, vt, omega, core(kernel, true, 7));
     EXPECT_TRUE(all_close(c.narrow(2, 0, L), ct, 1e-12, 1e-12));
     // Queries after the last real key see exactly keys [0, L).
     EXPECT_TRUE(all_close(c.narrow(2, L, T - L), nc.narrow(2, L, T - L), 1e-10, 1e-12));
@@ -302,7 +315,7 @@ TEST(PerformerAttention, AllPaddedRowsGiveZerosAndFiniteGradients) {
         auto k = (at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)) * 3)
                      .requires_grad_(true);
         auto v = at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)).requires_grad_(true);
-        auto out = performer_attention(q, k, v, omega, core(kernel, causal, 4), kp);
+        auto out = performer(q, k, v, omega, core(kernel, causal, 4), kp);
         EXPECT_TRUE(out.isfinite().all().item<bool>());
         EXPECT_EQ(out[1].abs().max().item<double>(), 0.0);
         if (causal) EXPECT_EQ(out[2].narrow(1, 0, 5).abs().max().item<double>(), 0.0);
@@ -335,7 +348,7 @@ TEST(PerformerAttention, GradientsMatchCentralDifferences) {
         auto opts = core(kernel, causal, 2);
         auto mask = padded ? kp : at::Tensor();
         auto f = [&](const std::vector<at::Tensor>& in) {
-          return performer_attention(in[0], in[1], in[2], omega, opts, mask);
+          return performer(in[0], in[1], in[2], omega, opts, mask);
         };
         EXPECT_TRUE(longseq::test::gradcheck(
             f, {at::randn({B, H, T, D}, kF64), at::randn({B, H, T, D}, kF64),
@@ -378,26 +391,26 @@ TEST(PerformerAttention, ClearErrors) {
   auto opts = core(PerformerKernel::kSoftmax, false);
   EXPECT_TRUE(throws_with([] { performer_draw_features(0, 8, 0); }, "`features` (R) > 0, got 0"));
   EXPECT_TRUE(throws_with([] { performer_draw_features(4, 0, 0); }, "`head_dim` (D) > 0"));
-  EXPECT_TRUE(throws_with([&] { performer_attention(q, k, v, at::zeros({0, 8}), opts); },
+  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({0, 8}), opts); },
                           "performer_attention: expected `omega` [R, D] with R > 0 and D = 8"));
-  EXPECT_TRUE(throws_with([&] { performer_attention(q, k, v, at::zeros({16, 5}), opts); },
+  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({16, 5}), opts); },
                           "got [16, 5]"));
-  EXPECT_TRUE(throws_with([&] { performer_attention(q, k, v, at::zeros({16}), opts); },
+  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({16}), opts); },
                           "expected `omega` [R, D]"));
-  EXPECT_TRUE(throws_with([&] { performer_attention(q, k, v, at::Tensor(), opts); },
+  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::Tensor(), opts); },
                           "expected `omega` [R, D]"));
   auto k10 = at::randn({1, 2, 10, 8}), v10 = at::randn({1, 2, 10, 8});
-  EXPECT_NO_THROW(performer_attention(q, k10, v10, omega, opts));
+  EXPECT_NO_THROW(performer(q, k10, v10, omega, opts));
   EXPECT_TRUE(throws_with(
-      [&] { performer_attention(q, k10, v10, omega, core(PerformerKernel::kSoftmax, true)); },
+      [&] { performer(q, k10, v10, omega, core(PerformerKernel::kSoftmax, true)); },
       "causal attention needs T == S (self-attention), got T = 6, S = 10"));
   EXPECT_TRUE(throws_with(
-      [&] { performer_attention(q, k, v, omega, core(PerformerKernel::kSoftmax, true, 0)); },
+      [&] { performer(q, k, v, omega, core(PerformerKernel::kSoftmax, true, 0)); },
       "expected `chunk` > 0, got 0"));
   EXPECT_TRUE(throws_with(
-      [&] { performer_attention(q, k, v, omega, opts, at::ones({1, 5}, at::kBool)); },
+      [&] { performer(q, k, v, omega, opts, at::ones({1, 5}, at::kBool)); },
       "performer_attention: expected `key_padding` of shape [1, 6]"));
-  EXPECT_TRUE(throws_with([&] { performer_attention(q, k.narrow(3, 0, 4), v, omega, opts); },
+  EXPECT_TRUE(throws_with([&] { performer(q, k.narrow(3, 0, 4), v, omega, opts); },
                           "performer_attention"));
 }
 

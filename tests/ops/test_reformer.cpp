@@ -108,13 +108,24 @@ at::Tensor padded_hash(const at::Tensor& qk, const at::Tensor& rot, const Reform
   return h.masked_fill(kp.logical_not().view({qk.size(0), 1, 1, qk.size(2)}), o.buckets);
 }
 
-ReformerCoreOptions core(int64_t buckets, int64_t n_hashes, int64_t chunk, bool causal) {
-  ReformerCoreOptions o;
+// The core's options and the mask's causal flag, as the tests vary them together.
+struct Core : ReformerCoreOptions {
+  bool causal = false;
+};
+
+Core core(int64_t buckets, int64_t n_hashes, int64_t chunk, bool causal) {
+  Core o;
   o.buckets = buckets;
   o.n_hashes = n_hashes;
   o.chunk = chunk;
   o.causal = causal;
   return o;
+}
+
+at::Tensor reformer(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rot,
+                    const Core& o, const at::Tensor& key_padding = {}, double dropout_p = 0.0,
+                    bool train = false) {
+  return reformer_attention(qk, v, rot, o, test::mask_of(o.causal, key_padding), dropout_p, train);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -143,7 +154,7 @@ TEST(ReformerAttention, OneBucketOneChunkMatchesExact) {
           for (int64_t chunk : {T, T + 7}) {
             auto opts = core(1, 1, chunk, causal);
             auto rot = reformer_draw_rotations(opts, D, 7, at::kDouble);
-            auto got = reformer_attention(qk, v, rot, opts, kp);
+            auto got = reformer(qk, v, rot, opts, kp);
             auto want = exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp));
             EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
           }
@@ -167,7 +178,7 @@ TEST(ReformerAttention, ManyRoundsOneChunkMatchesExact) {
         auto kp = random_padding(B, T, 13);
         auto opts = core(nb, n_hashes, 32, causal);
         auto rot = reformer_draw_rotations(opts, D, 5, at::kDouble);
-        auto got = reformer_attention(qk, v, rot, opts, kp);
+        auto got = reformer(qk, v, rot, opts, kp);
         // Non-causal: every round sees everything. Causal: a round sees the same-bucket past.
         auto allowed = base_allowed(B, H, T, causal, kp);
         if (causal) allowed = allowed.logical_and(union_of_windows(padded_hash(qk, rot, opts, kp), T, true));
@@ -194,7 +205,7 @@ TEST(ReformerAttention, ManyRoundsMatchesUnionOfWindows) {
           auto kp = random_padding(B, T, 23 + T);
           auto opts = core(nb, n_hashes, chunk, causal);
           auto rot = reformer_draw_rotations(opts, D, 9 + chunk, at::kDouble);
-          auto got = reformer_attention(qk, v, rot, opts, kp);
+          auto got = reformer(qk, v, rot, opts, kp);
           auto windows = union_of_windows(padded_hash(qk, rot, opts, kp), std::min(chunk, T), causal);
           auto want =
               exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp).logical_and(windows));
@@ -211,8 +222,8 @@ TEST(ReformerAttention, Float32MatchesFloat64) {
   auto qk = randn({B, H, T, D}, 31), v = randn({B, H, T, D}, 32);
   auto opts = core(4, 3, 8, true);
   auto rot = reformer_draw_rotations(opts, D, 3);
-  auto got = reformer_attention(qk.to(at::kFloat), v.to(at::kFloat), rot, opts);
-  auto want = reformer_attention(qk, v, rot.to(at::kDouble), opts);
+  auto got = reformer(qk.to(at::kFloat), v.to(at::kFloat), rot, opts);
+  auto want = reformer(qk, v, rot.to(at::kDouble), opts);
   EXPECT_TRUE(all_close(got, want, 1e-4, 1e-5));
   EXPECT_TRUE(at::equal(reformer_hash(qk.to(at::kFloat), rot, opts),
                         reformer_hash(qk, rot.to(at::kDouble), opts)));
@@ -251,13 +262,13 @@ TEST(ReformerAttention, ErrorFallsWithRounds) {
       for (size_t i = 0; i < rounds.size(); ++i) {
         auto opts = core(8, rounds[i], chunk, false);
         auto rot = reformer_draw_rotations(opts, D, 500 + seed, at::kDouble);
-        err[i] += test::rel_error(reformer_attention(qk, v, rot, opts), want) / n_seeds;
-        auto seen = reformer_attention(qk, eye, rot, opts) > 0;  // [B, H, T, T]
+        err[i] += test::rel_error(reformer(qk, v, rot, opts), want) / n_seeds;
+        auto seen = reformer(qk, eye, rot, opts) > 0;  // [B, H, T, T]
         covered[i] += (exact_weights * seen).sum(-1).mean().item<double>() / n_seeds;
       }
       auto opts = core(1, 1, chunk, false);
       auto rot = reformer_draw_rotations(opts, D, 500 + seed, at::kDouble);
-      err_no_hash += test::rel_error(reformer_attention(qk, v, rot, opts), want) / n_seeds;
+      err_no_hash += test::rel_error(reformer(qk, v, rot, opts), want) / n_seeds;
     }
     std::cout << "[ reformer ] " << (clustered ? "clustered" : "gaussian")
               << " inputs, NB=8, chunk=16, T=128, D=32, mean of " << n_seeds << " seeds x " << H
@@ -288,23 +299,23 @@ TEST(ReformerAttention, CausalNeverAttendsToFutureKeys) {
   auto kp = random_padding(B, T, 43);
   auto opts = core(4, 3, 8, true);
   auto rot = reformer_draw_rotations(opts, D, 44, at::kDouble);
-  auto out = reformer_attention(qk, v, rot, opts, kp);
+  auto out = reformer(qk, v, rot, opts, kp);
   for (int64_t t : {0, 7, 19, 38}) {
     auto v2 = v.clone();
     v2.narrow(2, t + 1, T - t - 1).add_(randn({B, H, T - t - 1, D}, 45 + t) * 10);
-    auto out2 = reformer_attention(qk, v2, rot, opts, kp);
+    auto out2 = reformer(qk, v2, rot, opts, kp);
     EXPECT_TRUE(all_close(out2.narrow(2, 0, t + 1), out.narrow(2, 0, t + 1), 0, 0)) << "t=" << t;
   }
   for (int64_t t : {0, 7, 19, 38}) {
     auto qk2 = qk.clone();
     qk2.narrow(2, t + 1, T - t - 1).mul_(3).add_(randn({B, H, T - t - 1, D}, 46 + t));
-    auto out2 = reformer_attention(qk2, v, rot, opts, kp);
+    auto out2 = reformer(qk2, v, rot, opts, kp);
     EXPECT_TRUE(all_close(out2.narrow(2, 0, t + 1), out.narrow(2, 0, t + 1), 1e-12, 1e-12))
         << "t=" << t;
   }
   // v = I_T: output row i is query i's weight on every key.
   auto eye = at::eye(T, v.options()).expand({B, H, T, T});
-  auto weights = reformer_attention(qk, eye, rot, opts, kp);  // [B, H, T, T]
+  auto weights = reformer(qk, eye, rot, opts, kp);  // [B, H, T, T]
   auto future = at::ones({T, T}, at::TensorOptions().dtype(at::kBool)).triu(1);
   EXPECT_EQ(weights.masked_select(future).abs().max().item<double>(), 0.0);
   // Rows sum to 1 (or 0 for a query whose every visible key is padding) and padding gets no weight.
@@ -340,7 +351,7 @@ TEST(ReformerAttention, SameSeedSameBucketsAndOutput) {
   EXPECT_TRUE((h1 != h1.flatten()[0]).any().item<bool>());  // not all in one bucket
   // Hashing is invariant to positive scaling (argmax of a linear map).
   EXPECT_TRUE(at::equal(reformer_hash(qk * 3.5, r1, opts), h1));
-  EXPECT_TRUE(at::equal(reformer_attention(qk, v, r1, opts), reformer_attention(qk, v, r2, opts)));
+  EXPECT_TRUE(at::equal(reformer(qk, v, r1, opts), reformer(qk, v, r2, opts)));
 
   auto one = core(1, 2, 8, false);
   auto h_one = reformer_hash(qk, reformer_draw_rotations(one, D, 1), one);
@@ -359,7 +370,7 @@ TEST(ReformerAttention, GradcheckFloat64) {
       at::Tensor kp;
       if (padded) kp = at::tensor({1, 1, 0, 1, 1, 1}).to(at::kBool).view({1, 6});
       auto f = [&](const std::vector<at::Tensor>& in) {
-        return reformer_attention(in[0], in[1], rot, opts, kp);
+        return reformer(in[0], in[1], rot, opts, kp);
       };
       EXPECT_TRUE(test::gradcheck(f, {randn({1, 1, 6, 4}, 62), randn({1, 1, 6, 4}, 63)}));
     }
@@ -377,7 +388,7 @@ TEST(ReformerAttention, AllPaddedRowsGiveZerosAndFiniteGrads) {
   kp[0][0] = false;      // batch 0, causal: query 0 sees only padding
   auto qk = randn({B, H, T, D}, 72).requires_grad_(true);
   auto v = randn({B, H, T, D}, 73).requires_grad_(true);
-  auto out = reformer_attention(qk, v, rot, opts, kp);
+  auto out = reformer(qk, v, rot, opts, kp);
   EXPECT_EQ(out[1].abs().max().item<double>(), 0.0);
   EXPECT_EQ(out[0].select(1, 0).abs().max().item<double>(), 0.0);
   EXPECT_TRUE(out.isfinite().all().item<bool>());
@@ -392,11 +403,11 @@ TEST(ReformerAttention, DropoutOnlyInTraining) {
   auto opts = core(4, 2, 4, false);
   auto rot = reformer_draw_rotations(opts, D, 81, at::kDouble);
   auto qk = randn({B, H, T, D}, 82), v = randn({B, H, T, D}, 83);
-  auto eval = reformer_attention(qk, v, rot, opts);
-  EXPECT_TRUE(at::equal(reformer_attention(qk, v, rot, opts, {}, 0.5, false), eval));
-  EXPECT_TRUE(at::equal(reformer_attention(qk, v, rot, opts, {}, 0.0, true), eval));
+  auto eval = reformer(qk, v, rot, opts);
+  EXPECT_TRUE(at::equal(reformer(qk, v, rot, opts, {}, 0.5, false), eval));
+  EXPECT_TRUE(at::equal(reformer(qk, v, rot, opts, {}, 0.0, true), eval));
   torch::manual_seed(0);
-  auto train = reformer_attention(qk, v, rot, opts, {}, 0.5, true);
+  auto train = reformer(qk, v, rot, opts, {}, 0.5, true);
   EXPECT_FALSE(at::equal(train, eval));
   EXPECT_TRUE(train.isfinite().all().item<bool>());
 }
@@ -410,27 +421,27 @@ TEST(ReformerAttention, ClearErrors) {
     return msg.find(sub) != std::string::npos ? ::testing::AssertionSuccess()
                                               : ::testing::AssertionFailure() << msg;
   };
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, core(3, 2, 4, false)); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(3, 2, 4, false)); }),
                   "reformer_attention: expected `buckets` to be 1 or an even number >= 2, got 3"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, core(4, 0, 4, false)); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(4, 0, 4, false)); }),
                   "`n_hashes` > 0, got 0"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, core(4, 2, 0, false)); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(4, 2, 0, false)); }),
                   "`chunk` > 0, got 0"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, core(8, 2, 4, false)); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(8, 2, 4, false)); }),
                   "reformer_attention: expected `rotations` of shape [n_hashes, D, max(NB/2, 1)] "
                   "= [2, 8, 4], got [2, 8, 2]"));
   EXPECT_TRUE(has(error_of([&] { reformer_hash(qk, rot.narrow(1, 0, 4), ok); }),
                   "reformer_hash: expected `rotations`"));
   EXPECT_TRUE(
-      has(error_of([&] { reformer_attention(qk, v, {}, ok); }), "`rotations` must be given"));
+      has(error_of([&] { reformer(qk, v, {}, ok); }), "`rotations` must be given"));
   auto bad_kp = at::ones({1, 9}, at::TensorOptions().dtype(at::kBool));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, ok, bad_kp); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, ok, bad_kp); }),
                   "reformer_attention: expected `key_padding` of shape [1, 10], got [1, 9]"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v.narrow(2, 0, 9), rot, ok); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v.narrow(2, 0, 9), rot, ok); }),
                   "reformer_attention"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk[0], v[0], rot, ok); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk[0], v[0], rot, ok); }),
                   "reformer_attention: expected 4-D `q`"));
-  EXPECT_TRUE(has(error_of([&] { reformer_attention(qk, v, rot, ok, {}, 1.0, true); }),
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, ok, {}, 1.0, true); }),
                   "`dropout_p` in [0, 1), got 1"));
   EXPECT_TRUE(has(error_of([&] { reformer_draw_rotations(ok, 0, 1); }), "`head_dim` > 0, got 0"));
 }

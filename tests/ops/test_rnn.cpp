@@ -145,7 +145,7 @@ TEST(Rnn, PaddedSequencesEqualRunningEachAlone) {
       auto r = rnn_layer(cell, x, w, h0, {}, valid, reverse);
       for (int64_t b = 0; b < B; ++b) {
         const int64_t L = lengths[b];
-        auto alone = rnn_layer_reference(cell, x[b].narrow(0, 0, L).unsqueeze(0), w,
+        auto alone = rnn_layer_composite(cell, x[b].narrow(0, 0, L).unsqueeze(0), w,
                                          h0[b].unsqueeze(0), {}, {}, reverse);
         EXPECT_TRUE(test::all_close(r.out[b].narrow(0, 0, L), alone.out[0], 1e-11, 1e-11)) << b;
         EXPECT_TRUE(test::all_close(r.h[b], alone.h[0], 1e-11, 1e-11)) << b;
@@ -206,7 +206,7 @@ TEST(Rnn, FusedBackwardEqualsAutogradThroughTheReferenceWithMasks) {
         auto xa = x.clone().requires_grad_(), ha = h0.clone().requires_grad_(),
              ca = c0.clone().requires_grad_();
         auto r = fused ? rnn_layer(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse)
-                       : rnn_layer_reference(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse);
+                       : rnn_layer_composite(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse);
         auto loss = (r.out * gout).sum() + (r.h * gh).sum() + (lstm ? r.c.pow(2).sum() : at::zeros({}, at::kDouble));
         loss.backward();
         grads.push_back({xa.grad(), ha.grad(), ww.w_ih.grad(), ww.w_hh.grad(), ww.b_ih.grad(),

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <algorithm>
 #include <map>
 
 namespace longseq::cli {
@@ -42,7 +43,24 @@ std::map<std::string, std::map<std::string, std::string>> parse_opts(
 
 std::string mib(int64_t bytes) { return fmt::format("{:.1f}", bytes / 1048576.0); }
 
+// The flags' own errors, named as the user typed them (the library names BenchConfig's fields).
+void check_flags(const BenchArgs& a) {
+  TORCH_CHECK(!a.mixers.empty(), "bench: `--mixers` is empty");
+  TORCH_CHECK(!a.seq_lens.empty(), "bench: `--seq-lens` is empty");
+  for (int64_t t : a.seq_lens) TORCH_CHECK(t > 0, "bench: `--seq-lens` values must be > 0, got ", t);
+  TORCH_CHECK(a.config.batch > 0, "bench: `--batch` must be > 0, got ", a.config.batch);
+  TORCH_CHECK(a.config.heads > 0, "bench: `--heads` must be > 0, got ", a.config.heads);
+  TORCH_CHECK(a.config.head_dim > 0, "bench: `--head-dim` must be > 0, got ", a.config.head_dim);
+  TORCH_CHECK(a.config.repeats > 0, "bench: `--repeats` must be > 0, got ", a.config.repeats);
+  TORCH_CHECK(a.config.warmup >= 0, "bench: `--warmup` must be >= 0, got ", a.config.warmup);
+  for (const auto& [mixer, opts] : parse_opts(a.opts)) {
+    TORCH_CHECK(std::find(a.mixers.begin(), a.mixers.end(), mixer) != a.mixers.end(),
+                "bench: `--opt` names mixer '", mixer, "', which is not in `--mixers`");
+  }
+}
+
 void run(BenchArgs& a) {
+  check_flags(a);
   a.config.mixers = a.mixers;
   a.config.seq_lens = a.seq_lens;
   a.config.options = parse_opts(a.opts);

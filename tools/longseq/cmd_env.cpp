@@ -4,7 +4,7 @@
 #include "commands.h"
 
 #include <longseq/machine.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include <ATen/Parallel.h>
 #include <fmt/core.h>

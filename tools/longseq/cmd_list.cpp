@@ -4,21 +4,9 @@
 #include <longseq/registry.h>
 
 #include <fmt/core.h>
-#include <nlohmann/json.hpp>
 
 namespace longseq::cli {
 namespace {
-
-nlohmann::json option_json(const OptionSpec& o) {
-  nlohmann::json j = {{"name", o.name},
-                      {"type", option_kind_name(o.kind)},
-                      {"default", o.default_value},
-                      {"help", o.help}};
-  if (!o.choices.empty()) j["choices"] = o.choices;
-  if (!o.range.text().empty()) j["range"] = o.range.text();
-  if (!o.rule_text.empty()) j["rule"] = o.rule_text;
-  return j;
-}
 
 void print_option(const OptionSpec& o) {
   std::string def = o.default_value.empty() ? "(none)" : o.default_value;
@@ -46,18 +34,7 @@ Runner add_list_command(CLI::App& app) {
       return;
     }
     if (*json) {
-      nlohmann::json out;
-      for (const auto& o : common_option_specs()) out["common_options"].push_back(option_json(o));
-      for (const auto& m : mixer_registry()) {
-        nlohmann::json j = {{"name", m.name},
-                            {"description", m.description},
-                            {"supports_causal", m.supports_causal},
-                            {"memory_exponent", m.memory_exponent},
-                            {"options", nlohmann::json::array()}};
-        for (const auto& o : m.options) j["options"].push_back(option_json(o));
-        out["mixers"].push_back(j);
-      }
-      fmt::print("{}\n", out.dump(2));
+      fmt::print("{}\n", mixer_registry_json());
       return;
     }
     fmt::print("Options every mixer takes (name, type, default, meaning):\n");

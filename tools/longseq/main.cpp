@@ -3,7 +3,7 @@
 #include "commands.h"
 
 #include <longseq/machine.h>
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -36,7 +36,7 @@ std::string machine_line() {
 int main(int argc, char** argv) {
   // OpenBLAS at the CPU's core: may start this program again, once (longseq/machine.h).
   longseq::fix_blas_core_and_reexec(argv);
-  // Large temporaries would otherwise fault their pages in on every step (longseq/memory.h).
+  // Large temporaries would otherwise fault their pages in on every step (longseq/memory_tracker.h).
   longseq::keep_freed_memory_by_default();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);

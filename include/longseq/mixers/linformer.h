@@ -20,7 +20,7 @@ class LinformerImpl : public AttentionMixerImpl {
 
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
-                    const at::Tensor& v, const at::Tensor& key_padding) override;
+                    const at::Tensor& v, const AttentionMask& mask) override;
 
  private:
   LinformerOptions options_;

@@ -1,4 +1,5 @@
 #pragma once
+#include <longseq/lmu.h>
 #include <longseq/mixer.h>
 
 #include <torch/nn/modules/linear.h>
@@ -41,8 +42,5 @@ class LmuImpl : public SequenceMixerImpl {
   torch::nn::Linear in_{nullptr}, hidden_{nullptr}, out_{nullptr};
 };
 TORCH_MODULE(Lmu);
-
-/// Decoder row P̃_i(r), i < d, for reading u(t − r·θ) from the memory: [d] float64.
-at::Tensor lmu_legendre_decoder(int64_t order, double r);
 
 }  // namespace longseq

@@ -27,7 +27,7 @@ class LongformerImpl : public AttentionMixerImpl {
 
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
-                    const at::Tensor& v, const at::Tensor& key_padding) override;
+                    const at::Tensor& v, const AttentionMask& mask) override;
   at::Tensor attend_step(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
                          const at::Tensor& v, DecodeState& state) override;
 

@@ -19,7 +19,7 @@ struct LongformerParams {
   const int64_t* dilation = nullptr;     ///< [H] per-head dilation, each > 0
   const int64_t* global_pos = nullptr;   ///< [G] sorted, unique global positions
   int64_t n_global = 0;                  ///< G
-  int64_t block = 64;                    ///< queries per block (of one dilation residue)
+  int64_t block = 0;                     ///< queries per block (of one dilation residue), > 0
   double scale = 1.0;
 };
 

@@ -13,7 +13,7 @@ struct PerformerCausalParams {
   int64_t t = 0;      ///< T
   int64_t r = 0;      ///< R random features
   int64_t dv = 0;     ///< value head dim
-  int64_t chunk = 64; ///< c, positions per chunk
+  int64_t chunk = 0;  ///< c, positions per chunk, > 0
 };
 
 /// fq, fk [B·H, T, R] (features, ≥ 0), v [B·H, T, Dv], m [B·H, T] the non-decreasing key

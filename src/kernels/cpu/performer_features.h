@@ -21,7 +21,7 @@ struct PerformerFeatureParams {
   int64_t d = 0;      ///< D
   int64_t r = 0;      ///< R features
   double in_scale = 1.0;  ///< a = D^(-1/4)
-  double relu_floor = 1e-3;
+  double relu_floor = 0;  ///< the relu maps' floor (the op's kReluFloor)
   bool causal = false;    ///< kSoftmaxKey: running max (causal) or one max per head
   FeatureMap map = FeatureMap::kSoftmaxQuery;
 };

@@ -14,8 +14,8 @@ struct ReformerParams {
   int64_t t = 0;         ///< T
   int64_t d = 0;         ///< D of the shared qk
   int64_t dv = 0;        ///< value head dim
-  int64_t n_hashes = 1;  ///< rounds
-  int64_t chunk = 64;    ///< c, slots per chunk of the sorted order (<= T)
+  int64_t n_hashes = 0;  ///< rounds, > 0
+  int64_t chunk = 0;     ///< c, slots per chunk of the sorted order (1..T)
   bool causal = false;
   double scale = 1.0;
 };

@@ -1,6 +1,6 @@
 #pragma once
 // Fused recurrences of the classic cells (see rnn_cells.cpp). Raw pointers, contiguous row-major
-// layouts; no autograd. The plain twin is rnn_layer_reference (src/ops/rnn.cpp, ATen ops per step),
+// layouts; no autograd. The plain twin is rnn_layer_composite (src/ops/rnn.cpp, ATen ops per step),
 // and the cells are checked against torch::nn::RNN / LSTM / GRU.
 
 #include <cstdint>

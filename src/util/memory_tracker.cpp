@@ -1,7 +1,7 @@
-// Counting CPU allocator (see longseq/memory.h). It wraps the allocator LibTorch had, so tensors
+// Counting CPU allocator (see longseq/memory_tracker.h). It wraps the allocator LibTorch had, so tensors
 // still come from the same place; each allocation carries a small context that remembers its size
 // and the wrapped deleter.
-#include <longseq/memory.h>
+#include <longseq/memory_tracker.h>
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
