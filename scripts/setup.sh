@@ -15,15 +15,17 @@ PACKAGES=(
   gnuplot-nox             # plots
   zlib1g-dev              # reads the gzip-compressed IDX files
   dataset-fashion-mnist   # sequential Fashion-MNIST task
+  libgloo-dev             # c10d's Gloo backend headers (distributed training)
+  python3-torch python3-pytest  # the Python package and its tests (Debian's /usr/bin/python3)
 )
 
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
@@ -35,3 +37,7 @@ if [ ! -f "$BUILD_DIR/build.ninja" ]; then
 fi
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 echo "setup: built $BUILD_DIR/longseq"
+# `import longseq` in Debian's /usr/bin/python3: the package and its operator library into the
+# site directory for /usr/local (the tests use the build tree's copy instead).
+$SUDO cmake --install "$BUILD_DIR" --component python
+echo "setup: installed the Python package longseq"
