@@ -125,8 +125,8 @@ PowerFit fit_offset_power(const std::vector<double>& t, const std::vector<double
 
 PowerFit fit_power(const std::vector<double>& t, const std::vector<double>& y) {
   TORCH_CHECK(!t.empty() && t.size() == y.size(),
-              "fit_power: expected equal, non-empty `t` and `y`, got ", t.size(), " and ",
-              y.size(), " points");
+              "fit_power: expected equal, non-empty `t` and `y`, got ", t.size(), " and ", y.size(),
+              " points");
   PowerFit f;
   f.points = static_cast<int>(t.size());
   const size_t n = t.size();
@@ -137,8 +137,8 @@ PowerFit fit_power(const std::vector<double>& t, const std::vector<double>& y) {
   }
   double mx = 0, my = 0;
   for (size_t i = 0; i < n; ++i) {
-    TORCH_CHECK(t[i] > 0 && y[i] > 0, "fit_power: points must be positive, got (", t[i], ", ",
-                y[i], ")");
+    TORCH_CHECK(t[i] > 0 && y[i] > 0, "fit_power: points must be positive, got (", t[i], ", ", y[i],
+                ")");
     mx += std::log(t[i]);
     my += std::log(y[i]);
   }
@@ -175,9 +175,7 @@ double Series::memory_at(double t, bool* extrapolated) const {
   return curve_at(points, &SweepPoint::bytes, memory_tail, t, extrapolated);
 }
 
-std::string Series::key() const {
-  return mixer + (causal ? " causal " : " ") + mode;
-}
+std::string Series::key() const { return mixer + (causal ? " causal " : " ") + mode; }
 
 void fit_series(Series& s) {
   if (s.points.empty()) return;
@@ -227,8 +225,9 @@ Crossover find_crossover(const Series& s, const Series& reference, const std::st
   const size_t at = static_cast<size_t>(last_not_below + 1);
   c.t = static_cast<int64_t>(std::llround(grid[at]));
   c.from_start = last_not_below < 0;
-  const double measured = std::min(s.points.empty() ? 0.0 : double(s.points.back().t),
-                                    reference.points.empty() ? 0.0 : double(reference.points.back().t));
+  const double measured =
+      std::min(s.points.empty() ? 0.0 : double(s.points.back().t),
+               reference.points.empty() ? 0.0 : double(reference.points.back().t));
   c.extrapolated = grid[at] > measured;
   return c;
 }
@@ -320,8 +319,8 @@ std::vector<Series> run_sweep(const SweepOptions& o,
       // Mixers accept up to max_len; the sweep's weights are those a model of length t would have.
       const int64_t max_len = std::max<int64_t>(t, MixerConfig{}.max_len);
       const BenchRow r = measure_point(c, s.mixer, t, max_len);
-      s.points.push_back({t, r.median_ms, r.min_ms, r.max_ms,
-                          static_cast<double>(r.state_bytes + r.peak_bytes)});
+      s.points.push_back(
+          {t, r.median_ms, r.min_ms, r.max_ms, static_cast<double>(r.state_bytes + r.peak_bytes)});
     }
     if (s.stop_reason.empty()) s.stop_reason = "reached T=" + std::to_string(o.t_max);
     fit_series(s);
@@ -354,7 +353,7 @@ double error_against(const SequenceMixer& exact, const MixerConfig& mc, const st
   }
   auto want = exact->forward(x, key_padding);  // [B, T, C]
   auto got = approx->forward(x, key_padding);  // [B, T, C]
-  if (key_padding.defined()) {  // padded rows are not outputs anyone reads
+  if (key_padding.defined()) {                 // padded rows are not outputs anyone reads
     const auto keep = key_padding.unsqueeze(-1).to(want.scalar_type());
     want = want * keep;
     got = got * keep;
@@ -429,7 +428,7 @@ std::vector<ErrorPoint> measure_errors_on_activations(
     MixerConfig mc = cfg.mixer;
     mc.seed = cfg.mixer.seed + static_cast<uint64_t>(l);
     mc.attn_dropout = 0;
-    Block block = blocks[l];  // a handle: its forward is not const
+    Block block = blocks[l];                             // a handle: its forward is not const
     const at::Tensor x = block->mixer_input(stream[l]);  // [B, T, C]
     std::vector<ErrorPoint> out;
     for (const auto& [mixer, by_key] : settings) {
@@ -443,8 +442,16 @@ std::vector<ErrorPoint> measure_errors_on_activations(
     }
     return out;
   }
-  TORCH_CHECK(false, "report: the model has no `exact` attention layer whose activations could "
-              "be used (mixers: ", [&] { std::string s; for (const auto& m : cfg.mixers) s += m + " "; return s; }(), ")");
+  TORCH_CHECK(
+      false,
+      "report: the model has no `exact` attention layer whose activations could "
+      "be used (mixers: ",
+      [&] {
+        std::string s;
+        for (const auto& m : cfg.mixers) s += m + " ";
+        return s;
+      }(),
+      ")");
 }
 
 std::vector<QualityPoint> measure_quality(
@@ -495,21 +502,29 @@ std::vector<Recommendation> recommend(const std::vector<Series>& series,
                                       const RecommendQuery& q) {
   TORCH_CHECK(q.seq_len > 0, "recommend: `RecommendQuery::seq_len` must be > 0, got ", q.seq_len);
   TORCH_CHECK(q.quality == "exact" || q.quality == "high" || q.quality == "any",
-              "recommend: `RecommendQuery::quality` must be exact, high or any, got '", q.quality, "'");
+              "recommend: `RecommendQuery::quality` must be exact, high or any, got '", q.quality,
+              "'");
   const double t = static_cast<double>(q.seq_len);
   // The option each approximate mechanism trades cost for, with the values tried (largest first)
   // and how time and memory scale with it relative to the default: linearly in the option (the
   // mechanism's O(T·R) / O(T·W) / per-round terms), a stated model, not a measurement.
+  // The base is the option's default, read from the registry.
   struct Knob {
     std::string key;
-    double base;
     std::vector<double> values;
+    double base = 0;
   };
-  const std::map<std::string, Knob> knobs = {
-      {"performer", {"features", 256, {1024, 512, 256, 128, 64, 32}}},
-      {"linformer", {"proj_len", 256, {1024, 512, 256, 128, 64, 32}}},
-      {"longformer", {"window", 256, {2048, 1024, 512, 256, 128, 64, 32}}},
-      {"reformer", {"n_hashes", 2, {8, 4, 2, 1}}}};
+  std::map<std::string, Knob> knobs = {
+      {"performer", {"features", {1024, 512, 256, 128, 64, 32}}},
+      {"linformer", {"proj_len", {1024, 512, 256, 128, 64, 32}}},
+      {"longformer", {"window", {2048, 1024, 512, 256, 128, 64, 32}}},
+      {"reformer", {"n_hashes", {8, 4, 2, 1}}}};
+  for (auto& [mixer, knob] : knobs) {
+    for (const auto& o : find_mixer(mixer).options) {
+      if (o.name == knob.key) knob.base = std::stod(o.default_value);
+    }
+    TORCH_INTERNAL_ASSERT(knob.base > 0, "recommend: no default for ", mixer, ".", knob.key);
+  }
   std::vector<Recommendation> out;
   for (const auto& s : series) {
     if (s.causal != q.causal || s.mode != q.mode || s.points.empty()) continue;
@@ -570,9 +585,10 @@ std::vector<Recommendation> recommend(const std::vector<Series>& series,
     }
     r.fits = fits;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "predicted %.1f ms and %.0f MiB at T=%lld%s", r.ms,
-                  r.bytes / 1048576.0, static_cast<long long>(q.seq_len),
-                  r.extrapolated ? " (extrapolated past the measured lengths)" : " (measured range)");
+    std::snprintf(
+        buf, sizeof buf, "predicted %.1f ms and %.0f MiB at T=%lld%s", r.ms, r.bytes / 1048576.0,
+        static_cast<long long>(q.seq_len),
+        r.extrapolated ? " (extrapolated past the measured lengths)" : " (measured range)");
     r.why = buf;
     if (!within(r.ms, r.bytes)) {
       r.why += q.memory_bytes > 0 && r.bytes > q.memory_bytes ? "; over the memory budget"
