@@ -40,9 +40,10 @@ std::vector<Mechanism> mechanisms() {
     m.push_back({std::string("longformer") + (causal ? "/causal" : ""), [causal](int64_t) -> Core {
                    longseq::LongformerPattern p;
                    p.window = 256;
-                   return [p, causal](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-                     return longseq::longformer_attention(q, k, v, p, mask_of(causal));
-                   };
+                   return
+                       [p, causal](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+                         return longseq::longformer_attention(q, k, v, p, mask_of(causal));
+                       };
                  }});
     m.push_back({std::string("performer") + (causal ? "/causal" : ""), [causal](int64_t) -> Core {
                    auto omega = longseq::performer_draw_features(256, kD, 0);
@@ -103,7 +104,8 @@ void run(benchmark::State& state, const Mechanism& mech, longseq::Impl impl, boo
 const bool registered = [] {
   for (const auto& mech : mechanisms()) {
     longseq::bench::register_fused_and_composite(
-        mech.name, [mech](benchmark::State& s, longseq::Impl impl, bool bwd) { run(s, mech, impl, bwd); });
+        mech.name,
+        [mech](benchmark::State& s, longseq::Impl impl, bool bwd) { run(s, mech, impl, bwd); });
   }
   return true;
 }();

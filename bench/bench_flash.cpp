@@ -42,10 +42,14 @@ void bench_sgemm(benchmark::State& state) {
 }
 
 const bool registered = [] {
-  benchmark::RegisterBenchmark("sgemm/torch::mm", bench_sgemm)->Arg(2048)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("sgemm/torch::mm", bench_sgemm)
+      ->Arg(2048)
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   for (bool causal : {false, true}) {
     longseq::bench::register_fused_and_composite(
-        causal ? "exact/causal" : "exact", [causal](benchmark::State& s, longseq::Impl impl, bool bwd) {
+        causal ? "exact/causal" : "exact",
+        [causal](benchmark::State& s, longseq::Impl impl, bool bwd) {
           bench_exact(s, impl, bwd, causal);
         });
   }

@@ -1,9 +1,10 @@
 // main() of every Google Benchmark binary in bench/: sets the LibTorch / kernel thread count
 // (--threads=N, default every hardware thread: LibTorch alone would use one), then runs the
 // benchmarks with Google Benchmark's own flags. The context lines name OpenBLAS's core and the
-// sgemm rate measured at start, the machine's limit to read the figures against. Freed memory stays in the process, as in the CLI
-// (longseq/memory_tracker.h: keep_freed_memory), so large temporaries do not fault their pages in again
-// on every iteration; LONGSEQ_KEEP_FREED_MEMORY=0 opts out.
+// sgemm rate measured at start, the machine's limit to read the figures against. Freed memory stays
+// in the process, as in the CLI
+// (longseq/memory_tracker.h: keep_freed_memory), so large temporaries do not fault their pages in
+// again on every iteration; LONGSEQ_KEEP_FREED_MEMORY=0 opts out.
 #include <longseq/machine.h>
 #include <longseq/memory_tracker.h>
 

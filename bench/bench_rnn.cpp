@@ -6,7 +6,6 @@
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
-
 namespace {
 
 constexpr int64_t kB = 8, kH = 256;
@@ -16,8 +15,9 @@ void bench_fused(benchmark::State& state, longseq::RnnCell cell, bool backward) 
   torch::manual_seed(0);
   auto x = torch::randn({kB, t, kH}, torch::requires_grad(backward));
   auto opt = torch::requires_grad(backward);
-  longseq::RnnWeights w{torch::randn({g * kH, kH}, opt) * 0.05, torch::randn({g * kH, kH}, opt) * 0.05,
-                        torch::zeros({g * kH}, opt), torch::zeros({g * kH}, opt)};
+  longseq::RnnWeights w{torch::randn({g * kH, kH}, opt) * 0.05,
+                        torch::randn({g * kH, kH}, opt) * 0.05, torch::zeros({g * kH}, opt),
+                        torch::zeros({g * kH}, opt)};
   for (auto _ : state) {
     if (backward) {
       longseq::rnn_layer(cell, x, w).out.sum().backward();
@@ -26,8 +26,8 @@ void bench_fused(benchmark::State& state, longseq::RnnCell cell, bool backward) 
       benchmark::DoNotOptimize(longseq::rnn_layer(cell, x, w).out);
     }
   }
-  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(t) * state.iterations(),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["steps/s"] =
+      benchmark::Counter(static_cast<double>(t) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 void bench_torch(benchmark::State& state, longseq::RnnCell cell, bool backward) {
@@ -50,22 +50,30 @@ void bench_torch(benchmark::State& state, longseq::RnnCell cell, bool backward) 
       benchmark::DoNotOptimize(run());
     }
   }
-  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(t) * state.iterations(),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["steps/s"] =
+      benchmark::Counter(static_cast<double>(t) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 const bool registered = [] {
-  for (auto [cell, name] : {std::pair{longseq::RnnCell::kElman, "elman"},
-                            std::pair{longseq::RnnCell::kLstm, "lstm"},
-                            std::pair{longseq::RnnCell::kGru, "gru"}}) {
+  for (auto [cell, name] :
+       {std::pair{longseq::RnnCell::kElman, "elman"}, std::pair{longseq::RnnCell::kLstm, "lstm"},
+        std::pair{longseq::RnnCell::kGru, "gru"}}) {
     for (bool bwd : {false, true}) {
       const std::string mode = bwd ? "/fwd+bwd" : "/fwd";
-      benchmark::RegisterBenchmark((std::string(name) + "/fused" + mode).c_str(),
-                                   [cell = cell, bwd](benchmark::State& s) { bench_fused(s, cell, bwd); })
-          ->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
-      benchmark::RegisterBenchmark((std::string(name) + "/torch::nn" + mode).c_str(),
-                                   [cell = cell, bwd](benchmark::State& s) { bench_torch(s, cell, bwd); })
-          ->Arg(256)->Arg(1024)->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(
+          (std::string(name) + "/fused" + mode).c_str(),
+          [cell = cell, bwd](benchmark::State& s) { bench_fused(s, cell, bwd); })
+          ->Arg(256)
+          ->Arg(1024)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(
+          (std::string(name) + "/torch::nn" + mode).c_str(),
+          [cell = cell, bwd](benchmark::State& s) { bench_torch(s, cell, bwd); })
+          ->Arg(256)
+          ->Arg(1024)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     }
   }
   return true;

@@ -57,15 +57,13 @@ void bench_selective(benchmark::State& state, longseq::Impl impl, bool backward)
       benchmark::DoNotOptimize(longseq::selective_scan(u, delta, A, Bm, Cm, D));
     }
   }
-  state.counters["elem/s"] =
-      benchmark::Counter(double(kBatch * t * kChannels * kState) * state.iterations(),
-                         benchmark::Counter::kIsRate);
+  state.counters["elem/s"] = benchmark::Counter(
+      double(kBatch * t * kChannels * kState) * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 // minGRU from its projection xp [B, T, 2H]; `unfused_gates` runs min_rnn_scan_composite on the
 // fused linear scan.
-void bench_min_rnn(benchmark::State& state, longseq::Impl impl, bool unfused_gates,
-                   bool backward) {
+void bench_min_rnn(benchmark::State& state, longseq::Impl impl, bool unfused_gates, bool backward) {
   const int64_t t = state.range(0);
   longseq::ImplGuard guard(impl);
   torch::manual_seed(0);
@@ -88,10 +86,9 @@ void bench_min_rnn(benchmark::State& state, longseq::Impl impl, bool unfused_gat
 
 const bool registered = [] {
   for (bool bwd : {false, true}) {
-    benchmark::RegisterBenchmark((std::string("min_rnn_scan/gates+scan") + (bwd ? "/fwd+bwd" : "/fwd")).c_str(),
-                                 [bwd](benchmark::State& s) {
-                                   bench_min_rnn(s, longseq::Impl::kFused, true, bwd);
-                                 })
+    benchmark::RegisterBenchmark(
+        (std::string("min_rnn_scan/gates+scan") + (bwd ? "/fwd+bwd" : "/fwd")).c_str(),
+        [bwd](benchmark::State& s) { bench_min_rnn(s, longseq::Impl::kFused, true, bwd); })
         ->Arg(1024)
         ->Arg(4096)
         ->Unit(benchmark::kMillisecond)

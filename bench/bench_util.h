@@ -22,8 +22,8 @@ inline void register_fused_and_composite(const std::string& name, const ImplBenc
                                   std::pair{longseq::Impl::kComposite, "composite"}}) {
     for (bool bwd : {false, true}) {
       const std::string label = name + "/" + impl_label + (bwd ? "/fwd+bwd" : "/fwd");
-      benchmark::RegisterBenchmark(label.c_str(),
-                                   [fn, impl = impl, bwd](benchmark::State& s) { fn(s, impl, bwd); })
+      benchmark::RegisterBenchmark(
+          label.c_str(), [fn, impl = impl, bwd](benchmark::State& s) { fn(s, impl, bwd); })
           ->Arg(1024)
           ->Arg(4096)
           ->Unit(benchmark::kMillisecond)

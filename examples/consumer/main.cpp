@@ -11,9 +11,9 @@ int main() {
   config.heads = 4;
   config.causal = true;
   auto mixer = longseq::make_mixer("performer", config, {{"features", "32"}});
-  auto x = torch::randn({2, 16, 64});                                               // [B, T, C]
-  auto padding = longseq::padding_mask_from_lengths(torch::tensor({16, 9}), 16);   // [B, T]
-  auto y = mixer->forward(x, padding);                                              // [B, T, C]
+  auto x = torch::randn({2, 16, 64});                                             // [B, T, C]
+  auto padding = longseq::padding_mask_from_lengths(torch::tensor({16, 9}), 16);  // [B, T]
+  auto y = mixer->forward(x, padding);                                            // [B, T, C]
   std::cout << "mixer " << mixer->mixer_name() << " output " << y.sizes() << "\n";
   return 0;
 }

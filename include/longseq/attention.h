@@ -38,8 +38,8 @@ at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len)
 /// Softmax over the last dim of `scores` with `allowed` (bool, broadcastable) selecting entries.
 /// Rows with nothing allowed give all-zero probabilities and log-sum-exp -inf.
 /// Returns {probs, lse} where lse has the last dim removed (undefined unless `with_lse`).
-std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores, const at::Tensor& allowed,
-                                                 bool with_lse = true);
+std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores,
+                                                 const at::Tensor& allowed, bool with_lse = true);
 
 /// Bool [B or 1, H or 1, T, S] of allowed (query, key) pairs under `mask` (causal, key padding and
 /// the explicit pattern), or an undefined tensor when everything is allowed.
@@ -61,7 +61,8 @@ at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::T
                            const AttentionMask& mask = {}, double dropout_p = 0.0,
                            bool train = false, std::optional<double> scale = std::nullopt);
 /// The composite LibTorch path of exact_attention (same contract), whatever the fused/composite
-/// switch says: the reference of the fused kernel, and what runs where no fused kernel covers a call.
+/// switch says: the reference of the fused kernel, and what runs where no fused kernel covers a
+/// call.
 at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                      const AttentionMask& mask = {}, double dropout_p = 0.0,
                                      bool train = false,
@@ -85,7 +86,7 @@ at::Tensor linformer_attention_composite(const at::Tensor& q, const at::Tensor& 
 /// positions attend to every key and are attended by every query. Self-attention only (T == S).
 struct LongformerPattern {
   int64_t window = 256;
-  std::vector<int64_t> dilation = {1};  ///< one value for all heads, or one per head
+  std::vector<int64_t> dilation = {1};    ///< one value for all heads, or one per head
   std::vector<int64_t> global_positions;  ///< sorted, unique, each in [0, T)
   /// Queries per block of the banded computation (memory O(block · (block + W·d)) per block).
   /// 0 picks the implementation's default: 32 queries of one dilation residue in the fused
@@ -168,14 +169,14 @@ at::Tensor performer_causal_step(const at::Tensor& q, const at::Tensor& k, const
 
 /// Reformer LSH attention with shared QK: keys are the queries normalised to unit length.
 struct ReformerCoreOptions {
-  int64_t buckets = 32;   ///< NB: 1, or an even number >= 2
-  int64_t n_hashes = 2;   ///< hashing rounds
-  int64_t chunk = 64;     ///< chunk length of the sorted sequence
+  int64_t buckets = 32;  ///< NB: 1, or an even number >= 2
+  int64_t n_hashes = 2;  ///< hashing rounds
+  int64_t chunk = 64;    ///< chunk length of the sorted sequence
 };
 
 /// Random rotations [n_hashes, D, max(NB/2, 1)] for the hash h(x) = argmax([xR, -xR]).
-at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim,
-                                   uint64_t seed, at::ScalarType dtype = at::kFloat);
+at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim, uint64_t seed,
+                                   at::ScalarType dtype = at::kFloat);
 
 /// Bucket ids [B, H, n_hashes, T] (int64) of the shared qk under `rotations`.
 at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
@@ -185,9 +186,10 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
 /// queries see keys of their own bucket in their own and the previous chunk of the sorted order
 /// (causal: the earlier keys of their chunk window); no query attends to itself unless nothing
 /// else is visible. An explicit pattern is an error.
-at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rotations,
-                              const ReformerCoreOptions& opts, const AttentionMask& mask = {},
-                              double dropout_p = 0.0, bool train = false);
+at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,
+                              const at::Tensor& rotations, const ReformerCoreOptions& opts,
+                              const AttentionMask& mask = {}, double dropout_p = 0.0,
+                              bool train = false);
 /// The composite LibTorch path of reformer_attention (same contract): its reference.
 at::Tensor reformer_attention_composite(const at::Tensor& qk, const at::Tensor& v,
                                         const at::Tensor& rotations,

@@ -36,8 +36,8 @@ struct BenchRow {
   std::string impl;
   double median_ms = 0, min_ms = 0, max_ms = 0;
   double tokens_per_s = 0;
-  int64_t peak_bytes = 0;    ///< peak live tensor bytes of one iteration above what was live before
-  int64_t state_bytes = 0;   ///< parameters + input live before the iteration
+  int64_t peak_bytes = 0;   ///< peak live tensor bytes of one iteration above what was live before
+  int64_t state_bytes = 0;  ///< parameters + input live before the iteration
   int64_t predicted_bytes = 0;
   bool skipped = false;
   std::string skip_reason;

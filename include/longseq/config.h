@@ -10,9 +10,11 @@
 
 namespace longseq {
 
-/// Parses a config document (JSON text) with overrides ("train.lr=3e-4", "model.mixers=exact,performer",
+/// Parses a config document (JSON text) with overrides ("train.lr=3e-4",
+/// "model.mixers=exact,performer",
 /// "task.options.length=256") into a validated TrainConfig. `source` names the text in errors.
-TrainConfig parse_train_config(const std::string& json_text, const std::vector<std::string>& overrides,
+TrainConfig parse_train_config(const std::string& json_text,
+                               const std::vector<std::string>& overrides,
                                const std::string& source = "config");
 /// Reads `path` and parses it (an empty path means the built-in defaults).
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides);

@@ -12,9 +12,9 @@
 namespace longseq {
 
 struct LayerGradientProfile {
-  int64_t layer = 0;             ///< 0 .. layers − 1; `layers` is the stream after the last block
-  std::string mixer;             ///< "" for the final stream
-  std::vector<double> grad_norm; ///< [T] ‖∂L/∂x_t‖ of the layer's input stream, mean over batch
+  int64_t layer = 0;  ///< 0 .. layers − 1; `layers` is the stream after the last block
+  std::string mixer;  ///< "" for the final stream
+  std::vector<double> grad_norm;  ///< [T] ‖∂L/∂x_t‖ of the layer's input stream, mean over batch
   /// exp(−slope) of the least-squares line through log ‖∂L/∂x_t‖ against t: the factor by which
   /// the gradient is multiplied per step back in time (< 1 vanishing, > 1 exploding).
   double backward_factor = 0;

@@ -28,6 +28,7 @@ struct GenerateResult {
 };
 
 /// prompt: int64 token ids [B, P], P >= 1. Runs in eval mode without grad (restores the mode).
-GenerateResult generate(SequenceModel& model, const at::Tensor& prompt, const GenerateOptions& opts);
+GenerateResult generate(SequenceModel& model, const at::Tensor& prompt,
+                        const GenerateOptions& opts);
 
 }  // namespace longseq

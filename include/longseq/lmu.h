@@ -17,8 +17,8 @@ struct LmuSystem {
 };
 LmuSystem lmu_system(int64_t order, double window);
 
-/// The memory m [B, T, U, d] of u [B, T, U] for all t at once, m_t = Σ_{k≤t} Āᵏ B̄ u_{t−k}: a causal
-/// convolution with the impulse response (float64 FFT, O(T log T)); differentiable in u.
+/// The memory m [B, T, U, d] of u [B, T, U] for all t at once, m_t = Σ_{k≤t} Āᵏ B̄ u_{t−k}: a
+/// causal convolution with the impulse response (float64 FFT, O(T log T)); differentiable in u.
 at::Tensor lmu_memory(const at::Tensor& u, const at::Tensor& a_bar, const at::Tensor& b_bar);
 /// The same memory by the recurrence m_t = Ā m_{t−1} + B̄ u_t from m0 [B, U, d] (zeros if
 /// undefined): lmu_memory's step-by-step reference, and what decoding runs.

@@ -2,16 +2,19 @@
 /// Umbrella header: the mixer interface, the registry, the functional cores and every mixer.
 #include <longseq/atomic_file.h>
 #include <longseq/attention.h>
+#include <longseq/config.h>
+#include <longseq/diagnose.h>
+#include <longseq/generate.h>
 #include <longseq/mixer.h>
 #include <longseq/mixers/exact.h>
 #include <longseq/mixers/linformer.h>
-#include <longseq/mixers/longformer.h>
-#include <longseq/mixers/performer.h>
 #include <longseq/mixers/lmu.h>
+#include <longseq/mixers/longformer.h>
 #include <longseq/mixers/memory.h>
+#include <longseq/mixers/min_rnn.h>
+#include <longseq/mixers/performer.h>
 #include <longseq/mixers/recurrent.h>
 #include <longseq/mixers/reformer.h>
-#include <longseq/mixers/min_rnn.h>
 #include <longseq/mixers/s6.h>
 #include <longseq/model.h>
 #include <longseq/options.h>
@@ -21,7 +24,4 @@
 #include <longseq/scan.h>
 #include <longseq/tasks.h>
 #include <longseq/train.h>
-#include <longseq/config.h>
-#include <longseq/diagnose.h>
-#include <longseq/generate.h>
 #include <longseq/version.h>

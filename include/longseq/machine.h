@@ -17,8 +17,8 @@ struct CpuInfo {
   bool sse42 = false, avx = false, avx2 = false, fma = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512cd = false;
   bool avx512_bf16 = false, avx512_fp16 = false, amx = false;
-  int logical_cpus = 0;   ///< CPUs this process may run on
-  int physical_cores = 0; ///< distinct cores among them (sysfs topology; 0 if unknown)
+  int logical_cpus = 0;    ///< CPUs this process may run on
+  int physical_cores = 0;  ///< distinct cores among them (sysfs topology; 0 if unknown)
   /// 0 baseline (SSE), 1 AVX, 2 AVX2 + FMA, 3 AVX-512 (F, BW, VL, DQ, CD).
   int isa_level = 0;
   /// The features above that are present, e.g. {"avx2", "fma", "avx512f", ...}.
@@ -33,11 +33,11 @@ const char* isa_level_name(int level);
 
 /// The BLAS library longseq's kernels and LibTorch call, and the core it runs.
 struct BlasInfo {
-  std::string config;     ///< openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
-  std::string core;       ///< openblas_get_corename(), e.g. "Haswell"
-  std::string threading;  ///< "sequential", "pthreads" or "openmp"
-  int core_level = 0;     ///< ISA level of `core` (see CpuInfo::isa_level)
-  bool below_cpu = false; ///< core_level < cpu_info().isa_level
+  std::string config;      ///< openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ..."
+  std::string core;        ///< openblas_get_corename(), e.g. "Haswell"
+  std::string threading;   ///< "sequential", "pthreads" or "openmp"
+  int core_level = 0;      ///< ISA level of `core` (see CpuInfo::isa_level)
+  bool below_cpu = false;  ///< core_level < cpu_info().isa_level
   /// OPENBLAS_CORETYPE values that would run at the CPU's level, best first (empty when not
   /// below_cpu). Whether this OpenBLAS build knows one shows only in a process started with it.
   std::vector<std::string> better_cores;

@@ -16,14 +16,14 @@ namespace longseq {
 
 /// Options every mixer shares. Mechanism options sit beside these in each mixer's own Options.
 struct MixerConfig {
-  int64_t dim = 512;       ///< C, model width
-  int64_t heads = 8;       ///< H
-  int64_t head_dim = 0;    ///< D; 0 means C / H (then H must divide C)
-  bool causal = false;     ///< query t sees only keys <= t
+  int64_t dim = 512;          ///< C, model width
+  int64_t heads = 8;          ///< H
+  int64_t head_dim = 0;       ///< D; 0 means C / H (then H must divide C)
+  bool causal = false;        ///< query t sees only keys <= t
   double attn_dropout = 0.0;  ///< attention-probability dropout while training (docs/mixers.md)
-  int64_t max_len = 4096;  ///< longest sequence accepted (sizes Linformer's projections)
-  uint64_t seed = 0;       ///< seeds the mixer's own random draws (features, hash rotations)
-  bool bias = false;       ///< bias in the Q/K/V/output projections
+  int64_t max_len = 4096;     ///< longest sequence accepted (sizes Linformer's projections)
+  uint64_t seed = 0;          ///< seeds the mixer's own random draws (features, hash rotations)
+  bool bias = false;          ///< bias in the Q/K/V/output projections
   /// Rotary position embedding (Su et al. 2021) on q and k before the core. Meaningful where
   /// scores are dot products of individual positions: exact, longformer, performer (before the
   /// feature map), reformer (before hashing); refused by linformer, whose projection along the
@@ -130,7 +130,6 @@ class AttentionMixerImpl : public SequenceMixerImpl {
   at::Tensor split_heads(const at::Tensor& x) const;
   /// [B, H, T, D] -> [B, T, H·D]
   static at::Tensor merge_heads(const at::Tensor& x);
-
 
   torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, wo_{nullptr};
 };

@@ -28,14 +28,15 @@ struct ModelConfig {
   /// dim, heads, head_dim, causal, attn_dropout, max_len, seed shared by every layer; the
   /// seed of layer l is seed + l so random features differ between layers.
   MixerConfig mixer;
-  std::string norm = "layernorm";       ///< "layernorm" or "rmsnorm"
-  int64_t ffn_mult = 4;                 ///< hidden width of the feed-forward = ffn_mult · dim
-  int64_t ffn_chunk = 0;                ///< > 0: feed-forward over T in chunks (Reformer's trick)
-  double dropout = 0.0;                 ///< residual and embedding dropout
-  std::string positions = "learned";    ///< "learned", "sinusoidal", "rotary" (in the mixers) or "none"
-  std::string head = "lm";              ///< "lm", "classify" or "per_position"
-  int64_t num_outputs = 0;              ///< classes / outputs; lm: defaults to vocab_size
-  std::string pooling = "mean";         ///< classify: "mean" over real tokens or "first"
+  std::string norm = "layernorm";  ///< "layernorm" or "rmsnorm"
+  int64_t ffn_mult = 4;            ///< hidden width of the feed-forward = ffn_mult · dim
+  int64_t ffn_chunk = 0;           ///< > 0: feed-forward over T in chunks (Reformer's trick)
+  double dropout = 0.0;            ///< residual and embedding dropout
+  std::string positions =
+      "learned";                 ///< "learned", "sinusoidal", "rotary" (in the mixers) or "none"
+  std::string head = "lm";       ///< "lm", "classify" or "per_position"
+  int64_t num_outputs = 0;       ///< classes / outputs; lm: defaults to vocab_size
+  std::string pooling = "mean";  ///< classify: "mean" over real tokens or "first"
   /// Reversible residual stack (RevNet coupling as in Reformer): x1 = x2 = embedding,
   /// y1 = x1 + Mix(x2), y2 = x2 + FFN(y1), output (y1 + y2) / 2. Backward recomputes every
   /// block's inputs from its outputs, so activation memory does not grow with depth.
@@ -131,7 +132,8 @@ class SequenceModelImpl : public torch::nn::Module {
   void set_reversible_recompute(bool on) { reversible_recompute_ = on; }
 
  private:
-  /// `previous` [B, 1, C]: the embedding before position `offset` (token_shift; zeros if undefined).
+  /// `previous` [B, 1, C]: the embedding before position `offset` (token_shift; zeros if
+  /// undefined).
   at::Tensor embed(const at::Tensor& input, int64_t offset = 0, at::Tensor* previous = nullptr);
   at::Tensor head_output(const at::Tensor& stream, const at::Tensor& key_padding);
   ModelConfig config_;

@@ -90,10 +90,14 @@ std::string format(const std::vector<int64_t>& v);
 
 template <class T>
 constexpr OptionKind option_kind_of() {
-  if constexpr (std::is_same_v<T, bool>) return OptionKind::kBool;
-  else if constexpr (std::is_integral_v<T>) return OptionKind::kInt;
-  else if constexpr (std::is_floating_point_v<T>) return OptionKind::kFloat;
-  else if constexpr (std::is_same_v<T, std::string>) return OptionKind::kString;
+  if constexpr (std::is_same_v<T, bool>)
+    return OptionKind::kBool;
+  else if constexpr (std::is_integral_v<T>)
+    return OptionKind::kInt;
+  else if constexpr (std::is_floating_point_v<T>)
+    return OptionKind::kFloat;
+  else if constexpr (std::is_same_v<T, std::string>)
+    return OptionKind::kString;
   else {
     static_assert(std::is_same_v<T, std::vector<int64_t>>, "unsupported option type");
     return OptionKind::kIntList;
@@ -120,7 +124,7 @@ class OptionBinder {
   OptionBinder& non_negative() { return range(0, std::nullopt); }
   /// lo <= v (< or <=) hi
   OptionBinder& range(std::optional<double> lo, std::optional<double> hi, bool lo_open = false,
-                       bool hi_open = false) {
+                      bool hi_open = false) {
     spec_.range = OptionRange{lo, hi, lo_open, hi_open};
     return *this;
   }
@@ -153,9 +157,8 @@ class OptionBinder {
 /// A member set through a TORCH_ARG accessor: option("features", &PerformerOptions::features, ...).
 template <class O, class T>
 OptionBinder<O> option(std::string name, T& (O::*accessor)() noexcept, std::string help) {
-  return OptionBinder<O>(std::move(name), std::function<T&(O&)>([accessor](O& o) -> T& {
-                           return (o.*accessor)();
-                         }),
+  return OptionBinder<O>(std::move(name),
+                         std::function<T&(O&)>([accessor](O& o) -> T& { return (o.*accessor)(); }),
                          std::move(help));
 }
 

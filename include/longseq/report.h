@@ -48,11 +48,11 @@ struct Series {
   std::string mixer;
   bool causal = false;
   std::string mode = "fwd+bwd";
-  std::vector<SweepPoint> points;  ///< increasing t
-  std::string stop_reason;         ///< why the sweep ended
-  PowerFit time_fit, memory_fit;   ///< over every point: the reported exponents
-  PowerFit time_tail, memory_tail; ///< fit_offset_power() over the last three points: predictions
-                                   ///< past the sweep
+  std::vector<SweepPoint> points;   ///< increasing t
+  std::string stop_reason;          ///< why the sweep ended
+  PowerFit time_fit, memory_fit;    ///< over every point: the reported exponents
+  PowerFit time_tail, memory_tail;  ///< fit_offset_power() over the last three points: predictions
+                                    ///< past the sweep
   /// The mixer's complexity in T from the registry (time: its scores' exponent, memory: that of
   /// the path that runs), the tails' exponent: a free exponent fitted to three noisy short
   /// lengths extrapolates wildly. 0 = fit it (series of unknown mixers).
@@ -98,8 +98,8 @@ struct SweepOptions {
   /// Time budget of the whole sweep, shared out as it goes: each series may use the time left
   /// divided by the series still to run.
   double seconds = 120;
-  double point_ms_max = 4000;    ///< no point whose median is predicted above this
-  double memory_budget = 0;      ///< bytes; 0 = 50% of physical memory
+  double point_ms_max = 4000;  ///< no point whose median is predicted above this
+  double memory_budget = 0;    ///< bytes; 0 = 50% of physical memory
   /// The peak-memory iteration runs first and warms up; `warmup` adds untimed ones before it.
   int warmup = 0, repeats = 2;
   uint64_t seed = 0;

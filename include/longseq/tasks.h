@@ -34,8 +34,10 @@ struct TaskInfo {
   int64_t seq_len = 0;      ///< longest input length
   double baseline = 0;      ///< reference loss of a model with no memory (0 if none)
   std::string baseline_text;
-  int64_t split_size(Split s) const { return s == Split::kTrain ? train_size : s == Split::kTest ? test_size : valid_size; }
-  int64_t train_size = 0;   ///< 0 = unbounded (generated on demand)
+  int64_t split_size(Split s) const {
+    return s == Split::kTrain ? train_size : s == Split::kTest ? test_size : valid_size;
+  }
+  int64_t train_size = 0;  ///< 0 = unbounded (generated on demand)
   int64_t valid_size = 0;
   int64_t test_size = 0;
 };

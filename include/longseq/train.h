@@ -19,10 +19,10 @@ namespace longseq {
 struct TrainConfig {
   std::string task = "mqar";
   std::map<std::string, std::string> task_options;
-  ModelConfig model;          ///< input/output sizes and head are filled from the task
+  ModelConfig model;  ///< input/output sizes and head are filled from the task
   int64_t steps = 1000;
   int64_t batch_size = 32;
-  int64_t accumulate = 1;     ///< micro-batches per optimizer step
+  int64_t accumulate = 1;  ///< micro-batches per optimizer step
   /// Truncated backpropagation through time: > 0 runs each training sequence in chunks of this
   /// many steps through the model's step(), carrying the state (recurrent state, KV caches)
   /// forward and detaching it between chunks, so gradients reach back at most `tbptt` steps and
@@ -33,12 +33,12 @@ struct TrainConfig {
   int64_t warmup = 100;       ///< linear warm-up steps
   double weight_decay = 0.01;
   double beta1 = 0.9, beta2 = 0.98, adam_eps = 1e-8;
-  double clip = 1.0;          ///< max global gradient norm; 0 = no clipping
+  double clip = 1.0;  ///< max global gradient norm; 0 = no clipping
   int64_t eval_every = 100;
-  int64_t eval_batches = 0;   ///< validation batches per evaluation; 0 = the whole split
-  int64_t max_bad_steps = 10; ///< stop after this many non-finite steps in a row
+  int64_t eval_batches = 0;    ///< validation batches per evaluation; 0 = the whole split
+  int64_t max_bad_steps = 10;  ///< stop after this many non-finite steps in a row
   uint64_t seed = 0;
-  std::string metrics_path;   ///< JSON lines; empty = none
+  std::string metrics_path;  ///< JSON lines; empty = none
 
   void validate() const;
 };
@@ -55,9 +55,9 @@ struct EvalResult {
 struct StepStats {
   int64_t step = 0;
   double loss = 0;
-  double grad_norm = 0;   ///< before clipping
+  double grad_norm = 0;  ///< before clipping
   bool clipped = false;
-  bool skipped = false;   ///< non-finite loss or gradient
+  bool skipped = false;  ///< non-finite loss or gradient
   double lr = 0;
   double tokens_per_s = 0;
 };
@@ -67,7 +67,7 @@ ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info)
 
 /// Loss (and accuracy numerator/denominator) of a model output on a batch.
 struct LossParts {
-  at::Tensor loss;     ///< scalar, mean over counted positions/sequences
+  at::Tensor loss;  ///< scalar, mean over counted positions/sequences
   int64_t correct = 0;
   int64_t count = 0;
 };

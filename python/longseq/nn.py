@@ -71,7 +71,7 @@ def _option_doc(spec):
         " [" + "; ".join(extra) + "]" if extra else "")
 
 
-# ---- tensors shared with the C++ module ------------------------------------------------------------
+# ---- tensors shared with the C++ module ----------------------------------------------------------
 
 
 class _Node(torch.nn.Module):
@@ -101,7 +101,7 @@ def _adopt(module, holder):
         _child(module, path).register_buffer(leaf, tensor)
 
 
-# ---- mixers -------------------------------------------------------------------------------------------
+# ---- mixers --------------------------------------------------------------------------------------
 
 
 class Mixer(torch.nn.Module):
@@ -150,7 +150,8 @@ def _class_name(name):
 def _make_mixer_class(entry):
     specs = {s["name"]: s for s in REGISTRY["common_options"]}
     specs.update({s["name"]: s for s in entry["options"]})
-    doc = "%s: %s%s.\n\nx [B, T, dim] (key_padding bool [B, T]) -> [B, T, dim].\n\nOptions:\n%s\n" % (
+    doc = "%s: %s%s.\n\nx [B, T, dim] (key_padding bool [B, T]) -> [B, T, dim].\n\n" \
+          "Options:\n%s\n" % (
         entry["name"], entry["description"],
         "" if entry["supports_causal"] else " (non-causal only)",
         "\n".join(_option_doc(s) for s in specs.values()))
@@ -183,7 +184,7 @@ def make_mixer(name, **options):
     return MIXERS[name](**options)
 
 
-# ---- models ---------------------------------------------------------------------------------------------
+# ---- models --------------------------------------------------------------------------------------
 
 
 class Model(torch.nn.Module):

@@ -66,7 +66,7 @@ def longformer_attention(q, k, v, window=None, dilation=(1,), global_positions=(
 
 
 def performer_draw_features(features, head_dim, seed=0, dtype=None):
-    """Orthogonal random features omega [R, D] for FAVOR+ (a local generator: same seed, same draw)."""
+    """Orthogonal random features omega [R, D] for FAVOR+ (a local RNG: same seed, same draw)."""
     return _ops.performer_draw_features(features, head_dim, seed, dtype)
 
 
@@ -136,7 +136,7 @@ def reformer_attention(qk, v, rotations, buckets=None, n_hashes=None, chunk=None
 
 
 def linear_scan(a, b, h0=None, composite=False):
-    """h_t = a_t ⊙ h_{t-1} + b_t over t; a, b [B, T, C], h0 [B, C] (zeros if None) -> h [B, T, C]."""
+    """h_t = a_t ⊙ h_{t-1} + b_t; a, b [B, T, C], h0 [B, C] (zeros if None) -> h [B, T, C]."""
     return _pick(composite, "linear_scan")(a, b, h0)
 
 

@@ -32,7 +32,7 @@ def run_cli(*args):
     return r.stdout
 
 
-# ---- mixers ----------------------------------------------------------------------------------------
+# ---- mixers --------------------------------------------------------------------------------------
 
 
 def test_every_registry_mixer_has_a_module_with_the_registrys_options():
@@ -106,7 +106,8 @@ def test_mixer_options_are_checked_by_the_library():
         nn.PerformerMixer(featurez=3)
     with pytest.raises(RuntimeError, match="performer: option `features` must be > 0, got 0"):
         nn.PerformerMixer(features=0)
-    with pytest.raises(RuntimeError, match="performer: option `kernel` must be one of softmax, relu"):
+    with pytest.raises(RuntimeError,
+                       match="performer: option `kernel` must be one of softmax, relu"):
         nn.PerformerMixer(kernel="gelu")
     with pytest.raises(ValueError, match="unknown mixer 'nosuch'; valid mixers: exact"):
         nn.make_mixer("nosuch")
@@ -125,7 +126,7 @@ def test_mixer_step_continues_forward(name):
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
 
 
-# ---- models, checkpoints and the CLI ------------------------------------------------------------------
+# ---- models, checkpoints and the CLI -------------------------------------------------------------
 
 
 def cross_entropy(logits, targets, mask):

@@ -69,7 +69,8 @@ def exact_ref(q, k, v, causal=False, key_padding=None, scale=None):
     b, _, t, d = q.shape
     s = k.shape[2]
     scale = 1 / math.sqrt(d) if scale is None else scale
-    probs = softmax_masked(q @ k.transpose(-1, -2) * scale, allowed_of(b, t, s, causal, key_padding))
+    allowed = allowed_of(b, t, s, causal, key_padding)
+    probs = softmax_masked(q @ k.transpose(-1, -2) * scale, allowed)
     return probs @ v
 
 
@@ -223,7 +224,8 @@ def test_performer_features_times_linear_attention_is_performer_attention(causal
 @pytest.mark.parametrize("composite", [False, True])
 def test_linear_attention_matches_reference(causal, padded, composite):
     b, h, t, r = 2, 2, 10, 3
-    fq, fk, v = rand(b, h, t, r, seed=1).exp(), rand(b, h, t, r, seed=2).exp(), rand(b, h, t, 4, seed=3)
+    fq, fk = rand(b, h, t, r, seed=1).exp(), rand(b, h, t, r, seed=2).exp()
+    v = rand(b, h, t, 4, seed=3)
     kp = lengths_mask([10, 3], t) if padded else None
     fwd_bwd_match(lambda fq, fk, v: ops.linear_attention(fq, fk, v, causal, kp, chunk=3,
                                                          composite=composite),
@@ -409,7 +411,8 @@ def tiny_cases():
                 q, k, v, window=2, global_positions=[1], causal=True, key_padding=kp,
                 composite=c), [q, k, v], comp),
             ("performer" + tag, lambda q, k, v, c=comp: ops.performer_attention(
-                q, k, v, omega, causal=True, chunk=2, key_padding=kp, composite=c), [q, k, v], comp),
+                q, k, v, omega, causal=True, chunk=2, key_padding=kp, composite=c),
+             [q, k, v], comp),
             ("performer_features" + tag, lambda q, k, c=comp: torch.cat([
                 x.flatten() for x in ops.performer_features(q, k, omega, "relu", composite=c)[:2]]),
              [q, k], comp),
@@ -491,20 +494,25 @@ def test_future_tokens_do_not_change_earlier_outputs(name):
 
 def test_errors_are_python_exceptions_with_the_ops_message():
     q = rand(1, 2, 6, 8)
-    with pytest.raises(RuntimeError, match=r"exact_attention: expected 4-D `q` \[B, H, T, D\], got 3-D"):
+    with pytest.raises(RuntimeError,
+                       match=r"exact_attention: expected 4-D `q` \[B, H, T, D\], got 3-D"):
         ops.exact_attention(q[0], q, q)
-    with pytest.raises(RuntimeError, match=r"expected `key_padding` of shape \[1, 6\], got \[1, 5\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"expected `key_padding` of shape \[1, 6\], got \[1, 5\]"):
         ops.exact_attention(q, q, q, key_padding=torch.ones(1, 5, dtype=torch.bool))
     with pytest.raises(RuntimeError, match=r"exact_attention: expected `allowed` broadcastable to "
                                            r"\[B, H, T, S\] = \[1, 2, 6, 6\].*got \[6, 5\]"):
         ops.exact_attention(q, q, q, allowed=torch.ones(6, 5, dtype=torch.bool))
     with pytest.raises(RuntimeError, match="linformer_attention: sequence length 6 exceeds"):
         ops.linformer_attention(q, q, q, torch.ones(3, 4), torch.ones(3, 4))
-    with pytest.raises(RuntimeError, match="performer_attention: expected `kernel` softmax or relu"):
+    with pytest.raises(RuntimeError,
+                       match="performer_attention: expected `kernel` softmax or relu"):
         ops.performer_attention(q, q, q, torch.ones(4, 8), kernel="gelu")
-    with pytest.raises(RuntimeError, match=r"longformer_attention: non-causal `window` must be even"):
+    with pytest.raises(RuntimeError,
+                       match=r"longformer_attention: non-causal `window` must be even"):
         ops.longformer_attention(q, q, q, window=3)
-    with pytest.raises(RuntimeError, match="reformer_attention: expected `buckets` to be 1 or an even"):
+    with pytest.raises(RuntimeError,
+                       match="reformer_attention: expected `buckets` to be 1 or an even"):
         ops.reformer_attention(q, q, torch.ones(2, 8, 1), buckets=3)
     with pytest.raises(RuntimeError, match="rnn_layer: expected `cell` elman, lstm or gru"):
         ops.rnn_layer("tanh", q[0], torch.ones(4, 6), torch.ones(4, 4))

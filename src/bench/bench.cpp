@@ -42,8 +42,8 @@ Prepared prepare(const BenchConfig& c, const std::string& name, int64_t t, int64
   auto it = c.options.find(name);
   torch::manual_seed(c.seed);
   Prepared p;
-  p.mixer = make_mixer(name, mc, it == c.options.end() ? std::map<std::string, std::string>{}
-                                                      : it->second);
+  p.mixer = make_mixer(name, mc,
+                       it == c.options.end() ? std::map<std::string, std::string>{} : it->second);
   p.x = torch::randn({c.batch, t, mc.dim});
   if (c.mode == "fwd+bwd") {
     p.mixer->train();
@@ -156,7 +156,8 @@ BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t,
   for (int i = 0; i < c.repeats; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     iterate(c, p);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   row.median_ms = median(ms);
   row.min_ms = *std::min_element(ms.begin(), ms.end());
@@ -167,20 +168,25 @@ BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t,
 
 std::vector<BenchRow> run_bench(const BenchConfig& c,
                                 const std::function<void(const BenchRow&)>& on_row) {
-  TORCH_CHECK(!c.mixers.empty(), "run_bench: `BenchConfig::mixers` is empty; valid mixers: ",
-              [] { std::string s; for (auto& n : mixer_names()) s += (s.empty() ? "" : ", ") + n; return s; }());
+  TORCH_CHECK(!c.mixers.empty(), "run_bench: `BenchConfig::mixers` is empty; valid mixers: ", [] {
+    std::string s;
+    for (auto& n : mixer_names()) s += (s.empty() ? "" : ", ") + n;
+    return s;
+  }());
   TORCH_CHECK(!c.seq_lens.empty(), "run_bench: `BenchConfig::seq_lens` is empty");
-  for (int64_t t : c.seq_lens) TORCH_CHECK(t > 0, "run_bench: `BenchConfig::seq_lens` values must be > 0, got ", t);
+  for (int64_t t : c.seq_lens)
+    TORCH_CHECK(t > 0, "run_bench: `BenchConfig::seq_lens` values must be > 0, got ", t);
   TORCH_CHECK(c.batch > 0, "run_bench: `BenchConfig::batch` must be > 0, got ", c.batch);
   TORCH_CHECK(c.heads > 0, "run_bench: `BenchConfig::heads` must be > 0, got ", c.heads);
   TORCH_CHECK(c.head_dim > 0, "run_bench: `BenchConfig::head_dim` must be > 0, got ", c.head_dim);
-  TORCH_CHECK(c.mode == "fwd" || c.mode == "fwd+bwd", "run_bench: `BenchConfig::mode` must be fwd or fwd+bwd, got '",
-              c.mode, "'");
+  TORCH_CHECK(c.mode == "fwd" || c.mode == "fwd+bwd",
+              "run_bench: `BenchConfig::mode` must be fwd or fwd+bwd, got '", c.mode, "'");
   TORCH_CHECK(c.repeats > 0, "run_bench: `BenchConfig::repeats` must be > 0, got ", c.repeats);
   TORCH_CHECK(c.warmup >= 0, "run_bench: `BenchConfig::warmup` must be >= 0, got ", c.warmup);
   for (const auto& [mixer, opts] : c.options) {
     TORCH_CHECK(std::find(c.mixers.begin(), c.mixers.end(), mixer) != c.mixers.end(),
-                "run_bench: `BenchConfig::options` names mixer '", mixer, "', which is not in `mixers`");
+                "run_bench: `BenchConfig::options` names mixer '", mixer,
+                "', which is not in `mixers`");
   }
   auto seq_lens = c.seq_lens;
   std::sort(seq_lens.begin(), seq_lens.end());
@@ -190,9 +196,10 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
   // Build each mixer once at the smallest length so bad names and options fail before any run.
   for (const auto& name : c.mixers) prepare(c, name, seq_lens.front(), max_len);
 
-  ImplGuard impl_guard(c.impl.empty() ? default_impl() : parse_impl(c.impl, "run_bench: `BenchConfig::impl`"));
-  const int64_t budget = c.max_memory > 0 ? c.max_memory
-                                          : static_cast<int64_t>(0.8 * physical_memory_bytes());
+  ImplGuard impl_guard(c.impl.empty() ? default_impl()
+                                      : parse_impl(c.impl, "run_bench: `BenchConfig::impl`"));
+  const int64_t budget =
+      c.max_memory > 0 ? c.max_memory : static_cast<int64_t>(0.8 * physical_memory_bytes());
   MemoryTracker::install();
   std::vector<BenchRow> rows;
   for (const auto& name : c.mixers) {
@@ -209,7 +216,8 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       const auto [t1, p1] = measured[measured.size() - 2];
       const auto [t2, p2] = measured.back();
       const double e = exponent;
-      const double b = std::max(0.0, (p2 - p1) / (std::pow(double(t2), e) - std::pow(double(t1), e)));
+      const double b =
+          std::max(0.0, (p2 - p1) / (std::pow(double(t2), e) - std::pow(double(t1), e)));
       const double a = std::max(0.0, p2 - b * std::pow(double(t2), e));
       return static_cast<int64_t>(a + b * std::pow(static_cast<double>(t), e));
     };

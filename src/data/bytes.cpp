@@ -22,9 +22,8 @@ class Bytes : public Task {
     std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     check_range("bytes", "length", t_, 1, 1 << 24);
     const int64_t n = static_cast<int64_t>(raw.size());
-    TORCH_CHECK(n >= 20 * (t_ + 1), "bytes: `file` '", path, "' has ", n,
-                " bytes; with `length` ", t_, " it needs at least ", 20 * (t_ + 1),
-                " (5% of it must hold one sequence)");
+    TORCH_CHECK(n >= 20 * (t_ + 1), "bytes: `file` '", path, "' has ", n, " bytes; with `length` ",
+                t_, " it needs at least ", 20 * (t_ + 1), " (5% of it must hold one sequence)");
     data_ = at::empty({n}, at::TensorOptions().dtype(at::kByte));
     std::memcpy(data_.data_ptr<uint8_t>(), raw.data(), raw.size());
     train_end_ = n * 90 / 100;
@@ -44,24 +43,29 @@ class Bytes : public Task {
   const TaskInfo& info() const override { return info_; }
 
   Batch batch(Split split, int64_t index, int64_t batch_size) const override {
-    TORCH_CHECK(batch_size > 0 && index >= 0, "bytes: bad batch request (index ", index,
-                ", size ", batch_size, ")");
+    TORCH_CHECK(batch_size > 0 && index >= 0, "bytes: bad batch request (index ", index, ", size ",
+                batch_size, ")");
     at::Tensor starts;
     if (split == Split::kTrain) {
       auto gen = generator_for(seed_, split, index);
-      starts = at::randint(0, train_end_ - t_, {batch_size}, gen, at::TensorOptions().dtype(at::kLong));
+      starts =
+          at::randint(0, train_end_ - t_, {batch_size}, gen, at::TensorOptions().dtype(at::kLong));
     } else {
       const int64_t base = split == Split::kValidation ? train_end_ : valid_end_;
       const int64_t size = info_.split_size(split);
       TORCH_CHECK(index * batch_size < size, "bytes: ", split_name(split), " batch ", index,
                   " starts past the split's ", size, " sequences");
-      starts = at::arange(index * batch_size, std::min(size, (index + 1) * batch_size), at::kLong) * t_ + base;
+      starts =
+          at::arange(index * batch_size, std::min(size, (index + 1) * batch_size), at::kLong) * t_ +
+          base;
     }
     auto idx = starts.unsqueeze(1) + at::arange(t_ + 1, at::kLong).unsqueeze(0);  // [B, T+1]
     auto window = data_.index_select(0, idx.view(-1)).view(idx.sizes()).to(at::kLong);
     auto targets = window.narrow(1, 1, t_).contiguous();
-    return {window.narrow(1, 0, t_).contiguous(), targets,
-            at::ones(targets.sizes(), targets.options().dtype(at::kBool)), {}};
+    return {window.narrow(1, 0, t_).contiguous(),
+            targets,
+            at::ones(targets.sizes(), targets.options().dtype(at::kBool)),
+            {}};
   }
 
  private:

@@ -34,7 +34,8 @@ std::vector<uint8_t> read_gz(const std::string& path) {
 }
 
 uint32_t be32(const std::vector<uint8_t>& b, size_t at) {
-  return (uint32_t(b[at]) << 24) | (uint32_t(b[at + 1]) << 16) | (uint32_t(b[at + 2]) << 8) | b[at + 3];
+  return (uint32_t(b[at]) << 24) | (uint32_t(b[at + 1]) << 16) | (uint32_t(b[at + 2]) << 8) |
+         b[at + 3];
 }
 
 // IDX: magic 0x00000803 (images: n, rows, cols) or 0x00000801 (labels: n), big-endian, then bytes.
@@ -48,8 +49,8 @@ at::Tensor read_idx(const std::string& path, bool images) {
   const int64_t per = images ? int64_t(be32(b, 8)) * be32(b, 12) : 1;
   TORCH_CHECK(!images || per == 784, "fmnist: '", path, "' holds images of ", per,
               " pixels, expected 28x28");
-  TORCH_CHECK(b.size() == header + size_t(n) * per, "fmnist: '", path, "' is truncated: ",
-              b.size(), " bytes for ", n, " items");
+  TORCH_CHECK(b.size() == header + size_t(n) * per, "fmnist: '", path, "' is truncated: ", b.size(),
+              " bytes for ", n, " items");
   auto t = at::empty({int64_t(n), per}, at::TensorOptions().dtype(at::kByte));
   std::memcpy(t.data_ptr<uint8_t>(), b.data() + header, size_t(n) * per);
   return images ? t : t.view({int64_t(n)});
@@ -84,8 +85,8 @@ class FashionMnist : public Task {
   const TaskInfo& info() const override { return info_; }
 
   Batch batch(Split split, int64_t index, int64_t batch_size) const override {
-    TORCH_CHECK(batch_size > 0 && index >= 0, "fmnist: bad batch request (index ", index,
-                ", size ", batch_size, ")");
+    TORCH_CHECK(batch_size > 0 && index >= 0, "fmnist: bad batch request (index ", index, ", size ",
+                batch_size, ")");
     const auto& x = split == Split::kTrain ? train_x_ : split == Split::kTest ? test_x_ : valid_x_;
     const auto& y = split == Split::kTrain ? train_y_ : split == Split::kTest ? test_y_ : valid_y_;
     const int64_t size = x.size(0);

@@ -24,8 +24,8 @@ class GeneratedTask : public Task {
                   " of size ", batch_size, " starts past the split's ", size, " sequences");
     }
     // Validation/test: the last batch is cut to the split size.
-    const int64_t b = split == Split::kTrain ? batch_size
-                                             : std::min(batch_size, size - index * batch_size);
+    const int64_t b =
+        split == Split::kTrain ? batch_size : std::min(batch_size, size - index * batch_size);
     auto gen = generator_for(seed_, split, index);
     return make(b, gen);
   }
@@ -43,12 +43,13 @@ const auto kLong = at::TensorOptions().dtype(at::kLong);
 // targets: T + 10 blanks (0), then a1..a10                                      every position
 class CopyMemory : public GeneratedTask {
  public:
-  CopyMemory(int64_t blanks, TaskInfo info, uint64_t seed) : GeneratedTask(std::move(info), seed), t_(blanks) {}
+  CopyMemory(int64_t blanks, TaskInfo info, uint64_t seed)
+      : GeneratedTask(std::move(info), seed), t_(blanks) {}
 
  protected:
   Batch make(int64_t b, at::Generator& gen) const override {
     const int64_t len = t_ + 20;
-    auto symbols = at::randint(1, 9, {b, 10}, gen, kLong);                      // [B, 10]
+    auto symbols = at::randint(1, 9, {b, 10}, gen, kLong);  // [B, 10]
     auto inputs = at::zeros({b, len}, kLong);
     inputs.narrow(1, 0, 10).copy_(symbols);
     inputs.select(1, t_ + 9).fill_(9);
@@ -66,7 +67,8 @@ class CopyMemory : public GeneratedTask {
 // read at the last position.
 class Adding : public GeneratedTask {
  public:
-  Adding(int64_t length, TaskInfo info, uint64_t seed) : GeneratedTask(std::move(info), seed), t_(length) {}
+  Adding(int64_t length, TaskInfo info, uint64_t seed)
+      : GeneratedTask(std::move(info), seed), t_(length) {}
 
  protected:
   Batch make(int64_t b, at::Generator& gen) const override {
@@ -76,12 +78,12 @@ class Adding : public GeneratedTask {
     auto second = at::randint(half, t_, {b, 1}, gen, kLong);                      // [B, 1]
     auto markers = at::zeros({b, t_}, values.options());
     markers.scatter_(1, first, 1.0).scatter_(1, second, 1.0);
-    auto sum = values.gather(1, first) + values.gather(1, second);                // [B, 1]
+    auto sum = values.gather(1, first) + values.gather(1, second);  // [B, 1]
     auto targets = at::zeros({b, t_}, values.options());
     targets.select(1, t_ - 1).copy_(sum.squeeze(1));
     auto mask = at::zeros({b, t_}, kLong.dtype(at::kBool));
     mask.select(1, t_ - 1).fill_(true);
-    return {at::stack({values, markers}, -1), targets, mask, {}};                 // inputs [B, T, 2]
+    return {at::stack({values, markers}, -1), targets, mask, {}};  // inputs [B, T, 2]
   }
 
  private:
@@ -99,8 +101,9 @@ class SelectiveCopy : public GeneratedTask {
 
  protected:
   Batch make(int64_t b, at::Generator& gen) const override {
-    auto data = at::randint(1, 17, {b, n_}, gen, kLong);                              // [B, n]
-    auto pos = std::get<0>(at::rand({b, l_}, gen).argsort(int64_t{1}).narrow(1, 0, n_).sort(1));  // [B, n]
+    auto data = at::randint(1, 17, {b, n_}, gen, kLong);  // [B, n]
+    auto pos =
+        std::get<0>(at::rand({b, l_}, gen).argsort(int64_t{1}).narrow(1, 0, n_).sort(1));  // [B, n]
     auto inputs = at::zeros({b, l_ + n_}, kLong);
     inputs.narrow(1, 0, l_).scatter_(1, pos, data);
     inputs.narrow(1, l_, n_).fill_(17);
@@ -125,14 +128,16 @@ class Mqar : public GeneratedTask {
  protected:
   Batch make(int64_t b, at::Generator& gen) const override {
     const int64_t half = v_ / 2;
-    auto keys = at::rand({b, half - 1}, gen).argsort(int64_t{1}).narrow(1, 0, n_) + 1;   // [B, n] distinct
+    auto keys =
+        at::rand({b, half - 1}, gen).argsort(int64_t{1}).narrow(1, 0, n_) + 1;  // [B, n] distinct
     auto values = at::randint(half, v_, {b, n_}, gen, kLong);                   // [B, n]
     auto inputs = at::zeros({b, t_}, kLong);
     auto targets = at::full({b, t_}, kIgnore, kLong);
-    inputs.narrow(1, 0, 2 * n_).copy_(at::stack(std::vector<at::Tensor>{keys, values}, 2).view({b, 2 * n_}));
+    inputs.narrow(1, 0, 2 * n_)
+        .copy_(at::stack(std::vector<at::Tensor>{keys, values}, 2).view({b, 2 * n_}));
     const int64_t rest = t_ - 2 * n_;
     auto qpos = at::rand({b, rest}, gen).argsort(int64_t{1}).narrow(1, 0, n_) + 2 * n_;  // [B, n]
-    auto order = at::rand({b, n_}, gen).argsort(int64_t{1});                             // which key
+    auto order = at::rand({b, n_}, gen).argsort(int64_t{1});  // which key
     inputs.scatter_(1, qpos, keys.gather(1, order));
     targets.scatter_(1, qpos, values.gather(1, order));
     return {inputs, targets, targets.ne(kIgnore), {}};

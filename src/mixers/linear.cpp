@@ -33,7 +33,8 @@ LinearAttentionImpl::LinearAttentionImpl(const LinearAttentionOptions& options)
 at::Tensor LinearAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                        const at::Tensor& k, const at::Tensor& v,
                                        const AttentionMask& mask) {
-  auto out = linear_attention(feature_map(q), feature_map(k), v, mask, options_.chunk());  // [B, H, T, D]
+  auto out =
+      linear_attention(feature_map(q), feature_map(k), v, mask, options_.chunk());  // [B, H, T, D]
   // No probability matrix to drop from (as in the Performer): dropout acts on the output.
   if (is_training() && config_.attn_dropout > 0) {
     out = at::dropout(out, config_.attn_dropout, /*train=*/true);
@@ -59,7 +60,7 @@ at::Tensor LinearAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::T
   std::vector<at::Tensor> outs;
   outs.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
-    const auto fki = fk.select(2, i), fqi = fq.select(2, i);  // [B, H, D]
+    const auto fki = fk.select(2, i), fqi = fq.select(2, i);   // [B, H, D]
     s = s + fki.unsqueeze(-1) * v.select(2, i).unsqueeze(-2);  // [B, H, D, Dv]
     z = z + fki;                                               // [B, H, D]
     auto num = at::matmul(fqi.unsqueeze(-2), s).squeeze(-2);   // [B, H, Dv]

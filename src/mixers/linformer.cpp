@@ -27,14 +27,17 @@ LinformerImpl::LinformerImpl(const LinformerOptions& options)
   TORCH_CHECK(!config_.causal,
               "linformer: `causal` is not supported: the projections E and F mix every position "
               "of the sequence, so each output would depend on future tokens");
-  TORCH_CHECK(!config_.rotary,
-              "linformer: `rotary` is not supported: E and F project keys along the sequence, so "
-              "scores no longer compare individual positions and rotary's relative encoding is lost");
+  TORCH_CHECK(
+      !config_.rotary,
+      "linformer: `rotary` is not supported: E and F project keys along the sequence, so "
+      "scores no longer compare individual positions and rotary's relative encoding is lost");
   // Entries N(0, 1/R): a Johnson-Lindenstrauss projection, so E k keeps the scale of k.
   const double std = 1.0 / std::sqrt(static_cast<double>(options_.proj_len()));
-  e_proj_ = register_parameter("e_proj", torch::randn({options_.proj_len(), config_.max_len}) * std);
+  e_proj_ =
+      register_parameter("e_proj", torch::randn({options_.proj_len(), config_.max_len}) * std);
   if (!options_.share_kv()) {
-    f_proj_ = register_parameter("f_proj", torch::randn({options_.proj_len(), config_.max_len}) * std);
+    f_proj_ =
+        register_parameter("f_proj", torch::randn({options_.proj_len(), config_.max_len}) * std);
   }
 }
 

@@ -29,17 +29,19 @@ const OptionSet<LmuOptions>& lmu_options() {
 
 }  // namespace
 
-LmuImpl::LmuImpl(const LmuOptions& options) : SequenceMixerImpl("lmu", options.common()), options_(options) {
+LmuImpl::LmuImpl(const LmuOptions& options)
+    : SequenceMixerImpl("lmu", options.common()), options_(options) {
   const auto& o = options_;
   lmu_options().check(o, name_);
   const int64_t d = o.order();
-  auto [a_bar, b_bar] = lmu_system(d, o.window());                                // [d, d], [d]
+  auto [a_bar, b_bar] = lmu_system(d, o.window());  // [d, d], [d]
   a_bar_ = register_buffer("a_bar", a_bar);
   b_bar_ = register_buffer("b_bar", b_bar);
   const int64_t C = config_.dim, U = o.channels();
   in_ = register_module("in", torch::nn::Linear(C, U));
   hidden_ = register_module("hidden", torch::nn::Linear(C + U * d, C));
-  out_ = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(C, C).bias(config_.bias)));
+  out_ =
+      register_module("out", torch::nn::Linear(torch::nn::LinearOptions(C, C).bias(config_.bias)));
 }
 
 at::Tensor LmuImpl::memory(const at::Tensor& u) const {
@@ -51,13 +53,13 @@ at::Tensor LmuImpl::memory_recurrent(const at::Tensor& u, const at::Tensor& m0) 
 }
 
 at::Tensor LmuImpl::output(const at::Tensor& x, const at::Tensor& m) {
-  auto feats = at::cat({x, m.flatten(2)}, 2);                                     // [B, T, C + U·d]
-  return out_->forward(at::tanh(hidden_->forward(feats)));                        // [B, T, C]
+  auto feats = at::cat({x, m.flatten(2)}, 2);               // [B, T, C + U·d]
+  return out_->forward(at::tanh(hidden_->forward(feats)));  // [B, T, C]
 }
 
 at::Tensor LmuImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
   check_input(x, key_padding);
-  auto u = in_->forward(x);                                                        // [B, T, U]
+  auto u = in_->forward(x);  // [B, T, U]
   // Padded steps write nothing; with right padding real positions never see them.
   if (key_padding.defined()) u = u.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);
   return output(x, memory(u));
@@ -65,13 +67,12 @@ at::Tensor LmuImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) 
 
 at::Tensor LmuImpl::step(const at::Tensor& x, DecodeState& state) {
   check_input(x, {});
-  auto& m0 = state.tensors["m"];  // [B, U, d]
-  auto m = memory_recurrent(in_->forward(x), m0);                                  // [B, n, U, d]
+  auto& m0 = state.tensors["m"];                   // [B, U, d]
+  auto m = memory_recurrent(in_->forward(x), m0);  // [B, n, U, d]
   m0 = m.select(1, m.size(1) - 1);
   state.position += x.size(1);
   return output(x, m);
 }
-
 
 MixerSpec lmu_mixer_spec() {
   return mixer_spec<Lmu>(

@@ -25,8 +25,7 @@ const OptionSet<LongformerOptions>& longformer_options() {
           .add(option("global_positions", &O::global_positions,
                       "explicit global positions (instead of k)")
                    .non_negative())
-          .add(option("global_proj", &O::global_proj,
-                      "separate Q/K/V projections for global rows"))
+          .add(option("global_proj", &O::global_proj, "separate Q/K/V projections for global rows"))
           .add(option("block", &O::block, "queries per block of the banded pass; 0 = auto")
                    .non_negative()
                    .tests({"3"}));
@@ -44,10 +43,10 @@ LongformerImpl::LongformerImpl(const LongformerOptions& options)
   TORCH_CHECK(config_.causal || o.window() % 2 == 0,
               "longformer: non-causal option `window` must be even (W/2 keys on each side), got ",
               o.window());
-  TORCH_CHECK(o.dilation().size() == 1 ||
-                  static_cast<int64_t>(o.dilation().size()) == config_.heads,
-              "longformer: option `dilation` needs 1 or `heads` = ", config_.heads,
-              " values, got ", o.dilation().size());
+  TORCH_CHECK(
+      o.dilation().size() == 1 || static_cast<int64_t>(o.dilation().size()) == config_.heads,
+      "longformer: option `dilation` needs 1 or `heads` = ", config_.heads, " values, got ",
+      o.dilation().size());
   TORCH_CHECK(o.global_tokens() <= config_.max_len, "longformer: option `global_tokens` (",
               o.global_tokens(), ") exceeds `max_len` (", config_.max_len, ")");
   TORCH_CHECK(o.global_tokens() == 0 || o.global_positions().empty(),
@@ -82,8 +81,8 @@ LongformerPattern LongformerImpl::pattern_for(int64_t t) const {
     p.global_positions.erase(std::unique(p.global_positions.begin(), p.global_positions.end()),
                              p.global_positions.end());
     for (int64_t g : p.global_positions) {
-      TORCH_CHECK(t == 0 || g < t, "longformer: global position ", g, " is outside the sequence of length T = ",
-                  t);
+      TORCH_CHECK(t == 0 || g < t, "longformer: global position ", g,
+                  " is outside the sequence of length T = ", t);
     }
   }
   return p;
@@ -124,16 +123,16 @@ at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor
   kpos = kpos.defined() ? at::cat({kpos, new_pos}) : new_pos;
   AttentionMask mask;  // the pattern's causal band and globals, as an explicit pattern
   mask.allowed = longformer_allowed(p, /*causal=*/true, config_.heads, new_pos, kpos)
-                     .to(q.device());                                       // [H, n, S]
-  auto out = exact_attention(q, kc, vc, mask);                              // [B, H, n, D]
+                     .to(q.device());           // [H, n, S]
+  auto out = exact_attention(q, kc, vc, mask);  // [B, H, n, D]
   // Later queries t >= end see band keys j >= t - W·dmax and global keys; a global query would
   // see every key, so nothing is dropped until the last global position has passed.
   const int64_t last_global = p.global_positions.empty() ? -1 : p.global_positions.back();
   if (end > last_global + 1) {
     const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
-    auto keep = kpos >= end - p.window * dmax;                              // [S]
+    auto keep = kpos >= end - p.window * dmax;  // [S]
     for (int64_t g : p.global_positions) keep = keep.logical_or(kpos == g);
-    auto idx = keep.nonzero().view(-1);                                     // [S']
+    auto idx = keep.nonzero().view(-1);  // [S']
     if (idx.numel() < kpos.numel()) {
       kpos = kpos.index_select(0, idx);
       kc = kc.index_select(2, idx.to(kc.device()));

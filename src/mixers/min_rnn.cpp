@@ -28,8 +28,8 @@ MinRnnImpl::MinRnnImpl(const MinRnnOptions& options)
   hidden_ = options.hidden() > 0 ? options.hidden() : config_.dim;
   const int64_t parts = options.lstm() ? 3 : 2;  // (f, i, h̃) or (z, h̃)
   in_ = register_module("in", torch::nn::Linear(config_.dim, parts * hidden_));
-  out_ = register_module("out", torch::nn::Linear(
-                                    torch::nn::LinearOptions(hidden_, config_.dim).bias(config_.bias)));
+  out_ = register_module(
+      "out", torch::nn::Linear(torch::nn::LinearOptions(hidden_, config_.dim).bias(config_.bias)));
 }
 
 std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tensor& x,
@@ -43,7 +43,7 @@ std::pair<at::Tensor, at::Tensor> MinRnnImpl::forward_with_state(const at::Tenso
   // The op chooses: on CPU one fused kernel with the gates inside the scan, elsewhere the
   // paper's log-space parallel scan.
   auto h = min_rnn_scan(xp, options_.lstm(), key_padding, h0);  // [B, T, H]
-  auto last = h.select(1, h.size(1) - 1);                             // [B, H]
+  auto last = h.select(1, h.size(1) - 1);                       // [B, H]
   return {out_->forward(h), last};
 }
 

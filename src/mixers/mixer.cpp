@@ -32,7 +32,8 @@ void MixerConfig::validate(const std::string& mixer) const {
   TORCH_CHECK(head_dim > 0 || dim % heads == 0, mixer, ": option `heads` (", heads,
               ") must divide `dim` (", dim, ") when `head_dim` is not given");
   TORCH_CHECK(!rotary || (head_dim > 0 ? head_dim : dim / heads) % 2 == 0, mixer,
-              ": option `rotary` needs an even head dim, got ", head_dim > 0 ? head_dim : dim / heads);
+              ": option `rotary` needs an even head dim, got ",
+              head_dim > 0 ? head_dim : dim / heads);
 }
 
 RedrawSchedule::RedrawSchedule(int64_t every)
@@ -87,7 +88,8 @@ void SequenceMixerImpl::check_input(const at::Tensor& x, const at::Tensor& key_p
 }
 
 std::string SequenceMixerImpl::step_unsupported() const {
-  if (!config_.causal) return name_ + " is not causal, so a prefix's outputs change as tokens arrive";
+  if (!config_.causal)
+    return name_ + " is not causal, so a prefix's outputs change as tokens arrive";
   return name_ + " keeps no incremental state";
 }
 
@@ -116,7 +118,8 @@ AttentionMixerImpl::AttentionMixerImpl(std::string name, MixerConfig config, boo
 
 at::Tensor AttentionMixerImpl::split_heads(const at::Tensor& x) const {
   const int64_t B = x.size(0), T = x.size(1);
-  return x.view({B, T, config_.heads, config_.resolved_head_dim()}).transpose(1, 2);  // [B, H, T, D]
+  return x.view({B, T, config_.heads, config_.resolved_head_dim()})
+      .transpose(1, 2);  // [B, H, T, D]
 }
 
 at::Tensor AttentionMixerImpl::merge_heads(const at::Tensor& x) {
@@ -126,16 +129,16 @@ at::Tensor AttentionMixerImpl::merge_heads(const at::Tensor& x) {
 
 at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
   check_input(x, key_padding);
-  auto q = split_heads(wq_->forward(x));                          // [B, H, T, D]
+  auto q = split_heads(wq_->forward(x));  // [B, H, T, D]
   if (config_.rotary) q = rotary_embedding(q);
-  auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, T, D]
+  auto k = wk_ ? split_heads(wk_->forward(x)) : q;  // [B, H, T, D]
   if (config_.rotary && wk_) k = rotary_embedding(k);
-  auto v = split_heads(wv_->forward(x));                          // [B, H, T, D]
+  auto v = split_heads(wv_->forward(x));  // [B, H, T, D]
   AttentionMask mask;
   mask.causal = config_.causal;
   mask.key_padding = key_padding;
-  auto o = attend(x, q, k, v, mask);                              // [B, H, T, D]
-  return wo_->forward(merge_heads(o));                            // [B, T, C]
+  auto o = attend(x, q, k, v, mask);    // [B, H, T, D]
+  return wo_->forward(merge_heads(o));  // [B, T, C]
 }
 
 at::Tensor AttentionMixerImpl::step(const at::Tensor& x, DecodeState& state) {
@@ -144,14 +147,14 @@ at::Tensor AttentionMixerImpl::step(const at::Tensor& x, DecodeState& state) {
   check_input(x, {});
   TORCH_CHECK(state.position + x.size(1) <= config_.max_len, name_, ": position ",
               state.position + x.size(1), " exceeds option `max_len` = ", config_.max_len);
-  auto q = split_heads(wq_->forward(x));                          // [B, H, n, D]
+  auto q = split_heads(wq_->forward(x));  // [B, H, n, D]
   if (config_.rotary) q = rotary_embedding(q, state.position);
-  auto k = wk_ ? split_heads(wk_->forward(x)) : q;                // [B, H, n, D]
+  auto k = wk_ ? split_heads(wk_->forward(x)) : q;  // [B, H, n, D]
   if (config_.rotary && wk_) k = rotary_embedding(k, state.position);
-  auto v = split_heads(wv_->forward(x));                          // [B, H, n, D]
-  auto o = attend_step(x, q, k, v, state);                        // [B, H, n, D]
+  auto v = split_heads(wv_->forward(x));    // [B, H, n, D]
+  auto o = attend_step(x, q, k, v, state);  // [B, H, n, D]
   state.position += x.size(1);
-  return wo_->forward(merge_heads(o));                            // [B, n, C]
+  return wo_->forward(merge_heads(o));  // [B, n, C]
 }
 
 }  // namespace longseq

@@ -37,8 +37,9 @@ RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
     : SequenceMixerImpl(rnn_cell_name(options.cell()), options.common()), options_(options) {
   const auto& o = options_;
   recurrent_options_of(o.cell()).check(o, name_);
-  TORCH_CHECK(!(o.bidirectional() && config_.causal), name_,
-              ": option `bidirectional` reads future tokens, so it cannot be combined with `causal`");
+  TORCH_CHECK(
+      !(o.bidirectional() && config_.causal), name_,
+      ": option `bidirectional` reads future tokens, so it cannot be combined with `causal`");
   hidden_ = o.hidden() > 0 ? o.hidden() : config_.dim;
   const int64_t H = hidden_, C = config_.dim, G = rnn_gates(o.cell());
   const double bound = 1.0 / std::sqrt(static_cast<double>(H));
@@ -47,8 +48,10 @@ RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
   for (int64_t d = 0; d < directions; ++d) {
     const std::string suffix = d == 0 ? "" : "_reverse";
     RnnWeights w;
-    w.w_ih = register_parameter("weight_ih" + suffix, torch::empty({G * H, C}).uniform_(-bound, bound));
-    w.w_hh = register_parameter("weight_hh" + suffix, torch::empty({G * H, H}).uniform_(-bound, bound));
+    w.w_ih =
+        register_parameter("weight_ih" + suffix, torch::empty({G * H, C}).uniform_(-bound, bound));
+    w.w_hh =
+        register_parameter("weight_hh" + suffix, torch::empty({G * H, H}).uniform_(-bound, bound));
     w.b_ih = register_parameter("bias_ih" + suffix, torch::empty({G * H}).uniform_(-bound, bound));
     w.b_hh = register_parameter("bias_hh" + suffix, torch::empty({G * H}).uniform_(-bound, bound));
     for (int64_t g = 0; g < G; ++g) {
@@ -66,21 +69,21 @@ RecurrentImpl::RecurrentImpl(const RecurrentOptions& options)
     rv_ = register_module("readout_v", torch::nn::Linear(features, R));
     features += R;
   }
-  out_ = register_module("out", torch::nn::Linear(
-                                    torch::nn::LinearOptions(features, C).bias(config_.bias)));
+  out_ = register_module(
+      "out", torch::nn::Linear(torch::nn::LinearOptions(features, C).bias(config_.bias)));
 }
 
 at::Tensor RecurrentImpl::read_out(const at::Tensor& states, const at::Tensor& key_padding,
                                    DecodeState* cache) {
-  if (!rq_) return out_->forward(states);                                  // [B, T, C]
-  auto q = rq_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
-  auto k = rk_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
-  auto v = rv_->forward(states).unsqueeze(1);                              // [B, 1, T, R]
+  if (!rq_) return out_->forward(states);         // [B, T, C]
+  auto q = rq_->forward(states).unsqueeze(1);     // [B, 1, T, R]
+  auto k = rk_->forward(states).unsqueeze(1);     // [B, 1, T, R]
+  auto v = rv_->forward(states).unsqueeze(1);     // [B, 1, T, R]
   const bool causal = !options_.bidirectional();  // a one-way layer reads its past only
   if (cache) {
     auto& kc = cache->tensors["rk"];
     auto& vc = cache->tensors["rv"];
-    kc = kc.defined() ? at::cat({kc, k}, 2) : k;                           // [B, 1, S, R]
+    kc = kc.defined() ? at::cat({kc, k}, 2) : k;  // [B, 1, S, R]
     vc = vc.defined() ? at::cat({vc, v}, 2) : v;
     k = kc;
     v = vc;
@@ -88,8 +91,8 @@ at::Tensor RecurrentImpl::read_out(const at::Tensor& states, const at::Tensor& k
   AttentionMask mask;
   mask.causal = causal;
   mask.key_padding = key_padding;
-  auto ctx = exact_attention(q, k, v, mask);                              // [B, 1, T, R]
-  return out_->forward(at::cat({states, ctx.squeeze(1)}, 2));              // [B, T, C]
+  auto ctx = exact_attention(q, k, v, mask);                   // [B, 1, T, R]
+  return out_->forward(at::cat({states, ctx.squeeze(1)}, 2));  // [B, T, C]
 }
 
 RnnWeights RecurrentImpl::weights(int64_t direction) const { return dirs_.at(direction); }
@@ -130,7 +133,7 @@ at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
   TORCH_CHECK(why.empty(), name_, ": step() is not available: ", why);
   auto& h = state.tensors["h"];  // [1, B, H]
   auto& c = state.tensors["c"];  // [1, B, H] (lstm)
-  cache_ = &state;  // the read-out's key/value cache lives in the same state
+  cache_ = &state;               // the read-out's key/value cache lives in the same state
   std::vector<at::Tensor> r;
   try {
     r = forward_with_state(x, {}, h, c);
@@ -144,7 +147,6 @@ at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
   state.position += x.size(1);
   return r[0];  // [B, n, C]
 }
-
 
 MixerSpec elman_mixer_spec() {
   return mixer_spec<Recurrent>(

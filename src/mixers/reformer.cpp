@@ -41,13 +41,15 @@ ReformerImpl::ReformerImpl(const ReformerOptions& options)
   core_.n_hashes = options_.n_hashes();
   core_.chunk = options_.chunk();
   rotations_ = register_buffer(
-      "rotations", reformer_draw_rotations(core_, config_.resolved_head_dim(),
-                                           RedrawSchedule::seed_for(config_.seed, 0)));  // [n, D, NB/2]
+      "rotations",
+      reformer_draw_rotations(core_, config_.resolved_head_dim(),
+                              RedrawSchedule::seed_for(config_.seed, 0)));  // [n, D, NB/2]
   register_buffer("redraw_state", schedule_.state());  // (training calls, draws)
 }
 
 void ReformerImpl::redraw_rotations() {
-  auto fresh = reformer_draw_rotations(core_, rotations_.size(1), RedrawSchedule::seed_for(config_.seed, schedule_.advance()),
+  auto fresh = reformer_draw_rotations(core_, rotations_.size(1),
+                                       RedrawSchedule::seed_for(config_.seed, schedule_.advance()),
                                        rotations_.scalar_type());  // [n, D, NB/2]
   torch::NoGradGuard no_grad;
   // In place, so the registered buffer (and whatever device/dtype it was moved to) stays.

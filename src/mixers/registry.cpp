@@ -43,7 +43,8 @@ const std::vector<MixerSpec>& mixer_registry() {
 std::map<std::string, std::string> MixerSpec::test_options(bool tiniest) const {
   std::map<std::string, std::string> out;
   for (const auto& o : options) {
-    if (!o.test_values.empty()) out[o.name] = tiniest ? o.test_values.back() : o.test_values.front();
+    if (!o.test_values.empty())
+      out[o.name] = tiniest ? o.test_values.back() : o.test_values.front();
   }
   return out;
 }
@@ -113,8 +114,8 @@ void options_table(std::ostringstream& md, const std::vector<OptionSpec>& option
   md << "| option | type | default | accepted | meaning |\n|---|---|---|---|---|\n";
   for (const auto& o : options) {
     md << "| `" << o.name << "` | " << option_kind_name(o.kind) << " | "
-       << (o.default_value.empty() ? "(none)" : "`" + o.default_value + "`") << " | "
-       << accepted(o) << " | " << o.help << " |\n";
+       << (o.default_value.empty() ? "(none)" : "`" + o.default_value + "`") << " | " << accepted(o)
+       << " | " << o.help << " |\n";
   }
 }
 
@@ -151,8 +152,8 @@ std::string mixer_options_markdown() {
   md << "### Common options\n\n";
   options_table(md, common_option_specs());
   for (const auto& m : mixer_registry()) {
-    md << "\n### " << m.name << "\n\n" << m.description
-       << (m.supports_causal ? "" : " (non-causal only)") << ".\n\n";
+    md << "\n### " << m.name << "\n\n"
+       << m.description << (m.supports_causal ? "" : " (non-causal only)") << ".\n\n";
     options_table(md, m.options);
   }
   return md.str();

@@ -19,8 +19,7 @@ const OptionSet<S6Options>& s6_options() {
           .add(option("state", &O::state, "N, state size per channel").positive().tests({"4"}))
           .add(option("expand", &O::expand, "inner channels E = expand * dim").positive())
           .add(option("conv", &O::conv, "causal depthwise convolution width").positive())
-          .add(option("dt_rank", &O::dt_rank,
-                      "rank of the step-size projection; 0 = ceil(dim/16)")
+          .add(option("dt_rank", &O::dt_rank, "rank of the step-size projection; 0 = ceil(dim/16)")
                    .non_negative());
   return set;
 }
@@ -34,12 +33,16 @@ S6Impl::S6Impl(const S6Options& options)
   const int64_t C = config_.dim, E = o.expand() * C, N = o.state();
   inner_ = E;
   rank_ = o.dt_rank() > 0 ? o.dt_rank() : (C + 15) / 16;
-  in_ = register_module("in", torch::nn::Linear(torch::nn::LinearOptions(C, 2 * E).bias(config_.bias)));
-  x_proj_ = register_module("x_proj", torch::nn::Linear(torch::nn::LinearOptions(E, rank_ + 2 * N).bias(false)));
+  in_ = register_module("in",
+                        torch::nn::Linear(torch::nn::LinearOptions(C, 2 * E).bias(config_.bias)));
+  x_proj_ = register_module(
+      "x_proj", torch::nn::Linear(torch::nn::LinearOptions(E, rank_ + 2 * N).bias(false)));
   dt_proj_ = register_module("dt_proj", torch::nn::Linear(rank_, E));
-  out_ = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(E, C).bias(config_.bias)));
+  out_ =
+      register_module("out", torch::nn::Linear(torch::nn::LinearOptions(E, C).bias(config_.bias)));
   const double bound = 1.0 / std::sqrt(static_cast<double>(o.conv()));
-  conv_weight_ = register_parameter("conv_weight", torch::empty({E, o.conv()}).uniform_(-bound, bound));
+  conv_weight_ =
+      register_parameter("conv_weight", torch::empty({E, o.conv()}).uniform_(-bound, bound));
   conv_bias_ = register_parameter("conv_bias", torch::empty({E}).uniform_(-bound, bound));
   torch::NoGradGuard no_grad;
   // S4D-real: A_en = −(n + 1). Step sizes start log-uniform in [1e-3, 0.1] (Mamba's init):
@@ -51,33 +54,34 @@ S6Impl::S6Impl(const S6Options& options)
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> S6Impl::run(const at::Tensor& x,
-                                                                     const at::Tensor& key_padding,
-                                                                     const at::Tensor& h0,
-                                                                     const at::Tensor& conv_prefix) {
+                                                           const at::Tensor& key_padding,
+                                                           const at::Tensor& h0,
+                                                           const at::Tensor& conv_prefix) {
   check_input(x, key_padding);
   const int64_t B = x.size(0), E = inner_, N = options_.state(), K = options_.conv();
-  auto ug = in_->forward(x).chunk(2, 2);                                  // 2 × [B, T, E]
+  auto ug = in_->forward(x).chunk(2, 2);  // 2 × [B, T, E]
   auto u = ug[0], gate = ug[1];
   if (key_padding.defined()) u = u.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);
   // Causal depthwise convolution over [prefix; u]: output t sees inputs t − K + 1 .. t.
   auto prefix = conv_prefix.defined() ? conv_prefix : u.new_zeros({B, K - 1, E});
-  auto full = at::cat({prefix, u}, 1);                                    // [B, K − 1 + T, E]
-  auto conv = at::conv1d(full.transpose(1, 2), conv_weight_.unsqueeze(1), conv_bias_,
-                         at::IntArrayRef{1}, at::IntArrayRef{0}, at::IntArrayRef{1}, E);  // [B, E, T]
-  auto uc = at::silu(conv.transpose(1, 2));                               // [B, T, E]
-  auto proj = x_proj_->forward(uc);                                       // [B, T, R + 2N]
-  auto dt_low = proj.narrow(2, 0, rank_);                                 // [B, T, R]
-  auto bm = proj.narrow(2, rank_, N).contiguous();                        // [B, T, N]
-  auto cm = proj.narrow(2, rank_ + N, N).contiguous();                    // [B, T, N]
-  auto delta = at::softplus(dt_proj_->forward(dt_low));                   // [B, T, E]
+  auto full = at::cat({prefix, u}, 1);  // [B, K − 1 + T, E]
+  auto conv =
+      at::conv1d(full.transpose(1, 2), conv_weight_.unsqueeze(1), conv_bias_, at::IntArrayRef{1},
+                 at::IntArrayRef{0}, at::IntArrayRef{1}, E);  // [B, E, T]
+  auto uc = at::silu(conv.transpose(1, 2));                   // [B, T, E]
+  auto proj = x_proj_->forward(uc);                           // [B, T, R + 2N]
+  auto dt_low = proj.narrow(2, 0, rank_);                     // [B, T, R]
+  auto bm = proj.narrow(2, rank_, N).contiguous();            // [B, T, N]
+  auto cm = proj.narrow(2, rank_ + N, N).contiguous();        // [B, T, N]
+  auto delta = at::softplus(dt_proj_->forward(dt_low));       // [B, T, E]
   if (key_padding.defined()) {
     delta = delta.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);
   }
-  auto a = -a_log_.exp();                                                 // [E, N]
+  auto a = -a_log_.exp();  // [E, N]
   at::Tensor y, h_last;
   std::tie(y, h_last) = selective_scan(uc.contiguous(), delta.contiguous(), a, bm, cm, d_, h0);
-  auto out = out_->forward(y * at::silu(gate));                           // [B, T, C]
-  auto new_prefix = full.narrow(1, full.size(1) - (K - 1), K - 1);        // [B, K − 1, E]
+  auto out = out_->forward(y * at::silu(gate));                     // [B, T, C]
+  auto new_prefix = full.narrow(1, full.size(1) - (K - 1), K - 1);  // [B, K − 1, E]
   return std::make_tuple(out, h_last, new_prefix);
 }
 
@@ -86,7 +90,7 @@ at::Tensor S6Impl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
 }
 
 at::Tensor S6Impl::step(const at::Tensor& x, DecodeState& state) {
-  auto& h = state.tensors["h"];        // [B, E, N]
+  auto& h = state.tensors["h"];          // [B, E, N]
   auto& prefix = state.tensors["conv"];  // [B, K − 1, E]
   auto [out, h_last, new_prefix] = run(x, {}, h, prefix);
   h = h_last;

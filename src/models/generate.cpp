@@ -44,8 +44,8 @@ GenerateResult generate(SequenceModel& model, const at::Tensor& prompt, const Ge
               "generate: expected int64 prompt token ids [B, P] with P >= 1, got ",
               prompt.defined() ? prompt.sizes() : at::IntArrayRef{});
   TORCH_CHECK(prompt.size(1) + o.max_new <= mc.mixer.max_len, "generate: prompt length ",
-              prompt.size(1), " + `max_new` ", o.max_new, " exceeds the model's `max_len` = ",
-              mc.mixer.max_len);
+              prompt.size(1), " + `max_new` ", o.max_new,
+              " exceeds the model's `max_len` = ", mc.mixer.max_len);
   GenerateResult r;
   r.why_uncached = o.use_cache ? model->step_unsupported() : "caching turned off";
   r.cached = r.why_uncached.empty();

@@ -38,7 +38,7 @@ struct ReversibleStack : public torch::autograd::Function<ReversibleStack> {
       rng.push_back(rng_state());
       y1 = y1 + block->mix(y2, kp);  // [B, T, C]
       rng.push_back(rng_state());
-      y2 = y2 + block->feed(y1);     // [B, T, C]
+      y2 = y2 + block->feed(y1);  // [B, T, C]
     }
     ctx->save_for_backward({y1, y2});
     ctx->saved_data["blocks"] = reinterpret_cast<int64_t>(blocks);
@@ -62,16 +62,17 @@ struct ReversibleStack : public torch::autograd::Function<ReversibleStack> {
     for (auto& block : *blocks) {
       for (const auto& p : block->parameters()) params.push_back(p);
     }
-    TORCH_INTERNAL_ASSERT(static_cast<int64_t>(params.size()) == num_params,
-                          "reversible stack: the blocks' parameters changed between forward and backward");
+    TORCH_INTERNAL_ASSERT(
+        static_cast<int64_t>(params.size()) == num_params,
+        "reversible stack: the blocks' parameters changed between forward and backward");
     std::unordered_map<const void*, size_t> slot;
     for (size_t i = 0; i < params.size(); ++i) slot[params[i].unsafeGetTensorImpl()] = i;
     std::vector<at::Tensor> dparams(params.size());
 
     // Runs `branch` on a leaf copy of `in` and returns (branch output, d in) after accumulating
     // the parameter gradients for grad_output `dy`.
-    auto vjp = [&](Block& block, const at::Tensor& in, const at::Tensor& dy, const at::Tensor& state,
-                   bool mixer_branch) {
+    auto vjp = [&](Block& block, const at::Tensor& in, const at::Tensor& dy,
+                   const at::Tensor& state, bool mixer_branch) {
       at::AutoGradMode grad_on(true);
       RedrawSchedule::ReplayGuard replay;
       set_rng_state(state);
@@ -99,11 +100,11 @@ struct ReversibleStack : public torch::autograd::Function<ReversibleStack> {
     for (int64_t l = static_cast<int64_t>(blocks->size()) - 1; l >= 0; --l) {
       auto& block = (*blocks)[l];
       auto [g, dg_in] = vjp(block, y1, dy2, rng[2 * l + 1], /*mixer_branch=*/false);
-      const at::Tensor x2 = y2 - g;    // [B, T, C]
-      dy1 = dy1 + dg_in;               // y1 feeds G
+      const at::Tensor x2 = y2 - g;  // [B, T, C]
+      dy1 = dy1 + dg_in;             // y1 feeds G
       auto [f, df_in] = vjp(block, x2, dy1, rng[2 * l], /*mixer_branch=*/true);
-      const at::Tensor x1 = y1 - f;    // [B, T, C]
-      dy2 = dy2 + df_in;               // x2 feeds F and passes through to y2
+      const at::Tensor x1 = y1 - f;  // [B, T, C]
+      dy2 = dy2 + df_in;             // x2 feeds F and passes through to y2
       y1 = x1;
       y2 = x2;
     }

@@ -35,8 +35,10 @@ const OptionSet<ModelConfig>& model_options() {
 void ModelConfig::validate() const {
   TORCH_CHECK(vocab_size > 0 || input_dim > 0,
               "model: set `vocab_size` (token inputs) or `input_dim` (continuous inputs), got "
-              "vocab_size = ", vocab_size, ", input_dim = ", input_dim);
-  TORCH_CHECK(vocab_size >= 0 && input_dim >= 0, "model: `vocab_size` and `input_dim` must be >= 0");
+              "vocab_size = ",
+              vocab_size, ", input_dim = ", input_dim);
+  TORCH_CHECK(vocab_size >= 0 && input_dim >= 0,
+              "model: `vocab_size` and `input_dim` must be >= 0");
   model_options().check(*this, "model");
   TORCH_CHECK(mixers.size() == 1 || static_cast<int64_t>(mixers.size()) == layers,
               "model: `mixers` needs 1 name or one per layer (", layers, "), got ", mixers.size());
@@ -54,7 +56,8 @@ void ModelConfig::validate() const {
   mixer.validate("model");
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
               "model: `head` must be one of lm, classify, per_position, got '", head, "'");
-  TORCH_CHECK(head != "lm" || vocab_size > 0, "model: head `lm` needs token inputs (`vocab_size` > 0)");
+  TORCH_CHECK(head != "lm" || vocab_size > 0,
+              "model: head `lm` needs token inputs (`vocab_size` > 0)");
   TORCH_CHECK(head == "lm" || num_outputs > 0, "model: head `", head,
               "` needs `num_outputs` > 0, got ", num_outputs);
 }
@@ -84,9 +87,10 @@ BlockImpl::BlockImpl(const ModelConfig& config, int64_t layer) : config_(config)
   mc.seed = config.mixer.seed + static_cast<uint64_t>(layer);
   mc.rotary = mc.rotary || config.positions == "rotary";
   auto it = config.mixer_options.find(name);
-  mixer_ = register_module("mixer", make_mixer(name, mc, it == config.mixer_options.end()
-                                                            ? std::map<std::string, std::string>{}
-                                                            : it->second));
+  mixer_ = register_module(
+      "mixer", make_mixer(name, mc,
+                          it == config.mixer_options.end() ? std::map<std::string, std::string>{}
+                                                           : it->second));
   norm1_ = make_norm(config.norm, c);
   norm2_ = make_norm(config.norm, c);
   register_module("norm1", norm1_.ptr());
@@ -142,10 +146,12 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
     pos_ = register_module("pos", torch::nn::Embedding(config_.mixer.max_len, c));
   } else if (config_.positions == "sinusoidal") {
     // PE[t, 2i] = sin(t / 10000^(2i/C)), PE[t, 2i+1] = cos(...)  (Vaswani et al. 2017)
-    auto pos = torch::arange(config_.mixer.max_len, torch::kDouble).unsqueeze(1);        // [L, 1]
-    auto freq = torch::exp(torch::arange(0, c, 2, torch::kDouble) * (-std::log(10000.0) / c));  // [C/2]
+    auto pos = torch::arange(config_.mixer.max_len, torch::kDouble).unsqueeze(1);  // [L, 1]
+    auto freq =
+        torch::exp(torch::arange(0, c, 2, torch::kDouble) * (-std::log(10000.0) / c));  // [C/2]
     auto pe = torch::zeros({config_.mixer.max_len, c}, torch::kDouble);
-    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, c, 2)}, torch::sin(pos * freq));
+    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, c, 2)},
+                  torch::sin(pos * freq));
     pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, c, 2)},
                   torch::cos(pos * freq).narrow(1, 0, c / 2));
     sinusoid_ = register_buffer("sinusoid", pe.to(torch::kFloat));  // [L, C]
@@ -158,7 +164,8 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
   const int64_t outputs = config_.num_outputs > 0 ? config_.num_outputs : config_.vocab_size;
   out_ = register_module("out", torch::nn::Linear(c, outputs));
   if (config_.token_shift) {
-    shift_ = register_module("shift", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
+    shift_ =
+        register_module("shift", torch::nn::Linear(torch::nn::LinearOptions(c, c).bias(false)));
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 }
@@ -186,16 +193,18 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at:
   if (pos_) h = h + pos_->forward(torch::arange(offset, offset + t, torch::kLong).to(h.device()));
   if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, offset, t).to(h.scalar_type());  // [B, T, C]
   if (shift_) {
-    at::Tensor before = previous && previous->defined() ? *previous : h.new_zeros({h.size(0), 1, h.size(2)});
-    auto shifted = at::cat({before, h.narrow(1, 0, t - 1)}, 1);  // [B, T, C], position t holds t − 1
+    at::Tensor before =
+        previous && previous->defined() ? *previous : h.new_zeros({h.size(0), 1, h.size(2)});
+    auto shifted =
+        at::cat({before, h.narrow(1, 0, t - 1)}, 1);  // [B, T, C], position t holds t − 1
     if (previous) *previous = h.narrow(1, t - 1, 1);
-    h = h + shift_->forward(shifted);                              // [B, T, C]
+    h = h + shift_->forward(shifted);  // [B, T, C]
   }
   return drop_->forward(h);
 }
 
 at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor& key_padding) {
-  auto h = embed(input);                                             // [B, T, C]
+  auto h = embed(input);  // [B, T, C]
   if (config_.reversible) {
     h = reversible_blocks(blocks_, h, key_padding, reversible_recompute_);  // [B, T, C]
   } else {
@@ -205,21 +214,22 @@ at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor&
 }
 
 at::Tensor SequenceModelImpl::head_output(const at::Tensor& stream, const at::Tensor& key_padding) {
-  auto h = final_norm_.forward(stream);                              // [B, T, C]
-  if (config_.head != "classify") return out_->forward(h);           // [B, T, outputs]
+  auto h = final_norm_.forward(stream);                     // [B, T, C]
+  if (config_.head != "classify") return out_->forward(h);  // [B, T, outputs]
   at::Tensor pooled;
   if (config_.pooling == "first") {
-    pooled = h.select(1, 0);                                         // [B, C]
+    pooled = h.select(1, 0);  // [B, C]
   } else if (key_padding.defined()) {
-    auto w = key_padding.to(h.scalar_type()).unsqueeze(-1);          // [B, T, 1]
-    pooled = (h * w).sum(1) / w.sum(1).clamp_min(1.0);               // [B, C]
+    auto w = key_padding.to(h.scalar_type()).unsqueeze(-1);  // [B, T, 1]
+    pooled = (h * w).sum(1) / w.sum(1).clamp_min(1.0);       // [B, C]
   } else {
-    pooled = h.mean(1);                                              // [B, C]
+    pooled = h.mean(1);  // [B, C]
   }
-  return out_->forward(pooled);                                      // [B, outputs]
+  return out_->forward(pooled);  // [B, outputs]
 }
 
-at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input, const at::Tensor& key_padding,
+at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input,
+                                               const at::Tensor& key_padding,
                                                std::vector<at::Tensor>& stream) {
   TORCH_CHECK(!config_.reversible, "model: forward_recorded() does not support reversible stacks");
   stream.clear();
@@ -235,7 +245,8 @@ at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input, const at
 }
 
 std::string SequenceModelImpl::step_unsupported() const {
-  if (config_.head == "classify") return "the model has a `classify` head (one output per sequence)";
+  if (config_.head == "classify")
+    return "the model has a `classify` head (one output per sequence)";
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const std::string why = blocks_[l]->mixer()->step_unsupported();
     if (!why.empty()) return "layer " + std::to_string(l) + ": " + why;

@@ -43,15 +43,16 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
                             const at::Tensor& k_in, const at::Tensor& v_in,
                             const AttentionMask& mask, double scale) {
     auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T|S, D]
-    auto kp = mask.key_padding.defined() ? mask.key_padding.to(at::kCPU).contiguous() : at::Tensor();
+    auto kp =
+        mask.key_padding.defined() ? mask.key_padding.to(at::kCPU).contiguous() : at::Tensor();
     const auto p = flash_params(q, k, v, mask.causal, scale);
     auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
     auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
-      cpu::flash_attention_forward<scalar_t>(
-          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
-          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
-          lse.data_ptr<scalar_t>(), p);
+      cpu::flash_attention_forward<scalar_t>(q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(),
+                                             v.data_ptr<scalar_t>(),
+                                             kp.defined() ? kp.data_ptr<bool>() : nullptr,
+                                             out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({q, k, v, out, lse});
     save_optional(ctx, "key_padding", kp);
@@ -67,7 +68,7 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
     const auto kp = load_optional(ctx, "key_padding");
     const auto p = flash_params(q, k, v, ctx->saved_data["causal"].toBool(),
                                 ctx->saved_data["scale"].toDouble());
-    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
+    auto grad_out = incoming_grad(grads[0], out);          // [B, H, T, Dv]
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]
@@ -101,16 +102,16 @@ at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, c
   check_qkv("exact_attention", q, k, v);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
   check_mask("exact_attention", mask, B, H, T, S, /*causal_ok=*/true, /*pattern_ok=*/true);
-  TORCH_CHECK(!mask.causal || S >= T, "exact_attention: causal attention needs S >= T, got T = ",
-              T, ", S = ", S);
-  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "exact_attention: expected `dropout_p` in [0, 1), got ",
-              dropout_p);
+  TORCH_CHECK(!mask.causal || S >= T, "exact_attention: causal attention needs S >= T, got T = ", T,
+              ", S = ", S);
+  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1,
+              "exact_attention: expected `dropout_p` in [0, 1), got ", dropout_p);
   const double sc = scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
-  auto scores = at::matmul(q, k.transpose(-2, -1)) * sc;         // [B, H, T, S]
-  auto allowed = dense_allowed(mask, B, T, S, q.device());       // [B|1, H|1, T, S]
-  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;            // [B, H, T, S]
+  auto scores = at::matmul(q, k.transpose(-2, -1)) * sc;                   // [B, H, T, S]
+  auto allowed = dense_allowed(mask, B, T, S, q.device());                 // [B|1, H|1, T, S]
+  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;  // [B, H, T, S]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  return at::matmul(probs, v);                                   // [B, H, T, Dv]
+  return at::matmul(probs, v);  // [B, H, T, Dv]
 }
 
 at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -122,8 +123,8 @@ at::Tensor exact_attention(const at::Tensor& q, const at::Tensor& k, const at::T
   }
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
   check_mask("exact_attention", mask, B, H, T, S, /*causal_ok=*/true, /*pattern_ok=*/true);
-  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1, "exact_attention: expected `dropout_p` in [0, 1), got ",
-              dropout_p);
+  TORCH_CHECK(dropout_p >= 0 && dropout_p < 1,
+              "exact_attention: expected `dropout_p` in [0, 1), got ", dropout_p);
   const double sc = scale.value_or(1.0 / std::sqrt(static_cast<double>(D)));
   return FlashAttentionFunction::apply(q, k, v, mask, sc);  // [B,H,T,Dv]
 }

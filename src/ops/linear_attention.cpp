@@ -14,7 +14,8 @@
 // Time:   O(B·H·T·R·Dv) non-causal, O(B·H·T·(c·(R + Dv) + R·Dv)) causal (in-chunk quadratic form
 //         + chunk states).
 // Memory: non-causal O(B·H·R·Dv) for φ(k)ᵀ v; causal O(B·H·T·c) for the in-chunk weights and
-//         O(B·H·(T/c)·R·Dv) for the carried states. Per-position states [T, R, Dv] are never formed.
+//         O(B·H·(T/c)·R·Dv) for the carried states. Per-position states [T, R, Dv] are never
+//         formed.
 // Layout: fq [B, H, T, R], fk [B, H, S, R], v [B, H, S, Dv].
 // Two paths: the fused CPU kernels (kernels/cpu/performer_attention.h and performer_causal.h,
 // which save no per-chunk state) and the composite ATen path, differentiated by autograd, which
@@ -50,10 +51,10 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
   auto pad_time = [&](const at::Tensor& x) {  // zero rows after T: padded keys weigh nothing
     return pad ? at::constant_pad_nd(x, {0, 0, 0, pad}) : x;
   };
-  auto q5 = pad_time(fq).reshape({B, H, N, c, R});   // [B, H, N, c, R]
-  auto k5 = pad_time(fk).reshape({B, H, N, c, R});   // [B, H, N, c, R]
-  auto v5 = pad_time(v).reshape({B, H, N, c, Dv});   // [B, H, N, c, Dv]
-  at::Tensor m4;                                     // [B, H, N, c]
+  auto q5 = pad_time(fq).reshape({B, H, N, c, R});  // [B, H, N, c, R]
+  auto k5 = pad_time(fk).reshape({B, H, N, c, R});  // [B, H, N, c, R]
+  auto v5 = pad_time(v).reshape({B, H, N, c, Dv});  // [B, H, N, c, Dv]
+  at::Tensor m4;                                    // [B, H, N, c]
   if (m.defined()) {
     // Repeat the last value: m stays non-decreasing, so every exponent below stays ≤ 0.
     auto mp = pad ? at::cat({m, m.narrow(2, T - 1, 1).expand({B, H, pad})}, 2) : m;  // [B, H, N·c]
@@ -61,33 +62,33 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
   }
 
   // In-chunk quadratic form, all chunks at once.
-  auto tril = at::ones({c, c}, fq.options().dtype(at::kBool)).tril();      // [c, c]
-  auto w = at::matmul(q5, k5.transpose(-2, -1));                           // [B, H, N, c, c]
+  auto tril = at::ones({c, c}, fq.options().dtype(at::kBool)).tril();  // [c, c]
+  auto w = at::matmul(q5, k5.transpose(-2, -1));                       // [B, H, N, c, c]
   if (m4.defined()) {
     // exp(m_j − m_t) for j ≤ t; −inf above the diagonal gives exact zeros (w is finite there).
-    auto rel = m4.unsqueeze(-2) - m4.unsqueeze(-1);                        // [B, H, N, c, c]
+    auto rel = m4.unsqueeze(-2) - m4.unsqueeze(-1);  // [B, H, N, c, c]
     w = w * rel.masked_fill(tril.logical_not(), -std::numeric_limits<double>::infinity()).exp();
   } else {
-    w = w.masked_fill(tril.logical_not(), 0);                              // [B, H, N, c, c]
+    w = w.masked_fill(tril.logical_not(), 0);  // [B, H, N, c, c]
   }
-  auto num = at::matmul(w, v5);                                            // [B, H, N, c, Dv]
-  auto den = w.sum(-1);                                                    // [B, H, N, c]
+  auto num = at::matmul(w, v5);  // [B, H, N, c, Dv]
+  auto den = w.sum(-1);          // [B, H, N, c]
 
   if (N > 1) {
     // Chunk summaries referenced to each chunk's last position e: Σ_j fk_j exp(m_j − m_e) v_j.
-    at::Tensor kw = k5, m_end;                                             // [B, H, N, c, R]
+    at::Tensor kw = k5, m_end;  // [B, H, N, c, R]
     if (m4.defined()) {
-      m_end = m4.select(3, c - 1);                                         // [B, H, N]
-      kw = k5 * (m4 - m_end.unsqueeze(-1)).exp().unsqueeze(-1);            // [B, H, N, c, R]
+      m_end = m4.select(3, c - 1);                               // [B, H, N]
+      kw = k5 * (m4 - m_end.unsqueeze(-1)).exp().unsqueeze(-1);  // [B, H, N, c, R]
     }
-    auto sum_kv = at::matmul(kw.transpose(-2, -1), v5);                    // [B, H, N, R, Dv]
-    auto sum_k = kw.sum(3);                                                // [B, H, N, R]
+    auto sum_kv = at::matmul(kw.transpose(-2, -1), v5);  // [B, H, N, R, Dv]
+    auto sum_k = kw.sum(3);                              // [B, H, N, R]
     // State before chunk n (n ≥ 1) covers chunks < n and is referenced to m_end[n − 1].
     // unbind, not select per chunk: the backward of each select would write a full-size zero
     // gradient, O(N²·R·Dv) in all.
-    const auto chunk_kv = sum_kv.unbind(2);                                // N × [B, H, R, Dv]
-    const auto chunk_k = sum_k.unbind(2);                                  // N × [B, H, R]
-    at::Tensor decay;                                                      // [B, H, N − 1]
+    const auto chunk_kv = sum_kv.unbind(2);  // N × [B, H, R, Dv]
+    const auto chunk_k = sum_k.unbind(2);    // N × [B, H, R]
+    at::Tensor decay;                        // [B, H, N − 1]
     if (m_end.defined()) {
       decay = (m_end.narrow(2, 0, N - 1) - m_end.narrow(2, 1, N - 1)).exp();  // ≤ 1
     }
@@ -97,31 +98,31 @@ std::pair<at::Tensor, at::Tensor> causal_prefix(const at::Tensor& fq, const at::
     for (int64_t n = 1; n + 1 < N; ++n) {
       at::Tensor s = states.back(), z = norms.back();
       if (decay.defined()) {
-        auto d = decay.select(2, n - 1);                                   // [B, H]
-        s = s * d.view({B, H, 1, 1});                                      // [B, H, R, Dv]
-        z = z * d.view({B, H, 1});                                         // [B, H, R]
+        auto d = decay.select(2, n - 1);  // [B, H]
+        s = s * d.view({B, H, 1, 1});     // [B, H, R, Dv]
+        z = z * d.view({B, H, 1});        // [B, H, R]
       }
-      states.push_back(s + chunk_kv[n]);                                   // [B, H, R, Dv]
-      norms.push_back(z + chunk_k[n]);                                     // [B, H, R]
+      states.push_back(s + chunk_kv[n]);  // [B, H, R, Dv]
+      norms.push_back(z + chunk_k[n]);    // [B, H, R]
     }
-    auto state = at::stack(states, 2);                                     // [B, H, N−1, R, Dv]
-    auto norm = at::stack(norms, 2);                                       // [B, H, N−1, R]
-    auto qn = q5.narrow(2, 1, N - 1);                                      // [B, H, N−1, c, R]
-    auto inter_num = at::matmul(qn, state);                                // [B, H, N−1, c, Dv]
-    auto inter_den = at::matmul(qn, norm.unsqueeze(-1)).squeeze(-1);       // [B, H, N−1, c]
+    auto state = at::stack(states, 2);                                // [B, H, N−1, R, Dv]
+    auto norm = at::stack(norms, 2);                                  // [B, H, N−1, R]
+    auto qn = q5.narrow(2, 1, N - 1);                                 // [B, H, N−1, c, R]
+    auto inter_num = at::matmul(qn, state);                           // [B, H, N−1, c, Dv]
+    auto inter_den = at::matmul(qn, norm.unsqueeze(-1)).squeeze(-1);  // [B, H, N−1, c]
     if (m4.defined()) {
       // exp(m_end[n − 1] − m_t) ≤ 1 moves the state to query t's reference.
-      auto m_prev = m_end.narrow(2, 0, N - 1).unsqueeze(-1);                // [B, H, N−1, 1]
-      auto to_query = (m_prev - m4.narrow(2, 1, N - 1)).exp();              // [B, H, N−1, c]
+      auto m_prev = m_end.narrow(2, 0, N - 1).unsqueeze(-1);    // [B, H, N−1, 1]
+      auto to_query = (m_prev - m4.narrow(2, 1, N - 1)).exp();  // [B, H, N−1, c]
       inter_num = inter_num * to_query.unsqueeze(-1);
       inter_den = inter_den * to_query;
     }
     // Chunk 0 has no earlier state: pad the chunk dim in front with zeros.
-    num = num + at::constant_pad_nd(inter_num, {0, 0, 0, 0, 1, 0});        // [B, H, N, c, Dv]
-    den = den + at::constant_pad_nd(inter_den, {0, 0, 1, 0});              // [B, H, N, c]
+    num = num + at::constant_pad_nd(inter_num, {0, 0, 0, 0, 1, 0});  // [B, H, N, c, Dv]
+    den = den + at::constant_pad_nd(inter_den, {0, 0, 1, 0});        // [B, H, N, c]
   }
-  num = num.reshape({B, H, N * c, Dv}).narrow(2, 0, T);                    // [B, H, T, Dv]
-  den = den.reshape({B, H, N * c}).narrow(2, 0, T);                        // [B, H, T]
+  num = num.reshape({B, H, N * c, Dv}).narrow(2, 0, T);  // [B, H, T, Dv]
+  den = den.reshape({B, H, N * c}).narrow(2, 0, T);      // [B, H, T]
   return {num, den};
 }
 
@@ -147,8 +148,8 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
   }
 
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& fq_in,
-                            const at::Tensor& fk_in, const at::Tensor& v_in,
-                            const Stabiliser& stab, int64_t chunk) {
+                            const at::Tensor& fk_in, const at::Tensor& v_in, const Stabiliser& stab,
+                            int64_t chunk) {
     auto fq = fq_in.contiguous(), fk = fk_in.contiguous(), v = v_in.contiguous();
     auto m = stab.m.defined() ? stab.m.detach().contiguous() : at::Tensor();  // [B, H, T]
     const auto p = params(fq, v, chunk);
@@ -172,7 +173,7 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
     const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &out = saved[3], &den = saved[4];
     const auto m = load_optional(ctx, "m");
     const auto p = params(fq, v, ctx->saved_data["chunk"].toInt());
-    auto grad_out = incoming_grad(grads[0], out);            // [B, H, T, Dv]
+    auto grad_out = incoming_grad(grads[0], out);             // [B, H, T, Dv]
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, T, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
@@ -207,10 +208,10 @@ struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
     auto fq = fq_in.contiguous(), fk = fk_in.contiguous(), v = v_in.contiguous();
     const auto p = params(fq, fk, v);
     const int64_t B = fq.size(0), H = fq.size(1);
-    auto kv = empty_poisoned({B, H, p.r, p.dv}, fq.options());  // [B, H, R, Dv]
-    auto z = empty_poisoned({B, H, p.r}, fq.options());         // [B, H, R]
-    auto den = empty_poisoned({B, H, p.t}, fq.options());       // [B, H, T]
-    auto out = empty_poisoned({B, H, p.t, p.dv}, fq.options()); // [B, H, T, Dv]
+    auto kv = empty_poisoned({B, H, p.r, p.dv}, fq.options());   // [B, H, R, Dv]
+    auto z = empty_poisoned({B, H, p.r}, fq.options());          // [B, H, R]
+    auto den = empty_poisoned({B, H, p.t}, fq.options());        // [B, H, T]
+    auto out = empty_poisoned({B, H, p.t, p.dv}, fq.options());  // [B, H, T, Dv]
     AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_forward", [&] {
       cpu::performer_forward<scalar_t>(fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(),
                                        v.data_ptr<scalar_t>(), kv.data_ptr<scalar_t>(),
@@ -227,7 +228,7 @@ struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
     const auto &fq = saved[0], &fk = saved[1], &v = saved[2], &kv = saved[3], &z = saved[4],
                &den = saved[5], &out = saved[6];
     const auto p = params(fq, fk, v);
-    auto grad_out = incoming_grad(grads[0], out);            // [B, H, T, Dv]
+    auto grad_out = incoming_grad(grads[0], out);             // [B, H, T, Dv]
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, S, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, S, Dv]
@@ -253,7 +254,7 @@ at::Tensor linear_attention_keys(const char* op, const at::Tensor& fq, const at:
               ": causal attention needs T == S (self-attention), got T = ", T, ", S = ", S);
   if (!mask.key_padding.defined()) return fk;
   auto valid = mask.key_padding.to(fk.device()).view({B, 1, S, 1});  // [B, 1, S, 1]
-  return fk * valid.to(fk.scalar_type());                             // [B, H, S, R]
+  return fk * valid.to(fk.scalar_type());                            // [B, H, S, R]
 }
 
 // num / den with the zero row of the masking contract where den == 0 (num is 0 there too).
@@ -264,12 +265,12 @@ at::Tensor normalise(const at::Tensor& num, const at::Tensor& den) {
 at::Tensor composite_path(const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& v,
                           const at::Tensor& m, bool causal, int64_t chunk) {
   if (causal) {
-    auto [num, den] = causal_prefix(fq, fk, v, m, chunk);             // [B, H, T, Dv], [B, H, T]
+    auto [num, den] = causal_prefix(fq, fk, v, m, chunk);  // [B, H, T, Dv], [B, H, T]
     return normalise(num, den);
   }
-  auto kv = at::matmul(fk.transpose(-2, -1), v);                     // [B, H, R, Dv]
-  auto num = at::matmul(fq, kv);                                     // [B, H, T, Dv]
-  auto den = at::matmul(fq, fk.sum(2).unsqueeze(-1)).squeeze(-1);    // [B, H, T]
+  auto kv = at::matmul(fk.transpose(-2, -1), v);                   // [B, H, R, Dv]
+  auto num = at::matmul(fq, kv);                                   // [B, H, T, Dv]
+  auto den = at::matmul(fq, fk.sum(2).unsqueeze(-1)).squeeze(-1);  // [B, H, T]
   return normalise(num, den);
 }
 

@@ -54,12 +54,13 @@ at::Tensor composite_path(const at::Tensor& q, const at::Tensor& kk, const at::T
   const int64_t S = kk.size(2), D = q.size(3);
   auto e = e_proj.narrow(1, 0, S).to(kk.scalar_type());  // [R, S]
   auto f = f_proj.narrow(1, 0, S).to(vv.scalar_type());  // [R, S]
-  auto kp = at::matmul(e, kk);                            // [B, H, R, D]
-  auto vp = at::matmul(f, vv);                            // [B, H, R, Dv]
-  auto scores = at::matmul(q, kp.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));  // [B, H, T, R]
-  auto probs = at::softmax(scores, -1);                   // [B, H, T, R]
+  auto kp = at::matmul(e, kk);                           // [B, H, R, D]
+  auto vp = at::matmul(f, vv);                           // [B, H, R, Dv]
+  auto scores =
+      at::matmul(q, kp.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));  // [B, H, T, R]
+  auto probs = at::softmax(scores, -1);                                         // [B, H, T, R]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  return at::matmul(probs, vp);                           // [B, H, T, Dv]
+  return at::matmul(probs, vp);  // [B, H, T, Dv]
 }
 
 }  // namespace
@@ -68,16 +69,16 @@ at::Tensor linformer_attention(const at::Tensor& q, const at::Tensor& k, const a
                                const at::Tensor& e_proj, const at::Tensor& f_proj,
                                const AttentionMask& mask, double dropout_p, bool train) {
   const auto [kk, vv] = checked_keys(q, k, v, e_proj, f_proj, mask);
-  const bool fused = use_fused_kernel(kOp, q, train && dropout_p > 0 ? "dropout while training"
-                                                                     : nullptr);
+  const bool fused =
+      use_fused_kernel(kOp, q, train && dropout_p > 0 ? "dropout while training" : nullptr);
   if (!fused) return composite_path(q, kk, vv, e_proj, f_proj, dropout_p, train);
   const int64_t B = q.size(0), S = k.size(2);
   // E x for x [B, H, S, E'] as one GEMM: [R, S] × [S, B·H·E'] -> [B, H, R, E'].
   auto project = [&](const at::Tensor& proj, const at::Tensor& x) {
     const int64_t H = x.size(1), E = x.size(3);
-    auto cols = x.permute({2, 0, 1, 3}).reshape({S, B * H * E});          // [S, B·H·E']
-    auto y = at::mm(proj.narrow(1, 0, S).to(x.scalar_type()), cols);     // [R, B·H·E']
-    return y.view({-1, B, H, E}).permute({1, 2, 0, 3});                  // [B, H, R, E']
+    auto cols = x.permute({2, 0, 1, 3}).reshape({S, B * H * E});      // [S, B·H·E']
+    auto y = at::mm(proj.narrow(1, 0, S).to(x.scalar_type()), cols);  // [R, B·H·E']
+    return y.view({-1, B, H, E}).permute({1, 2, 0, 3});               // [B, H, R, E']
   };
   return exact_attention(q, project(e_proj, kk), project(f_proj, vv));  // [B, H, T, Dv]
 }

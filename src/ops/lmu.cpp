@@ -42,9 +42,9 @@ LmuSystem lmu_system(int64_t order, double window) {
   A = A / window;
   B = B / window;
   // Zero-order hold with step 1: Ā = e^A, B̄ = A⁻¹ (Ā − I) B.
-  auto a_bar = at::linalg_matrix_exp(A);                                          // [d, d]
+  auto a_bar = at::linalg_matrix_exp(A);  // [d, d]
   auto b_bar = at::linalg_solve(A, at::matmul(a_bar - at::eye(d, at::kDouble), B.unsqueeze(1)))
-                   .squeeze(1);                                                   // [d]
+                   .squeeze(1);  // [d]
   return {a_bar, b_bar};
 }
 
@@ -53,7 +53,7 @@ at::Tensor lmu_memory(const at::Tensor& u, const at::Tensor& a_bar, const at::Te
   const int64_t B = u.size(0), T = u.size(1), U = u.size(2), d = a_bar.size(0);
   if (T == 0) return u.new_zeros({B, 0, U, d});
   // Impulse response H_k = Āᵏ B̄, k < T, in float64 (it is fixed; rounding would accumulate).
-  auto resp = at::empty({T, d}, at::kDouble);                                     // [T, d]
+  auto resp = at::empty({T, d}, at::kDouble);  // [T, d]
   auto cur = b_bar.detach().to(at::kCPU, at::kDouble);
   auto at_t = a_bar.detach().to(at::kCPU, at::kDouble).t();
   for (int64_t k = 0; k < T; ++k) {
@@ -76,15 +76,15 @@ at::Tensor lmu_memory_recurrent(const at::Tensor& u, const at::Tensor& a_bar,
               "lmu_memory_recurrent: expected `m0` of shape [B, U, d] = [", B, ", ", U, ", ", d,
               "], got ", m0.sizes());
   auto a_t = a_bar.to(u.options()).t(), b = b_bar.to(u.options());
-  auto m = m0.defined() ? m0 : u.new_zeros({B, U, d});                            // [B, U, d]
+  auto m = m0.defined() ? m0 : u.new_zeros({B, U, d});  // [B, U, d]
   if (T == 0) return u.new_zeros({B, 0, U, d});
   std::vector<at::Tensor> ms;
   ms.reserve(T);
   for (int64_t t = 0; t < T; ++t) {
-    m = at::matmul(m, a_t) + u.select(1, t).unsqueeze(-1) * b;                    // [B, U, d]
+    m = at::matmul(m, a_t) + u.select(1, t).unsqueeze(-1) * b;  // [B, U, d]
     ms.push_back(m);
   }
-  return at::stack(ms, 1);                                                        // [B, T, U, d]
+  return at::stack(ms, 1);  // [B, T, U, d]
 }
 
 at::Tensor lmu_legendre_decoder(int64_t order, double r) {

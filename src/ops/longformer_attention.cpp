@@ -53,13 +53,13 @@ void check_pattern(const LongformerPattern& p, bool causal, int64_t heads, int64
 // Bool [H, Tq, Tk]: is key j in the band of query i for each head (no globals, no padding).
 at::Tensor band_allowed(const LongformerPattern& p, bool causal, int64_t heads,
                         const at::Tensor& qpos, const at::Tensor& kpos) {
-  auto dil = at::tensor(p.dilation, qpos.options());                       // [1|H]
-  dil = dil.expand({heads}).view({heads, 1, 1});                           // [H, 1, 1]
-  auto rel = kpos.view({1, 1, -1}) - qpos.view({1, -1, 1});                // [1, Tq, Tk]
-  auto on_grid = rel.remainder(dil) == 0;                                  // [H, Tq, Tk]
-  auto steps = rel.div(dil, "floor");                                      // [H, Tq, Tk]
-  auto in_reach = causal ? (steps <= 0).logical_and(steps >= -p.window)
-                         : steps.abs() <= p.window / 2;
+  auto dil = at::tensor(p.dilation, qpos.options());         // [1|H]
+  dil = dil.expand({heads}).view({heads, 1, 1});             // [H, 1, 1]
+  auto rel = kpos.view({1, 1, -1}) - qpos.view({1, -1, 1});  // [1, Tq, Tk]
+  auto on_grid = rel.remainder(dil) == 0;                    // [H, Tq, Tk]
+  auto steps = rel.div(dil, "floor");                        // [H, Tq, Tk]
+  auto in_reach =
+      causal ? (steps <= 0).logical_and(steps >= -p.window) : steps.abs() <= p.window / 2;
   return on_grid.logical_and(in_reach);
 }
 
@@ -90,23 +90,24 @@ namespace {
 
 // The banded rows (every row; global query rows are overwritten by global_rows), composite path.
 at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const LongformerPattern& p, bool causal,
-                            const at::Tensor& key_padding, double dropout_p, bool train) {
+                            const LongformerPattern& p, bool causal, const at::Tensor& key_padding,
+                            double dropout_p, bool train) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const int64_t dmax = *std::max_element(p.dilation.begin(), p.dilation.end());
   const int64_t back = causal ? p.window * dmax : (p.window / 2) * dmax;  // keys before i
-  const int64_t ahead = causal ? 0 : (p.window / 2) * dmax;                 // keys after i
-  const int64_t c = std::min<int64_t>(T, p.block > 0 ? p.block : std::max<int64_t>(64, p.window / 2));
+  const int64_t ahead = causal ? 0 : (p.window / 2) * dmax;               // keys after i
+  const int64_t c =
+      std::min<int64_t>(T, p.block > 0 ? p.block : std::max<int64_t>(64, p.window / 2));
   const int64_t G = static_cast<int64_t>(p.global_positions.size());
   const auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
 
   at::Tensor gpos, is_global, kg_cols, vg_cols, g_padding;
   if (G > 0) {
-    gpos = at::tensor(p.global_positions, lopts);                           // [G]
+    gpos = at::tensor(p.global_positions, lopts);                                   // [G]
     is_global = at::zeros({T}, lopts.dtype(at::kBool)).index_fill_(0, gpos, true);  // [T]
-    kg_cols = k.index_select(2, gpos);                                      // [B, H, G, D]
-    vg_cols = v.index_select(2, gpos);                                      // [B, H, G, Dv]
+    kg_cols = k.index_select(2, gpos);                                              // [B, H, G, D]
+    vg_cols = v.index_select(2, gpos);                                              // [B, H, G, Dv]
     if (key_padding.defined()) g_padding = key_padding.index_select(1, gpos).view({B, 1, 1, G});
   }
 
@@ -116,45 +117,51 @@ at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::
   // view and its backward one scatter-add, unlike per-block narrow()s, whose backward each
   // writes a full-length zero gradient (O(T²/c) in all).
   const int64_t nb = (T + c - 1) / c, tp = nb * c, span = c + back + ahead;
-  auto pad_seq = [&](const at::Tensor& x, int64_t front, int64_t end) {    // pads dim 2
+  auto pad_seq = [&](const at::Tensor& x, int64_t front, int64_t end) {  // pads dim 2
     return at::constant_pad_nd(x, {0, 0, front, end});
   };
-  auto qb = pad_seq(q, 0, tp - T).view({B, H, nb, c, D});                  // [B, H, NB, c, D]
-  auto unfold_keys = [&](const at::Tensor& x) {                            // [B, H, T, E]
-    return pad_seq(x, back, tp - T + ahead).unfold(2, span, c).transpose(-1, -2);  // [B, H, NB, span, E]
+  auto qb = pad_seq(q, 0, tp - T).view({B, H, nb, c, D});  // [B, H, NB, c, D]
+  auto unfold_keys = [&](const at::Tensor& x) {            // [B, H, T, E]
+    return pad_seq(x, back, tp - T + ahead)
+        .unfold(2, span, c)
+        .transpose(-1, -2);  // [B, H, NB, span, E]
   };
-  auto kb = unfold_keys(k);                                                 // [B, H, NB, span, D]
-  auto vb = unfold_keys(v);                                                 // [B, H, NB, span, Dv]
+  auto kb = unfold_keys(k);  // [B, H, NB, span, D]
+  auto vb = unfold_keys(v);  // [B, H, NB, span, Dv]
   // Key position of span slot j in block b: b·c − back + j; query position b·c + i. The band test
   // depends only on their difference j − back − i, so one [H, c, span] pattern serves all blocks.
   auto slot = at::arange(span, lopts), row = at::arange(c, lopts);
-  auto band = band_allowed(p, causal, H, row + back, slot).view({1, H, 1, c, span});  // [1, H, 1, c, span]
+  auto band =
+      band_allowed(p, causal, H, row + back, slot).view({1, H, 1, c, span});  // [1, H, 1, c, span]
   auto kpos = at::arange(nb, lopts).view({nb, 1}) * c - back + slot.view({1, span});  // [NB, span]
-  auto key_ok = kpos.ge(0).logical_and(kpos.lt(T));                        // [NB, span]
+  auto key_ok = kpos.ge(0).logical_and(kpos.lt(T));                                   // [NB, span]
   auto kpos_safe = kpos.clamp(0, T - 1);
-  if (G > 0) key_ok = key_ok.logical_and(is_global.index_select(0, kpos_safe.view(-1)).view({nb, span}).logical_not());
-  auto allowed = band.logical_and(key_ok.view({1, 1, nb, 1, span}));     // [1, H, NB, c, span]
+  if (G > 0)
+    key_ok = key_ok.logical_and(
+        is_global.index_select(0, kpos_safe.view(-1)).view({nb, span}).logical_not());
+  auto allowed = band.logical_and(key_ok.view({1, 1, nb, 1, span}));  // [1, H, NB, c, span]
   if (key_padding.defined()) {
     auto kp = key_padding.index_select(1, kpos_safe.view(-1)).view({B, 1, nb, 1, span});
-    allowed = allowed.logical_and(kp);                                     // [B, H, NB, c, span]
+    allowed = allowed.logical_and(kp);  // [B, H, NB, c, span]
   }
-  auto scores = at::matmul(qb, kb.transpose(-2, -1)) * scale;             // [B, H, NB, c, span]
+  auto scores = at::matmul(qb, kb.transpose(-2, -1)) * scale;  // [B, H, NB, c, span]
   if (G > 0) {
     auto gs = at::matmul(qb, kg_cols.transpose(-2, -1).unsqueeze(2)) * scale;  // [B, H, NB, c, G]
     auto qpos = at::arange(tp, lopts).view({1, 1, nb, c, 1});
-    auto gallowed = at::ones({1, 1, nb, c, G}, lopts.dtype(at::kBool));    // [1, 1, NB, c, G]
+    auto gallowed = at::ones({1, 1, nb, c, G}, lopts.dtype(at::kBool));  // [1, 1, NB, c, G]
     if (causal) gallowed = gpos.view({1, 1, 1, 1, G}) <= qpos;
     if (g_padding.defined()) gallowed = gallowed.logical_and(g_padding.view({B, 1, 1, 1, G}));
-    scores = at::cat({scores, gs}, -1);                                    // [B, H, NB, c, span + G]
+    scores = at::cat({scores, gs}, -1);  // [B, H, NB, c, span + G]
     const int64_t bm = key_padding.defined() ? B : 1;
     allowed = at::cat({allowed.expand({bm, H, nb, c, span}), gallowed.expand({bm, H, nb, c, G})},
-                      -1);                                                 // [B|1, H, NB, c, span + G]
+                      -1);  // [B|1, H, NB, c, span + G]
   }
-  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;  // [B, H, NB, c, span (+G)]
+  auto probs =
+      masked_softmax(scores, allowed, /*with_lse=*/false).first;  // [B, H, NB, c, span (+G)]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  auto ob = at::matmul(G > 0 ? probs.narrow(-1, 0, span) : probs, vb);    // [B, H, NB, c, Dv]
+  auto ob = at::matmul(G > 0 ? probs.narrow(-1, 0, span) : probs, vb);  // [B, H, NB, c, Dv]
   if (G > 0) ob = ob + at::matmul(probs.narrow(-1, span, G), vg_cols.unsqueeze(2));
-  auto out = ob.reshape({B, H, tp, v.size(3)}).narrow(2, 0, T);          // [B, H, T, Dv]
+  auto out = ob.reshape({B, H, tp, v.size(3)}).narrow(2, 0, T);  // [B, H, T, Dv]
 
   return out;  // [B, H, T, Dv]
 }
@@ -191,7 +198,8 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     // The padding travels in a struct: autograd::Function rejects undefined tensor arguments.
     auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T, D]
     const auto& key_padding = mask.key_padding;
-    auto kp = key_padding.defined() ? key_padding.to(at::kCPU).contiguous() : at::Tensor();  // [B, T]
+    auto kp =
+        key_padding.defined() ? key_padding.to(at::kCPU).contiguous() : at::Tensor();  // [B, T]
     const auto dilation = per_head(p, q.size(1));
     const auto params = LongformerBandFunction::params(q, v, p, mask.causal, dilation);
     auto out = empty_poisoned({params.batch, params.heads, params.t, params.dv}, q.options());
@@ -225,7 +233,7 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     const auto dilation = per_head(p, q.size(1));
     const auto params =
         LongformerBandFunction::params(q, v, p, ctx->saved_data["causal"].toBool(), dilation);
-    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
+    auto grad_out = incoming_grad(grads[0], out);          // [B, H, T, Dv]
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, T, Dv]
@@ -250,22 +258,22 @@ at::Tensor global_rows(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   const int64_t G = static_cast<int64_t>(p.global_positions.size());
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const auto lopts = at::TensorOptions().dtype(at::kLong).device(q.device());
-  auto gpos = at::tensor(p.global_positions, lopts);                          // [G]
+  auto gpos = at::tensor(p.global_positions, lopts);  // [G]
   const auto& qg_src = q_global.defined() ? q_global : q;
   const auto& kg_src = k_global.defined() ? k_global : k;
   const auto& vg_src = v_global.defined() ? v_global : v;
-  auto qg = qg_src.index_select(2, gpos);                                     // [B, H, G, D]
+  auto qg = qg_src.index_select(2, gpos);  // [B, H, G, D]
   AttentionMask m;
   m.key_padding = key_padding;
-  auto allowed = dense_allowed(m, B, G, T, q.device());                       // [B, 1, 1, T] or undef
+  auto allowed = dense_allowed(m, B, G, T, q.device());  // [B, 1, 1, T] or undef
   if (causal) {
     auto cm = at::arange(T, lopts).view({1, 1, 1, T}) <= gpos.view({1, 1, G, 1});  // [1, 1, G, T]
     allowed = allowed.defined() ? allowed.logical_and(cm) : cm;
   }
-  auto scores = at::matmul(qg, kg_src.transpose(-2, -1)) * scale;             // [B, H, G, T]
-  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;     // [B, H, G, T]
+  auto scores = at::matmul(qg, kg_src.transpose(-2, -1)) * scale;          // [B, H, G, T]
+  auto probs = masked_softmax(scores, allowed, /*with_lse=*/false).first;  // [B, H, G, T]
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  return at::matmul(probs, vg_src);                                           // [B, H, G, Dv]
+  return at::matmul(probs, vg_src);  // [B, H, G, Dv]
 }
 
 // The fused banded kernel covers CPU float/double calls without active dropout.
@@ -283,8 +291,8 @@ at::Tensor check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tens
   constexpr const char* op = "longformer_attention";
   check_qkv(op, q, k, v);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2);
-  TORCH_CHECK(k.size(2) == T, op, ": self-attention only, expected S == T = ", T, ", got S = ",
-              k.size(2));
+  TORCH_CHECK(k.size(2) == T, op, ": self-attention only, expected S == T = ", T,
+              ", got S = ", k.size(2));
   check_mask(op, mask, B, H, T, T, /*causal_ok=*/true, /*pattern_ok=*/false);
   check_pattern(p, mask.causal, H, T);
   for (const auto* g : {&q_global, &k_global, &v_global}) {
@@ -302,7 +310,8 @@ at::Tensor with_global_rows(const at::Tensor& band, const at::Tensor& q, const a
                             double dropout_p, bool train) {
   if (p.global_positions.empty()) return band;
   auto og = global_rows(q, k, v, p, causal, kp, q_global, k_global, v_global, dropout_p, train);
-  auto gpos = at::tensor(p.global_positions, at::TensorOptions().dtype(at::kLong).device(q.device()));
+  auto gpos =
+      at::tensor(p.global_positions, at::TensorOptions().dtype(at::kLong).device(q.device()));
   return band.index_copy(2, gpos, og);  // [B, H, T, Dv]
 }
 
@@ -316,9 +325,9 @@ at::Tensor longformer_attention(const at::Tensor& q, const at::Tensor& k, const 
   AttentionMask band_mask;
   band_mask.causal = mask.causal;
   band_mask.key_padding = kp;
-  auto band = use_fused(q, dropout_p, train)
-                  ? LongformerBandFunction::apply(q, k, v, p, band_mask)
-                  : banded_composite(q, k, v, p, mask.causal, kp, dropout_p, train);  // [B, H, T, Dv]
+  auto band = use_fused(q, dropout_p, train) ? LongformerBandFunction::apply(q, k, v, p, band_mask)
+                                             : banded_composite(q, k, v, p, mask.causal, kp,
+                                                                dropout_p, train);  // [B, H, T, Dv]
   return with_global_rows(band, q, k, v, p, mask.causal, kp, q_global, k_global, v_global,
                           dropout_p, train);
 }
@@ -329,7 +338,7 @@ at::Tensor longformer_attention_composite(const at::Tensor& q, const at::Tensor&
                                           const at::Tensor& k_global, const at::Tensor& v_global,
                                           double dropout_p, bool train) {
   const auto kp = check_inputs(q, k, v, p, mask, q_global, k_global, v_global);  // [B, T]
-  auto band = banded_composite(q, k, v, p, mask.causal, kp, dropout_p, train);    // [B, H, T, Dv]
+  auto band = banded_composite(q, k, v, p, mask.causal, kp, dropout_p, train);   // [B, H, T, Dv]
   return with_global_rows(band, q, k, v, p, mask.causal, kp, q_global, k_global, v_global,
                           dropout_p, train);
 }

@@ -1,5 +1,6 @@
 // Masking helpers shared by every attention core: input checks, the dense allowed-pairs mask
-// (causal + key padding + explicit pattern) and a softmax that turns rows with no visible key into zeros.
+// (causal + key padding + explicit pattern) and a softmax that turns rows with no visible key into
+// zeros.
 #include <longseq/attention.h>
 
 #include <ATen/ATen.h>
@@ -13,14 +14,13 @@ void check_qkv(const char* op, const at::Tensor& q, const at::Tensor& k, const a
   TORCH_CHECK(q.dim() == 4, op, ": expected 4-D `q` [B, H, T, D], got ", q.dim(), "-D");
   TORCH_CHECK(k.dim() == 4, op, ": expected 4-D `k` [B, H, S, D], got ", k.dim(), "-D");
   TORCH_CHECK(v.dim() == 4, op, ": expected 4-D `v` [B, H, S, D], got ", v.dim(), "-D");
-  TORCH_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0), op,
-              ": batch sizes differ: q ", q.size(0), ", k ", k.size(0), ", v ", v.size(0));
-  TORCH_CHECK(q.size(1) == k.size(1) && q.size(1) == v.size(1), op,
-              ": head counts differ: q ", q.size(1), ", k ", k.size(1), ", v ", v.size(1));
+  TORCH_CHECK(q.size(0) == k.size(0) && q.size(0) == v.size(0), op, ": batch sizes differ: q ",
+              q.size(0), ", k ", k.size(0), ", v ", v.size(0));
+  TORCH_CHECK(q.size(1) == k.size(1) && q.size(1) == v.size(1), op, ": head counts differ: q ",
+              q.size(1), ", k ", k.size(1), ", v ", v.size(1));
   TORCH_CHECK(q.size(3) == k.size(3), op, ": head dims of `q` (", q.size(3), ") and `k` (",
               k.size(3), ") differ");
-  TORCH_CHECK(k.size(2) == v.size(2), op, ": `k` has ", k.size(2), " keys but `v` has ",
-              v.size(2));
+  TORCH_CHECK(k.size(2) == v.size(2), op, ": `k` has ", k.size(2), " keys but `v` has ", v.size(2));
   TORCH_CHECK(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type(), op,
               ": q, k, v dtypes differ (", q.scalar_type(), ", ", k.scalar_type(), ", ",
               v.scalar_type(), ")");
@@ -48,10 +48,11 @@ void check_mask(const char* op, const AttentionMask& mask, int64_t batch, int64_
   check_key_padding(op, mask.key_padding, batch, s);
   const auto& a = mask.allowed;
   if (!a.defined()) return;
-  TORCH_CHECK(pattern_ok, op, ": an explicit pattern (AttentionMask::allowed) is not supported; "
+  TORCH_CHECK(pattern_ok, op,
+              ": an explicit pattern (AttentionMask::allowed) is not supported; "
               "only exact_attention scores every pair");
-  TORCH_CHECK(a.scalar_type() == at::kBool, op,
-              ": expected bool `allowed` (true = visible), got ", a.scalar_type());
+  TORCH_CHECK(a.scalar_type() == at::kBool, op, ": expected bool `allowed` (true = visible), got ",
+              a.scalar_type());
   const int64_t full[4] = {batch, heads, t, s};
   bool ok = a.dim() >= 2 && a.dim() <= 4;
   for (int64_t i = 0; ok && i < a.dim(); ++i) {
@@ -76,8 +77,8 @@ at::Tensor padding_mask_from_lengths(const at::Tensor& lengths, int64_t max_len)
   return pos.unsqueeze(0) < len.unsqueeze(1);     // [B, S]
 }
 
-std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores, const at::Tensor& allowed,
-                                                 bool with_lse) {
+std::pair<at::Tensor, at::Tensor> masked_softmax(const at::Tensor& scores,
+                                                 const at::Tensor& allowed, bool with_lse) {
   const double neg_inf = -std::numeric_limits<double>::infinity();
   if (!allowed.defined()) {
     return {at::softmax(scores, -1), with_lse ? at::logsumexp(scores, {-1}) : at::Tensor()};
@@ -115,8 +116,8 @@ at::Tensor dense_allowed(const AttentionMask& mask, int64_t batch, int64_t t, in
     allowed = allowed.defined() ? allowed.logical_and(kp) : kp;
   }
   if (mask.allowed.defined()) {
-    auto a = mask.allowed.to(device);                 // [.., T, S], up to 4-D
-    while (a.dim() < 4) a = a.unsqueeze(0);           // [B|1, H|1, T|1, S|1]
+    auto a = mask.allowed.to(device);        // [.., T, S], up to 4-D
+    while (a.dim() < 4) a = a.unsqueeze(0);  // [B|1, H|1, T|1, S|1]
     allowed = allowed.defined() ? allowed.logical_and(a) : a;
   }
   return allowed;

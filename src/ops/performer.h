@@ -14,7 +14,8 @@ namespace longseq::detail {
 constexpr double kReluFloor = 1e-3;
 
 /// Checks the inputs shared by the feature maps and performer_attention (q [B, H, T, D],
-/// k [B, H, S, D], omega [R, D], the mask; errors name `op`); returns omega in q's dtype and device.
+/// k [B, H, S, D], omega [R, D], the mask; errors name `op`); returns omega in q's dtype and
+/// device.
 at::Tensor check_performer_inputs(const char* op, const at::Tensor& q, const at::Tensor& k,
                                   const at::Tensor& omega, const AttentionMask& mask);
 

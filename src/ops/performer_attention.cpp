@@ -1,7 +1,8 @@
 // FAVOR+ attention (Choromanski et al. 2021, "Rethinking Attention with Performers", ICLR): the
 // feature maps (performer_features.cpp: φ(q), φ(k) and the causal key stabiliser) followed by
 // normalised linear attention on them (linear_attention.cpp: two GEMMs non-causal, chunked prefix
-// sums causal). Each half has a fused CPU kernel and a composite path; performer_attention_composite
+// sums causal). Each half has a fused CPU kernel and a composite path;
+// performer_attention_composite
 // runs both composite. Time O(B·H·(T + S)·R·(D + Dv)), memory O(B·H·(T + S)·R), never T×S.
 // performer_causal_step continues the causal form one position at a time for decoding.
 #include <longseq/attention.h>
@@ -65,48 +66,49 @@ at::Tensor performer_causal_step(const at::Tensor& q, const at::Tensor& k, const
   const int64_t R = omega.size(0);
   const double in_scale = std::pow(static_cast<double>(D), -0.25);
   const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(R));
-  const auto w = omega.to(q.options());                                     // [R, D]
+  const auto w = omega.to(q.options());  // [R, D]
   if (!s.defined()) {
     s = q.new_zeros({B, H, R, Dv});
     z = q.new_zeros({B, H, R});
   }
-  TORCH_CHECK(s.sizes() == at::IntArrayRef({B, H, R, Dv}) && z.sizes() == at::IntArrayRef({B, H, R}),
-              op, ": state shapes do not match the inputs (", s.sizes(), ", ", z.sizes(), ")");
-  auto q_proj = at::matmul(q * in_scale, w.t());                            // [B, H, n, R]
-  auto ks = k * in_scale;                                                   // [B, H, n, D]
-  auto k_proj = at::matmul(ks, w.t());                                      // [B, H, n, R]
+  TORCH_CHECK(
+      s.sizes() == at::IntArrayRef({B, H, R, Dv}) && z.sizes() == at::IntArrayRef({B, H, R}), op,
+      ": state shapes do not match the inputs (", s.sizes(), ", ", z.sizes(), ")");
+  auto q_proj = at::matmul(q * in_scale, w.t());  // [B, H, n, R]
+  auto ks = k * in_scale;                         // [B, H, n, D]
+  auto k_proj = at::matmul(ks, w.t());            // [B, H, n, R]
   at::Tensor fq, key_log;
   if (kernel == PerformerKernel::kRelu) {
-    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, n, R]
+    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;  // [B, H, n, R]
   } else {
-    fq = (q_proj - q_proj.amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;   // [B, H, n, R]
-    key_log = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;           // [B, H, n, R]
+    fq = (q_proj - q_proj.amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;  // [B, H, n, R]
+    key_log = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;          // [B, H, n, R]
   }
   std::vector<at::Tensor> outs;
   outs.reserve(n);
   for (int64_t i = 0; i < n; ++i) {
-    at::Tensor fk;                                                          // [B, H, R]
+    at::Tensor fk;  // [B, H, R]
     if (kernel == PerformerKernel::kRelu) {
       fk = at::relu(k_proj.select(2, i)) * inv_sqrt_r + kReluFloor;
     } else {
-      auto li = key_log.select(2, i);                                       // [B, H, R]
-      auto m_new = m.defined() ? at::maximum(m, li.amax(-1)) : li.amax(-1); // [B, H]
+      auto li = key_log.select(2, i);                                        // [B, H, R]
+      auto m_new = m.defined() ? at::maximum(m, li.amax(-1)) : li.amax(-1);  // [B, H]
       if (m.defined()) {
-        auto decay = (m - m_new).exp();                                     // [B, H], <= 1
+        auto decay = (m - m_new).exp();  // [B, H], <= 1
         s = s * decay.view({B, H, 1, 1});
         z = z * decay.view({B, H, 1});
       }
       m = m_new;
-      fk = (li - m.unsqueeze(-1)).exp() * inv_sqrt_r;                       // [B, H, R]
+      fk = (li - m.unsqueeze(-1)).exp() * inv_sqrt_r;  // [B, H, R]
     }
-    s = s + fk.unsqueeze(-1) * v.select(2, i).unsqueeze(-2);                // [B, H, R, Dv]
-    z = z + fk;                                                             // [B, H, R]
-    auto fqi = fq.select(2, i);                                             // [B, H, R]
-    auto num = at::matmul(fqi.unsqueeze(-2), s).squeeze(-2);                // [B, H, Dv]
-    auto den = (fqi * z).sum(-1);                                           // [B, H]
-    outs.push_back(num / den.masked_fill(den == 0, 1).unsqueeze(-1));       // [B, H, Dv]
+    s = s + fk.unsqueeze(-1) * v.select(2, i).unsqueeze(-2);           // [B, H, R, Dv]
+    z = z + fk;                                                        // [B, H, R]
+    auto fqi = fq.select(2, i);                                        // [B, H, R]
+    auto num = at::matmul(fqi.unsqueeze(-2), s).squeeze(-2);           // [B, H, Dv]
+    auto den = (fqi * z).sum(-1);                                      // [B, H]
+    outs.push_back(num / den.masked_fill(den == 0, 1).unsqueeze(-1));  // [B, H, Dv]
   }
-  return at::stack(outs, 2);                                                // [B, H, n, Dv]
+  return at::stack(outs, 2);  // [B, H, n, Dv]
 }
 
 }  // namespace longseq

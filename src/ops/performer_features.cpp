@@ -54,30 +54,30 @@ PerformerFeatures composite_features(const at::Tensor& q, const at::Tensor& k, c
   const int64_t B = q.size(0), S = k.size(2), D = q.size(3), R = w.size(0);
   const double in_scale = std::pow(static_cast<double>(D), -0.25);
   const double inv_sqrt_r = 1.0 / std::sqrt(static_cast<double>(R));
-  auto qs = q * in_scale;                                                   // [B, H, T, D]
-  auto ks = k * in_scale;                                                   // [B, H, S, D]
-  auto q_proj = at::matmul(qs, w.t());                                      // [B, H, T, R]
-  auto k_proj = at::matmul(ks, w.t());                                      // [B, H, S, R]
-  at::Tensor valid;                                                         // [B, 1, S, 1]
+  auto qs = q * in_scale;               // [B, H, T, D]
+  auto ks = k * in_scale;               // [B, H, S, D]
+  auto q_proj = at::matmul(qs, w.t());  // [B, H, T, R]
+  auto k_proj = at::matmul(ks, w.t());  // [B, H, S, R]
+  at::Tensor valid;                     // [B, 1, S, 1]
   if (key_padding.defined()) valid = key_padding.to(q.device()).view({B, 1, S, 1});
 
   at::Tensor fq, fk, m;
   if (kernel == PerformerKernel::kRelu) {
-    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, T, R]
-    fk = at::relu(k_proj) * inv_sqrt_r + kReluFloor;                        // [B, H, S, R]
-    if (valid.defined()) fk = fk * valid.to(fk.scalar_type());              // [B, H, S, R]
+    fq = at::relu(q_proj) * inv_sqrt_r + kReluFloor;            // [B, H, T, R]
+    fk = at::relu(k_proj) * inv_sqrt_r + kReluFloor;            // [B, H, S, R]
+    if (valid.defined()) fk = fk * valid.to(fk.scalar_type());  // [B, H, S, R]
   } else {
     fq = (q_proj - q_proj.detach().amax(-1, /*keepdim=*/true)).exp() * inv_sqrt_r;  // [B, H, T, R]
-    auto s = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;            // [B, H, S, R]
+    auto s = k_proj - ks.pow(2).sum(-1, /*keepdim=*/true) * 0.5;                    // [B, H, S, R]
     auto sd = s.detach();
     if (valid.defined()) {
       // Padded keys take the (b, h) minimum: they never raise a max, and it is finite, so a
       // prefix with no valid key still has a finite m (its features are zero anyway).
-      sd = at::where(valid, sd, sd.amin({2, 3}, /*keepdim=*/true));         // [B, H, S, R]
+      sd = at::where(valid, sd, sd.amin({2, 3}, /*keepdim=*/true));  // [B, H, S, R]
     }
-    at::Tensor e;                                                           // [B, H, S, R]
+    at::Tensor e;  // [B, H, S, R]
     if (causal) {
-      m = std::get<0>(at::cummax(sd.amax(-1), 2));                          // [B, H, S]
+      m = std::get<0>(at::cummax(sd.amax(-1), 2));  // [B, H, S]
       e = s - m.unsqueeze(-1);
     } else {
       e = s - sd.amax({2, 3}, /*keepdim=*/true);
@@ -86,7 +86,7 @@ PerformerFeatures composite_features(const at::Tensor& q, const at::Tensor& k, c
     if (valid.defined()) {
       e = e.masked_fill(valid.logical_not(), -std::numeric_limits<double>::infinity());
     }
-    fk = e.exp() * inv_sqrt_r;                                              // [B, H, S, R]
+    fk = e.exp() * inv_sqrt_r;  // [B, H, S, R]
   }
 
   return {fq, fk, m};
@@ -128,9 +128,9 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
                  ? empty_poisoned({p.batch, p.heads, p.t}, x.options())  // [B, H, T]
                  : at::zeros({p.batch, p.heads, p.t}, x.options());
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_forward", [&] {
-      cpu::performer_features_forward<scalar_t>(
-          x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), kp.defined() ? kp.data_ptr<bool>() : nullptr,
-          f.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), p);
+      cpu::performer_features_forward<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+                                                kp.defined() ? kp.data_ptr<bool>() : nullptr,
+                                                f.data_ptr<scalar_t>(), m.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({x, w, f});
     ctx->saved_data["map"] = static_cast<int64_t>(spec.map);
@@ -148,12 +148,13 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
     const auto map = static_cast<cpu::FeatureMap>(ctx->saved_data["map"].toInt());
     const auto p = params(x, w, map, ctx->saved_data["causal"].toBool());
     if (!grads[0].defined()) return {at::zeros_like(x), at::Tensor(), at::Tensor()};
-    auto grad_f = grads[0].contiguous();                    // [B, H, T, R]
+    auto grad_f = grads[0].contiguous();                   // [B, H, T, R]
     auto grad_x = empty_poisoned(x.sizes(), x.options());  // [B, H, T, D]
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_backward", [&] {
       cpu::performer_features_backward<scalar_t>(
-          x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), kp.defined() ? kp.data_ptr<bool>() : nullptr,
-          f.data_ptr<scalar_t>(), grad_f.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(), p);
+          x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
+          kp.defined() ? kp.data_ptr<bool>() : nullptr, f.data_ptr<scalar_t>(),
+          grad_f.data_ptr<scalar_t>(), grad_x.data_ptr<scalar_t>(), p);
     });
     return {grad_x, at::Tensor(), at::Tensor()};
   }
@@ -174,7 +175,6 @@ PerformerFeatures fused_features(const at::Tensor& q, const at::Tensor& k, const
   return {fq, key[0], !relu && causal ? key[1] : at::Tensor()};
 }
 
-
 // Features of empty inputs (no max to take): zeros of the right shapes.
 PerformerFeatures empty_features(const at::Tensor& q, const at::Tensor& k, const at::Tensor& w,
                                  PerformerKernel kernel, bool causal) {
@@ -190,7 +190,7 @@ namespace detail {
 
 // Checks the inputs of the feature maps; returns omega in q's dtype and device.
 at::Tensor check_performer_inputs(const char* op, const at::Tensor& q, const at::Tensor& k,
-                          const at::Tensor& omega, const AttentionMask& mask) {
+                                  const at::Tensor& omega, const AttentionMask& mask) {
   check_qkv(op, q, k, k);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
   check_mask(op, mask, B, H, T, S, /*causal_ok=*/true, /*pattern_ok=*/false);
@@ -241,18 +241,18 @@ at::Tensor performer_draw_features(int64_t features, int64_t head_dim, uint64_t 
   for (int64_t b = 0; b < blocks; ++b) {
     auto g = at::randn({head_dim, head_dim}, gen, opts);  // [D, D]
     at::Tensor qm, rm;
-    std::tie(qm, rm) = at::linalg_qr(g);                  // [D, D], [D, D]
+    std::tie(qm, rm) = at::linalg_qr(g);  // [D, D], [D, D]
     // Signs of diag(R) make Q Haar-distributed; Qᵀ has orthonormal rows.
-    auto diag = rm.diagonal();                             // [D]
-    auto sign = diag.sign().masked_fill(diag == 0, 1);     // [D]
-    rows.push_back((qm * sign).t());                       // [D, D]
+    auto diag = rm.diagonal();                          // [D]
+    auto sign = diag.sign().masked_fill(diag == 0, 1);  // [D]
+    rows.push_back((qm * sign).t());                    // [D, D]
   }
-  auto omega = at::cat(rows, 0).narrow(0, 0, features);   // [R, D]
+  auto omega = at::cat(rows, 0).narrow(0, 0, features);  // [R, D]
   // Row norms of independent Gaussian vectors (chi with D degrees of freedom): each row is then
   // marginally N(0, I_D), as the unbiased softmax estimator needs.
   auto norms = at::linalg_vector_norm(at::randn({features, head_dim}, gen, opts), 2, {1},
-                                       /*keepdim=*/true);  // [R, 1]
-  return (omega * norms).to(dtype).contiguous();         // [R, D]
+                                      /*keepdim=*/true);  // [R, 1]
+  return (omega * norms).to(dtype).contiguous();          // [R, D]
 }
 
 }  // namespace longseq

@@ -8,7 +8,8 @@
 //   chunk attends to itself and to the previous chunk (the first chunk only to itself), with
 //   s_ij = qk_i · k_j / √D - log c_ij
 //   where c_ij counts the rounds in which j lies in i's window (own or previous chunk; when causal,
-//   the `chunk` most recent tokens of i's own bucket up to i, which keeps it strictly causal), so a key
+//   the `chunk` most recent tokens of i's own bucket up to i, which keeps it strictly causal), so a
+//   key
 //   seen in several rounds weighs once; the self score is -1e5 (after the scale, as in trax), so a
 //   token attends to itself only when it sees nothing else. Causal and key-padding masks are hard.
 // Rounds combine by their log-sum-exp: out_i = Σ_r softmax_r(lse_r,i) · o_r,i. With the duplicate
@@ -58,8 +59,7 @@ void check_options(const char* op, const ReformerCoreOptions& opts) {
 
 void check_rotations(const char* op, const at::Tensor& rotations, const ReformerCoreOptions& opts,
                      int64_t head_dim) {
-  TORCH_CHECK(rotations.defined(), op,
-              ": `rotations` must be given (see reformer_draw_rotations)");
+  TORCH_CHECK(rotations.defined(), op, ": `rotations` must be given (see reformer_draw_rotations)");
   TORCH_CHECK(rotations.dim() == 3 && rotations.size(0) == opts.n_hashes &&
                   rotations.size(1) == head_dim && rotations.size(2) == rotation_cols(opts),
               op, ": expected `rotations` of shape [n_hashes, D, max(NB/2, 1)] = [", opts.n_hashes,
@@ -82,7 +82,7 @@ struct LshIndex {
   at::Tensor perm, inv, buckets;  // [B, H, n, T] int64: slot -> position, position -> slot, bucket
   at::Tensor key_padding;         // [B, T] bool or undefined
   int64_t n_hashes;
-  int64_t chunk;                  // min(opts.chunk, T)
+  int64_t chunk;  // min(opts.chunk, T)
   bool causal;
 };
 
@@ -112,8 +112,8 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
                             const at::Tensor& kn_in, const at::Tensor& v_in, const LshIndex& ix) {
     auto qk = qk_in.contiguous(), kn = kn_in.contiguous(), v = v_in.contiguous();
     const auto p = params(qk, v, ix);
-    auto out = empty_poisoned(v.sizes(), v.options());                   // [B, H, T, Dv]
-    auto lse = empty_poisoned({p.batch, p.heads, p.t}, qk.options());    // [B, H, T]
+    auto out = empty_poisoned(v.sizes(), v.options());                 // [B, H, T, Dv]
+    auto lse = empty_poisoned({p.batch, p.heads, p.t}, qk.options());  // [B, H, T]
     AT_DISPATCH_FLOATING_TYPES(qk.scalar_type(), "reformer_attention_forward", [&] {
       cpu::reformer_attention_forward<scalar_t>(
           qk.data_ptr<scalar_t>(), kn.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -140,7 +140,7 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
                       ctx->saved_data["chunk"].toInt(),
                       ctx->saved_data["causal"].toBool()};
     const auto p = params(qk, v, ix);
-    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
+    auto grad_out = incoming_grad(grads[0], out);             // [B, H, T, Dv]
     auto grad_qk = empty_poisoned(qk.sizes(), qk.options());  // [B, H, T, D]
     auto grad_kn = empty_poisoned(kn.sizes(), kn.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
@@ -185,12 +185,12 @@ at::Tensor check_inputs(const char* op, const at::Tensor& qk, const at::Tensor& 
 LshIndex lsh_index(const at::Tensor& qk, const at::Tensor& rotations,
                    const ReformerCoreOptions& opts, const at::Tensor& key_padding, bool causal) {
   const int64_t B = qk.size(0), T = qk.size(2);
-  auto buckets = reformer_hash(qk, rotations, opts);                  // [B, H, n, T]
+  auto buckets = reformer_hash(qk, rotations, opts);  // [B, H, n, T]
   if (key_padding.defined()) {
     buckets = buckets.masked_fill(key_padding.view({B, 1, 1, T}).logical_not(), opts.buckets);
   }
-  auto pos = at::arange(T, qk.options().dtype(at::kLong));            // [T]
-  auto perm = std::get<1>((buckets * T + pos).sort(-1));              // [B, H, n, T] slot -> pos
+  auto pos = at::arange(T, qk.options().dtype(at::kLong));  // [T]
+  auto perm = std::get<1>((buckets * T + pos).sort(-1));    // [B, H, n, T] slot -> pos
   auto inv = at::empty_like(perm).scatter_(-1, perm, pos.expand_as(perm));  // pos -> slot
   // With chunk >= T there is a single chunk either way; shrinking it avoids padding.
   return {perm, inv, buckets, key_padding, opts.n_hashes, std::min(opts.chunk, T), causal};
@@ -212,14 +212,14 @@ at::Tensor composite_path(const at::Tensor& qk, const at::Tensor& v, const LshIn
   const auto bopts = qk.options().dtype(at::kBool);
   const auto &perm = ix.perm, &inv = ix.inv, &buckets = ix.buckets, &key_padding = ix.key_padding;
   const bool causal = ix.causal;
-  auto kn = unit_keys(qk);                                            // [B, H, T, D]
+  auto kn = unit_keys(qk);  // [B, H, T, D]
   // Padding slots sit at the end of the sorted order; they point at position 0 and are masked.
-  auto slot_pos = tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1)
-                         : perm;                                      // [B, H, n, Tp]
-  auto key_ok = (at::arange(tp, lopts) < T).expand({B, H, n, tp});    // [B, H, n, Tp]
+  auto slot_pos =
+      tp > T ? at::cat({perm, at::zeros({B, H, n, tp - T}, lopts)}, -1) : perm;  // [B, H, n, Tp]
+  auto key_ok = (at::arange(tp, lopts) < T).expand({B, H, n, tp});               // [B, H, n, Tp]
   if (key_padding.defined()) {
     auto kp = key_padding.view({B, 1, 1, T}).expand({B, H, n, T});
-    key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));             // [B, H, n, Tp]
+    key_ok = key_ok.logical_and(kp.gather(-1, slot_pos));  // [B, H, n, Tp]
   }
 
   auto sorted = [&](const at::Tensor& x) {  // [B, H, T, E] -> [B, H, n, NC, c, E]
@@ -227,19 +227,19 @@ at::Tensor composite_path(const at::Tensor& qk, const at::Tensor& v, const LshIn
     auto idx = slot_pos.unsqueeze(-1).expand({B, H, n, tp, e});
     return x.unsqueeze(2).expand({B, H, n, T, e}).gather(3, idx).view({B, H, n, nc, c, e});
   };
-  auto q_c = sorted(qk);                                              // [B, H, n, NC, c, D]
-  auto k_w = look_one_back(sorted(kn));                               // [B, H, n, NC, 2c, D]
-  auto v_w = look_one_back(sorted(v));                                // [B, H, n, NC, 2c, Dv]
-  auto qpos = slot_pos.reshape({B, H, n, nc, c});                     // [B, H, n, NC, c]
-  auto kpos = look_one_back(qpos);                                    // [B, H, n, NC, 2c]
+  auto q_c = sorted(qk);                           // [B, H, n, NC, c, D]
+  auto k_w = look_one_back(sorted(kn));            // [B, H, n, NC, 2c, D]
+  auto v_w = look_one_back(sorted(v));             // [B, H, n, NC, 2c, Dv]
+  auto qpos = slot_pos.reshape({B, H, n, nc, c});  // [B, H, n, NC, c]
+  auto kpos = look_one_back(qpos);                 // [B, H, n, NC, 2c]
 
   // No wrap-around: chunk 0 has no previous chunk.
-  auto window = at::cat({at::ones({nc, c}, bopts),
-                         (at::arange(nc, lopts) > 0).view({nc, 1}).expand({nc, c})},
-                        1);                                           // [NC, 2c]
+  auto window =
+      at::cat({at::ones({nc, c}, bopts), (at::arange(nc, lopts) > 0).view({nc, 1}).expand({nc, c})},
+              1);  // [NC, 2c]
   auto allowed = look_one_back(key_ok.reshape({B, H, n, nc, c}))
                      .logical_and(window)
-                     .unsqueeze(-2);                                  // [B, H, n, NC, 1, 2c]
+                     .unsqueeze(-2);  // [B, H, n, NC, 1, 2c]
   auto qp = qpos.unsqueeze(-1), kp = kpos.unsqueeze(-2);
   // Causal: key j is visible to i in a round only if it shares i's bucket and is among the `c`
   // most recent tokens of that bucket up to i (0 <= slot_i - slot_j < c). Within a bucket the sort
@@ -249,37 +249,38 @@ at::Tensor composite_path(const at::Tensor& qk, const at::Tensor& v, const LshIn
   at::Tensor sorted_bucket;  // [B, H, n, Tp]
   if (causal) {
     sorted_bucket = buckets.gather(-1, perm);
-    if (tp > T) sorted_bucket = at::cat({sorted_bucket, at::full({B, H, n, tp - T}, -1, lopts)}, -1);
-    auto bq = sorted_bucket.reshape({B, H, n, nc, c});                  // [B, H, n, NC, c]
-    auto bk = look_one_back(bq);                                        // [B, H, n, NC, 2c]
-    auto sq = at::arange(tp, lopts).view({nc, c});                      // [NC, c]
+    if (tp > T)
+      sorted_bucket = at::cat({sorted_bucket, at::full({B, H, n, tp - T}, -1, lopts)}, -1);
+    auto bq = sorted_bucket.reshape({B, H, n, nc, c});  // [B, H, n, NC, c]
+    auto bk = look_one_back(bq);                        // [B, H, n, NC, 2c]
+    auto sq = at::arange(tp, lopts).view({nc, c});      // [NC, c]
     auto gap = sq.unsqueeze(-1) - look_one_back(sq.view({1, 1, 1, nc, c})).view({nc, 1, 2 * c});
     allowed = allowed.logical_and(kp <= qp)
                   .logical_and(bk.unsqueeze(-2) == bq.unsqueeze(-1))
-                  .logical_and(gap.ge(0).logical_and(gap.lt(c)));     // [B, H, n, NC, c, 2c]
+                  .logical_and(gap.ge(0).logical_and(gap.lt(c)));  // [B, H, n, NC, c, 2c]
   }
 
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;       // [B, H, n, NC, c, 2c]
+  auto scores = at::matmul(q_c, k_w.transpose(-1, -2)) * scale;  // [B, H, n, NC, c, 2c]
   scores = scores.masked_fill(kp == qp, self_score(qk.scalar_type()));
   if (n > 1) {
     // c_ij = #{r' : chunk_r'(i) - chunk_r'(j) ∈ {0, 1}}, accumulated one round r' at a time.
-    auto chunk_of = inv.div(c, "trunc");                              // [B, H, n, T]
+    auto chunk_of = inv.div(c, "trunc");  // [B, H, n, T]
     auto qflat = qpos.reshape({B, H, n * tp});
     auto kflat = kpos.reshape({B, H, n * nc * 2 * c});
-    auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());   // [B, H, n, NC, c, 2c]
+    auto counts = at::zeros({B, H, n, nc, c, 2 * c}, qk.options());  // [B, H, n, NC, c, 2c]
     for (int64_t r = 0; r < n; ++r) {
-      at::Tensor seen;                                                // [B, H, n, NC, c, 2c]
+      at::Tensor seen;  // [B, H, n, NC, c, 2c]
       if (causal) {
         // Same visibility rule as above, in round r: same bucket, slot gap in [0, c).
-        auto sl = inv.select(2, r), bu = buckets.select(2, r);        // [B, H, T]
+        auto sl = inv.select(2, r), bu = buckets.select(2, r);  // [B, H, T]
         auto d = sl.gather(2, qflat).view({B, H, n, nc, c, 1}) -
                  sl.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
         auto same = bu.gather(2, qflat).view({B, H, n, nc, c, 1}) ==
                     bu.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
         seen = d.ge(0).logical_and(d.lt(c)).logical_and(same);
       } else {
-        auto ch = chunk_of.select(2, r);                              // [B, H, T]
+        auto ch = chunk_of.select(2, r);  // [B, H, T]
         auto d = ch.gather(2, qflat).view({B, H, n, nc, c, 1}) -
                  ch.gather(2, kflat).view({B, H, n, nc, 1, 2 * c});
         seen = d.ge(0).logical_and(d.le(1));
@@ -292,24 +293,24 @@ at::Tensor composite_path(const at::Tensor& qk, const at::Tensor& v, const LshIn
   // probs [B, H, n, NC, c, 2c]; lse [B, H, n, NC, c], needed only to combine rounds.
   auto [probs, lse] = masked_softmax(scores, allowed, /*with_lse=*/n > 1);
   if (train && dropout_p > 0) probs = at::dropout(probs, dropout_p, /*train=*/true);
-  auto o = at::matmul(probs, v_w);                                    // [B, H, n, NC, c, Dv]
+  auto o = at::matmul(probs, v_w);  // [B, H, n, NC, c, Dv]
 
   // Back to positional order.
   auto o_t = o.reshape({B, H, n, tp, Dv})
                  .narrow(3, 0, T)
-                 .gather(3, inv.unsqueeze(-1).expand({B, H, n, T, Dv}));  // [B, H, n, T, Dv]
-  if (n == 1) return o_t.squeeze(2);                                  // [B, H, T, Dv]
+                 .gather(3, inv.unsqueeze(-1).expand({B, H, n, T, Dv}));   // [B, H, n, T, Dv]
+  if (n == 1) return o_t.squeeze(2);                                       // [B, H, T, Dv]
   auto lse_t = lse.reshape({B, H, n, tp}).narrow(3, 0, T).gather(3, inv);  // [B, H, n, T]
   // Rounds where i sees nothing have lse -inf and weight 0; all empty gives a zero row.
-  auto lse_q = lse_t.transpose(2, 3);                                 // [B, H, T, n]
+  auto lse_q = lse_t.transpose(2, 3);                                          // [B, H, T, n]
   auto w = masked_softmax(lse_q, lse_q.isfinite(), /*with_lse=*/false).first;  // [B, H, T, n]
-  return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);              // [B, H, T, Dv]
+  return (w.transpose(2, 3).unsqueeze(-1) * o_t).sum(2);                       // [B, H, T, Dv]
 }
 
 }  // namespace
 
-at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim,
-                                   uint64_t seed, at::ScalarType dtype) {
+at::Tensor reformer_draw_rotations(const ReformerCoreOptions& opts, int64_t head_dim, uint64_t seed,
+                                   at::ScalarType dtype) {
   check_options("reformer_draw_rotations", opts);
   TORCH_CHECK(head_dim > 0, "reformer_draw_rotations: expected `head_dim` > 0, got ", head_dim);
   TORCH_CHECK(at::isFloatingType(dtype),
@@ -336,8 +337,8 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
     return at::zeros({B, H, opts.n_hashes, T}, qk.options().dtype(at::kLong));  // [B, H, n, T]
   }
   auto rot = rotations.detach().to(qk.device(), qk.scalar_type());  // [n, D, NB/2]
-  auto xr = at::matmul(qk.detach().unsqueeze(2), rot);               // [B, H, n, T, NB/2]
-  return at::cat({xr, xr.neg()}, -1).argmax(-1);                     // [B, H, n, T]
+  auto xr = at::matmul(qk.detach().unsqueeze(2), rot);              // [B, H, n, T, NB/2]
+  return at::cat({xr, xr.neg()}, -1).argmax(-1);                    // [B, H, n, T]
 }
 
 at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,

@@ -28,7 +28,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 cpu::RnnCellKind kernel_kind(RnnCell cell) {
-  return cell == RnnCell::kLstm ? cpu::RnnCellKind::kLstm
+  return cell == RnnCell::kLstm  ? cpu::RnnCellKind::kLstm
          : cell == RnnCell::kGru ? cpu::RnnCellKind::kGru
                                  : cpu::RnnCellKind::kElman;
 }
@@ -79,7 +79,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     const int64_t B = p.batch, T = p.t, H = p.hidden, GH = xproj.size(2);
     const bool lstm = p.kind == cpu::RnnCellKind::kLstm, gru = p.kind == cpu::RnnCellKind::kGru;
     const auto opts = xproj.options();
-    auto out = empty_poisoned({B, T, H}, opts);                       // [B, T, H]
+    auto out = empty_poisoned({B, T, H}, opts);                           // [B, T, H]
     auto hs = empty_poisoned({T + 1, B, H}, opts);                        // [T + 1, B, H]
     auto cs = lstm ? empty_poisoned({T + 1, B, H}, opts) : at::Tensor();  // [T + 1, B, H]
     auto acts = empty_poisoned({T, B, GH}, opts);                         // [T, B, G·H]
@@ -100,7 +100,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     ctx->saved_data["valid"] = vb;
     ctx->saved_data["cell"] = cell;
     ctx->saved_data["reverse"] = reverse;
-    auto h_last = hs.select(0, T).clone();                               // [B, H]
+    auto h_last = hs.select(0, T).clone();                                // [B, H]
     auto c_last = lstm ? cs.select(0, T).clone() : xproj.new_zeros({0});  // [B, H]
     ctx->mark_non_differentiable(lstm ? variable_list{} : variable_list{c_last});
     return {out, h_last, c_last};
@@ -185,30 +185,30 @@ RnnOutput rnn_layer_composite(RnnCell cell, const at::Tensor& x, const RnnWeight
                               const at::Tensor& valid, bool reverse) {
   check_inputs(cell, x, w, h0_in, c0_in, valid);
   const int64_t B = x.size(0), T = x.size(1), H = w.w_hh.size(1);
-  at::Tensor h = h0_in.defined() ? h0_in : x.new_zeros({B, H});          // [B, H]
+  at::Tensor h = h0_in.defined() ? h0_in : x.new_zeros({B, H});  // [B, H]
   at::Tensor c = cell == RnnCell::kLstm ? (c0_in.defined() ? c0_in : x.new_zeros({B, H}))
-                                        : at::Tensor();                   // [B, H]
-  auto xp = at::linear(x, w.w_ih, w.b_ih);                                 // [B, T, G·H]
+                                        : at::Tensor();  // [B, H]
+  auto xp = at::linear(x, w.w_ih, w.b_ih);               // [B, T, G·H]
   std::vector<at::Tensor> outs(T);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
-    auto xt = xp.select(1, t);                                             // [B, G·H]
-    auto hh = at::linear(h, w.w_hh, w.b_hh);                               // [B, G·H]
+    auto xt = xp.select(1, t);                // [B, G·H]
+    auto hh = at::linear(h, w.w_hh, w.b_hh);  // [B, G·H]
     at::Tensor h_new, c_new;
     if (cell == RnnCell::kElman) {
       h_new = at::tanh(xt + hh);
     } else if (cell == RnnCell::kLstm) {
-      auto g = (xt + hh).chunk(4, 1);                                      // 4 × [B, H]
+      auto g = (xt + hh).chunk(4, 1);  // 4 × [B, H]
       c_new = at::sigmoid(g[1]) * c + at::sigmoid(g[0]) * at::tanh(g[2]);
       h_new = at::sigmoid(g[3]) * at::tanh(c_new);
     } else {
-      auto gx = xt.chunk(3, 1), gh = hh.chunk(3, 1);                       // 3 × [B, H]
+      auto gx = xt.chunk(3, 1), gh = hh.chunk(3, 1);  // 3 × [B, H]
       auto r = at::sigmoid(gx[0] + gh[0]), z = at::sigmoid(gx[1] + gh[1]);
       auto n = at::tanh(gx[2] + r * gh[2]);
       h_new = (1 - z) * n + z * h;
     }
     if (valid.defined()) {
-      auto v = valid.select(1, t).unsqueeze(1);                            // [B, 1]
+      auto v = valid.select(1, t).unsqueeze(1);  // [B, 1]
       h_new = at::where(v, h_new, h);
       if (c.defined()) c_new = at::where(v, c_new, c);
       outs[t] = h_new * v.to(h_new.scalar_type());
@@ -226,13 +226,13 @@ RnnOutput rnn_layer(RnnCell cell, const at::Tensor& x, const RnnWeights& w, cons
   check_inputs(cell, x, w, h0_in, c0_in, valid);
   const int64_t B = x.size(0), H = w.w_hh.size(1);
   const bool lstm = cell == RnnCell::kLstm;
-  auto h0 = h0_in.defined() ? h0_in : x.new_zeros({B, H});                  // [B, H]
+  auto h0 = h0_in.defined() ? h0_in : x.new_zeros({B, H});  // [B, H]
   auto c0 = lstm ? (c0_in.defined() ? c0_in : x.new_zeros({B, H})) : at::Tensor();
   if (!use_fused(x)) {
     if (!valid.defined() && x.size(1) > 0) return builtin(cell, x, w, h0, c0, reverse);
     return rnn_layer_composite(cell, x, w, h0, c0, valid, reverse);
   }
-  auto xproj = input_projection(cell, x, w).contiguous();                 // [B, T, G·H]
+  auto xproj = input_projection(cell, x, w).contiguous();  // [B, T, G·H]
   c10::optional<at::Tensor> b_hh, c0_opt, valid_opt;
   if (cell == RnnCell::kGru) {
     b_hh = w.b_hh.defined() ? w.b_hh.to(x.scalar_type()).contiguous() : x.new_zeros({3 * H});

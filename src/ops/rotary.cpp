@@ -11,11 +11,11 @@ at::Tensor rotary_embedding(const at::Tensor& x, int64_t offset) {
   TORCH_CHECK(offset >= 0, "rotary_embedding: expected `offset` >= 0, got ", offset);
   const int64_t T = x.size(2), D = x.size(3), half = D / 2;
   auto opts = x.options();
-  auto inv = at::pow(10000.0, at::arange(0, half, opts) * (-2.0 / D));       // [D/2]
+  auto inv = at::pow(10000.0, at::arange(0, half, opts) * (-2.0 / D));              // [D/2]
   auto ang = at::arange(offset, offset + T, opts).unsqueeze(1) * inv.unsqueeze(0);  // [T, D/2]
-  auto cos = ang.cos(), sin = ang.sin();                                     // [T, D/2]
-  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);            // [B, H, T, D/2]
-  return at::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);            // [B, H, T, D]
+  auto cos = ang.cos(), sin = ang.sin();                                            // [T, D/2]
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);  // [B, H, T, D/2]
+  return at::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);  // [B, H, T, D]
 }
 
 }  // namespace longseq

@@ -62,8 +62,8 @@ void check_like(const char* op, const char* name, const at::Tensor& x, const cha
                 const at::Tensor& ref) {
   TORCH_CHECK(x.scalar_type() == ref.scalar_type(), op, ": expected `", name, "` of dtype ",
               ref.scalar_type(), " (as `", ref_name, "`), got ", x.scalar_type());
-  TORCH_CHECK(x.device() == ref.device(), op, ": expected `", name, "` on ", ref.device(),
-              " (as `", ref_name, "`), got ", x.device());
+  TORCH_CHECK(x.device() == ref.device(), op, ": expected `", name, "` on ", ref.device(), " (as `",
+              ref_name, "`), got ", x.device());
 }
 
 void check_floating(const char* op, const char* name, const at::Tensor& x) {
@@ -121,30 +121,30 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
     const auto &a = saved[0], &h0 = saved[1], &h = saved[2];
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto p = linear_params(a);
-    auto grad_h = incoming_grad(grads[0], h);                                      // [B, T, C]
-    auto grad_a = empty_poisoned(a.sizes(), a.options());                          // [B, T, C]
-    auto grad_b = empty_poisoned(a.sizes(), a.options());                          // [B, T, C]
+    auto grad_h = incoming_grad(grads[0], h);                                         // [B, T, C]
+    auto grad_a = empty_poisoned(a.sizes(), a.options());                             // [B, T, C]
+    auto grad_b = empty_poisoned(a.sizes(), a.options());                             // [B, T, C]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, C]
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_backward", [&] {
-      cpu::linear_scan_backward<scalar_t>(
-          a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
-          has_h0 ? h0.data_ptr<scalar_t>() : nullptr, grad_h.data_ptr<scalar_t>(),
-          grad_a.data_ptr<scalar_t>(), grad_b.data_ptr<scalar_t>(),
-          has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
+      cpu::linear_scan_backward<scalar_t>(a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+                                          has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
+                                          grad_h.data_ptr<scalar_t>(), grad_a.data_ptr<scalar_t>(),
+                                          grad_b.data_ptr<scalar_t>(),
+                                          has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
     });
     return {grad_a, grad_b, grad_h0, at::Tensor()};
   }
 };
 
-// ---- minGRU / minLSTM ----------------------------------------------------------------------------
+// ---- minGRU / minLSTM ---------------------------------------------------------------------------
 
 void check_min_rnn(const at::Tensor& xp, bool lstm, const at::Tensor& valid, const at::Tensor& h0) {
   constexpr const char* op = "min_rnn_scan";
   TORCH_CHECK(xp.dim() == 3, op, ": expected 3-D `xp` [B, T, P·H], got ", xp.dim(), "-D");
   check_floating(op, "xp", xp);
   const int64_t parts = lstm ? 3 : 2;
-  TORCH_CHECK(xp.size(2) % parts == 0, op, ": expected the last dim of `xp` to be ", parts,
-              "·H (", lstm ? "minlstm: f, i, h̃" : "mingru: z, h̃", "), got ", xp.size(2));
+  TORCH_CHECK(xp.size(2) % parts == 0, op, ": expected the last dim of `xp` to be ", parts, "·H (",
+              lstm ? "minlstm: f, i, h̃" : "mingru: z, h̃", "), got ", xp.size(2));
   const int64_t B = xp.size(0), T = xp.size(1), H = xp.size(2) / parts;
   if (valid.defined()) {
     TORCH_CHECK(valid.scalar_type() == at::kBool, op, ": expected bool `valid`, got ",
@@ -191,9 +191,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     const auto p = min_rnn_params(xp, lstm);
     auto h = empty_poisoned({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_forward", [&] {
-      cpu::min_rnn_forward<scalar_t>(xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
-                                     has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
-                                     h.data_ptr<scalar_t>(), p);
+      cpu::min_rnn_forward<scalar_t>(
+          xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
+          has_h0 ? h0.data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(), p);
     });
     ctx->save_for_backward({xp, h0, h});
     ctx->saved_data["has_h0"] = has_h0;
@@ -209,8 +209,8 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto v = load_optional(ctx, "valid");
     const auto p = min_rnn_params(xp, ctx->saved_data["lstm"].toBool());
-    auto grad_h = incoming_grad(grads[0], h);                                     // [B, T, H]
-    auto grad_xp = empty_poisoned(xp.sizes(), xp.options());                      // [B, T, P·H]
+    auto grad_h = incoming_grad(grads[0], h);                 // [B, T, H]
+    auto grad_xp = empty_poisoned(xp.sizes(), xp.options());  // [B, T, P·H]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, H]
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_backward", [&] {
       cpu::min_rnn_backward<scalar_t>(
@@ -269,10 +269,10 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
                                                 const at::Tensor& Cm_in, const at::Tensor& D_in,
                                                 const at::Tensor& h0_in, bool has_D, bool has_h0) {
     auto u = u_in.contiguous(), delta = delta_in.contiguous();  // [B, T, E]
-    auto A = A_in.contiguous();                                  // [E, N]
-    auto Bm = Bm_in.contiguous(), Cm = Cm_in.contiguous();       // [B, T, N]
-    auto D = D_in.contiguous();                                  // [E]
-    auto h0 = h0_in.contiguous();                                // [B, E, N]
+    auto A = A_in.contiguous();                                 // [E, N]
+    auto Bm = Bm_in.contiguous(), Cm = Cm_in.contiguous();      // [B, T, N]
+    auto D = D_in.contiguous();                                 // [E]
+    auto h0 = h0_in.contiguous();                               // [B, E, N]
     const auto p = selective_params(u, A);
     auto y = empty_poisoned({p.batch, p.t, p.channels}, u.options());           // [B, T, E]
     auto h_last = empty_poisoned({p.batch, p.channels, p.state}, u.options());  // [B, E, N]
@@ -296,13 +296,13 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     const bool has_D = ctx->saved_data["has_D"].toBool();
     const bool has_h0 = ctx->saved_data["has_h0"].toBool();
     const auto p = selective_params(u, A);
-    auto grad_y = incoming_grad(grads[0], u);                                      // [B, T, E]
-    auto grad_hl = grads[1].defined() ? grads[1].contiguous() : at::Tensor();      // [B, E, N]
-    auto grad_u = empty_poisoned(u.sizes(), u.options());          // [B, T, E]
-    auto grad_delta = empty_poisoned(u.sizes(), u.options());      // [B, T, E]
-    auto grad_A = empty_poisoned(A.sizes(), A.options());          // [E, N]
-    auto grad_Bm = empty_poisoned(Bm.sizes(), Bm.options());       // [B, T, N]
-    auto grad_Cm = empty_poisoned(Cm.sizes(), Cm.options());       // [B, T, N]
+    auto grad_y = incoming_grad(grads[0], u);                                         // [B, T, E]
+    auto grad_hl = grads[1].defined() ? grads[1].contiguous() : at::Tensor();         // [B, E, N]
+    auto grad_u = empty_poisoned(u.sizes(), u.options());                             // [B, T, E]
+    auto grad_delta = empty_poisoned(u.sizes(), u.options());                         // [B, T, E]
+    auto grad_A = empty_poisoned(A.sizes(), A.options());                             // [E, N]
+    auto grad_Bm = empty_poisoned(Bm.sizes(), Bm.options());                          // [B, T, N]
+    auto grad_Cm = empty_poisoned(Cm.sizes(), Cm.options());                          // [B, T, N]
     auto grad_D = has_D ? empty_poisoned(D.sizes(), D.options()) : at::Tensor();      // [E]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, E, N]
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
@@ -311,13 +311,13 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
           Bm.data_ptr<scalar_t>(), Cm.data_ptr<scalar_t>(),
           has_D ? D.data_ptr<scalar_t>() : nullptr, has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
           grad_y.data_ptr<scalar_t>(), grad_hl.defined() ? grad_hl.data_ptr<scalar_t>() : nullptr,
-          grad_u.data_ptr<scalar_t>(), grad_delta.data_ptr<scalar_t>(),
-          grad_A.data_ptr<scalar_t>(), grad_Bm.data_ptr<scalar_t>(), grad_Cm.data_ptr<scalar_t>(),
+          grad_u.data_ptr<scalar_t>(), grad_delta.data_ptr<scalar_t>(), grad_A.data_ptr<scalar_t>(),
+          grad_Bm.data_ptr<scalar_t>(), grad_Cm.data_ptr<scalar_t>(),
           has_D ? grad_D.data_ptr<scalar_t>() : nullptr,
           has_h0 ? grad_h0.data_ptr<scalar_t>() : nullptr, p);
     });
-    return {grad_u, grad_delta, grad_A, grad_Bm, grad_Cm,
-            grad_D, grad_h0, at::Tensor(), at::Tensor()};
+    return {grad_u, grad_delta, grad_A,       grad_Bm,     grad_Cm,
+            grad_D, grad_h0,    at::Tensor(), at::Tensor()};
   }
 };
 
@@ -344,7 +344,7 @@ at::Tensor linear_scan(const at::Tensor& a, const at::Tensor& b, const at::Tenso
   check_linear(a, b, h0);
   if (a.numel() == 0 || !use_fused_kernel("linear_scan", a)) return linear_scan_composite(a, b, h0);
   const auto h0z = h0.defined() ? h0 : at::zeros({a.size(0), a.size(2)}, a.options());  // [B, C]
-  return LinearScanFunction::apply(a, b, h0z, h0.defined());  // [B, T, C]
+  return LinearScanFunction::apply(a, b, h0z, h0.defined());                            // [B, T, C]
 }
 
 at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Tensor& valid,
@@ -358,15 +358,15 @@ at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Ten
     at::Tensor log_a, log_in;  // [B, T, H]
     if (lstm) {
       auto diff = at::softplus(-parts[0]) - at::softplus(-parts[1]);  // log(i / f)
-      log_a = -at::softplus(diff);                                      // log f'
-      log_in = -at::softplus(-diff);                                    // log i'
+      log_a = -at::softplus(diff);                                    // log f'
+      log_in = -at::softplus(-diff);                                  // log i'
     } else {
-      log_a = -at::softplus(parts[0]);                                  // log(1 − z)
-      log_in = -at::softplus(-parts[0]);                                // log z
+      log_a = -at::softplus(parts[0]);    // log(1 − z)
+      log_in = -at::softplus(-parts[0]);  // log z
     }
-    auto log_b = log_in + log_g(parts.back());                          // [B, T, H]
+    auto log_b = log_in + log_g(parts.back());  // [B, T, H]
     if (valid.defined()) {
-      auto keep = valid.unsqueeze(-1).logical_not();                    // [B, T, 1]
+      auto keep = valid.unsqueeze(-1).logical_not();  // [B, T, 1]
       log_a = log_a.masked_fill(keep, 0.0);
       log_b = log_b.masked_fill(keep, kLogZero);
     }
@@ -374,7 +374,7 @@ at::Tensor min_rnn_scan_composite(const at::Tensor& xp, bool lstm, const at::Ten
   }
   // Otherwise the real-space gates, then the sequential linear scan. As few elementwise passes as
   // possible: each is a full [B, T, H] read and write.
-  at::Tensor a, gate;                      // [B, T, H]
+  at::Tensor a, gate;  // [B, T, H]
   if (lstm) {
     auto f = at::sigmoid(parts[0]), i = at::sigmoid(parts[1]);
     auto norm = f + i;
@@ -401,7 +401,7 @@ at::Tensor min_rnn_scan(const at::Tensor& xp, bool lstm, const at::Tensor& valid
   }
   const int64_t H = xp.size(2) / (lstm ? 3 : 2);
   const auto h0z = h0.defined() ? h0 : at::zeros({xp.size(0), H}, xp.options());  // [B, H]
-  return MinRnnFunction::apply(xp, h0z, h0.defined(), lstm, ValidMask{valid});  // [B, T, H]
+  return MinRnnFunction::apply(xp, h0z, h0.defined(), lstm, ValidMask{valid});    // [B, T, H]
 }
 
 at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
@@ -422,7 +422,7 @@ at::Tensor log_space_scan(const at::Tensor& log_a, const at::Tensor& log_b,
   check_like(op, "log_h0", log_h0, "log_a", log_a);
   auto a_star0 = at::cat({at::zeros({B, 1, C}, log_a.options()), a_star}, 1);  // [B, T+1, C]
   auto log_values = at::cat({log_h0.unsqueeze(1), log_b}, 1);                  // [B, T+1, C]
-  auto log_h = a_star0 + at::logcumsumexp(log_values - a_star0, 1);           // [B, T+1, C]
+  auto log_h = a_star0 + at::logcumsumexp(log_values - a_star0, 1);            // [B, T+1, C]
   return at::exp(log_h.narrow(1, 1, T));                                       // [B, T, C]
 }
 
@@ -433,9 +433,9 @@ std::tuple<at::Tensor, at::Tensor> selective_scan_composite(
   const int64_t B = u.size(0), T = u.size(1), E = u.size(2), N = A.size(1);
   auto h = h0.defined() ? h0 : at::zeros({B, E, N}, u.options());  // [B, E, N]
   if (T == 0) return {at::empty({B, 0, E}, u.options()), h.clone()};
-  auto delta_a = at::exp(delta.unsqueeze(-1) * A);                           // [B, T, E, N]
-  auto delta_bu = (delta * u).unsqueeze(-1) * Bm.unsqueeze(2);               // [B, T, E, N]
-  const auto da_t = delta_a.unbind(1), dbu_t = delta_bu.unbind(1);        // T × [B, E, N]
+  auto delta_a = at::exp(delta.unsqueeze(-1) * A);                  // [B, T, E, N]
+  auto delta_bu = (delta * u).unsqueeze(-1) * Bm.unsqueeze(2);      // [B, T, E, N]
+  const auto da_t = delta_a.unbind(1), dbu_t = delta_bu.unbind(1);  // T × [B, E, N]
   std::vector<at::Tensor> hs;
   hs.reserve(T);
   for (int64_t t = 0; t < T; ++t) {
@@ -456,8 +456,8 @@ std::tuple<at::Tensor, at::Tensor> selective_scan(const at::Tensor& u, const at:
     return selective_scan_composite(u, delta, A, Bm, Cm, D, h0);
   }
   const int64_t B = u.size(0), E = u.size(2), N = A.size(1);
-  const auto Dz = D.defined() ? D : at::zeros({E}, u.options());             // [E]
-  const auto h0z = h0.defined() ? h0 : at::zeros({B, E, N}, u.options());    // [B, E, N]
+  const auto Dz = D.defined() ? D : at::zeros({E}, u.options());           // [E]
+  const auto h0z = h0.defined() ? h0 : at::zeros({B, E, N}, u.options());  // [B, E, N]
   auto out = SelectiveScanFunction::apply(u, delta, A, Bm, Cm, Dz, h0z, D.defined(), h0.defined());
   return {out[0], out[1]};  // y [B, T, E], h_T [B, E, N]
 }

@@ -140,14 +140,14 @@ class Model : public torch::CustomClassHolder {
   /// (loss, accuracy (-1 for mse), count) over `split`, as `longseq eval` computes it.
   std::tuple<double, double, int64_t> evaluate(const std::string& split, int64_t batch_size,
                                                int64_t max_batches) {
-    const auto r = longseq::evaluate(trainer_->model(), trainer_->task(), split_of(split),
-                                     batch_size > 0 ? batch_size : trainer_->config().batch_size,
-                                     max_batches);
+    const auto r =
+        longseq::evaluate(trainer_->model(), trainer_->task(), split_of(split),
+                          batch_size > 0 ? batch_size : trainer_->config().batch_size, max_batches);
     return {r.loss, r.accuracy, r.count};
   }
 
-  at::Tensor generate(const at::Tensor& prompt, int64_t max_new, double temperature,
-                      int64_t top_k, int64_t seed, bool use_cache) {
+  at::Tensor generate(const at::Tensor& prompt, int64_t max_new, double temperature, int64_t top_k,
+                      int64_t seed, bool use_cache) {
     TORCH_CHECK(seed >= 0, "longseq.Model.generate: expected `seed` >= 0, got ", seed);
     GenerateOptions o;
     o.max_new = max_new;

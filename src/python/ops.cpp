@@ -74,10 +74,9 @@ at::Tensor linformer(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                    : linformer_attention(q, k, v, e_proj, f_proj, mask, dropout_p, train);
 }
 
-at::Tensor longformer(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      int64_t window, std::vector<int64_t> dilation,
-                      std::vector<int64_t> global_positions, bool causal,
-                      const OptTensor& key_padding, const OptTensor& q_global,
+at::Tensor longformer(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t window,
+                      std::vector<int64_t> dilation, std::vector<int64_t> global_positions,
+                      bool causal, const OptTensor& key_padding, const OptTensor& q_global,
                       const OptTensor& k_global, const OptTensor& v_global, double dropout_p,
                       bool train, int64_t block, bool composite) {
   LongformerPattern p;
@@ -88,23 +87,23 @@ at::Tensor longformer(const at::Tensor& q, const at::Tensor& k, const at::Tensor
   const auto mask = mask_of(causal, key_padding);
   const auto qg = value_or_undefined(q_global), kg = value_or_undefined(k_global),
              vg = value_or_undefined(v_global);
-  return composite
-             ? longformer_attention_composite(q, k, v, p, mask, qg, kg, vg, dropout_p, train)
-             : longformer_attention(q, k, v, p, mask, qg, kg, vg, dropout_p, train);
+  return composite ? longformer_attention_composite(q, k, v, p, mask, qg, kg, vg, dropout_p, train)
+                   : longformer_attention(q, k, v, p, mask, qg, kg, vg, dropout_p, train);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> performer_feature_maps(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& omega, const std::string& kernel,
     bool causal, const OptTensor& key_padding, bool composite) {
   const auto mask = mask_of(causal, key_padding);
-  const auto f = composite ? performer_features_composite(q, k, omega, performer_kernel(kernel), mask)
-                           : performer_features(q, k, omega, performer_kernel(kernel), mask);
+  const auto f = composite
+                     ? performer_features_composite(q, k, omega, performer_kernel(kernel), mask)
+                     : performer_features(q, k, omega, performer_kernel(kernel), mask);
   return {f.fq, f.fk, f.m};
 }
 
 at::Tensor performer(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& omega, const std::string& kernel, bool causal,
-                     int64_t chunk, const OptTensor& key_padding, bool composite) {
+                     const at::Tensor& omega, const std::string& kernel, bool causal, int64_t chunk,
+                     const OptTensor& key_padding, bool composite) {
   PerformerCoreOptions o;
   o.kernel = performer_kernel(kernel);
   o.chunk = chunk;
@@ -205,30 +204,33 @@ void register_ops(torch::Library& m) {
   // Each op twice: `<op>` (the automatic choice) and `<op>_composite` (the reference path).
   for (const bool composite : {false, true}) {
     const std::string c = composite ? "_composite" : "";
-    m.def(torch::schema(("exact_attention" + c +
-                         "(Tensor q, Tensor k, Tensor v, bool causal=False, Tensor? key_padding=None, "
-                         "Tensor? allowed=None, float dropout_p=0.0, bool train=False, "
-                         "float? scale=None) -> Tensor")
-                            .c_str()),
+    m.def(torch::schema(
+              ("exact_attention" + c +
+               "(Tensor q, Tensor k, Tensor v, bool causal=False, Tensor? key_padding=None, "
+               "Tensor? allowed=None, float dropout_p=0.0, bool train=False, "
+               "float? scale=None) -> Tensor")
+                  .c_str()),
           [composite](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool causal,
                       const OptTensor& kp, const OptTensor& allowed, double p, bool train,
                       c10::optional<double> scale) {
             return exact(q, k, v, causal, kp, allowed, p, train, scale, composite);
           });
-    m.def(torch::schema(("linformer_attention" + c +
-                         "(Tensor q, Tensor k, Tensor v, Tensor e_proj, Tensor f_proj, "
-                         "Tensor? key_padding=None, float dropout_p=0.0, bool train=False) -> Tensor")
-                            .c_str()),
-          [composite](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      const at::Tensor& e, const at::Tensor& f, const OptTensor& kp, double p,
-                      bool train) { return linformer(q, k, v, e, f, kp, p, train, composite); });
-    m.def(torch::schema(fmt::format("longformer_attention{}(Tensor q, Tensor k, Tensor v, int window={}, "
-                                    "int[] dilation=[1], int[] global_positions=[], bool causal=False, "
-                                    "Tensor? key_padding=None, Tensor? q_global=None, "
-                                    "Tensor? k_global=None, Tensor? v_global=None, float dropout_p=0.0, "
-                                    "bool train=False, int block={}) -> Tensor",
-                                    c, longformer_defaults.window, longformer_defaults.block)
-                            .c_str()),
+    m.def(
+        torch::schema(("linformer_attention" + c +
+                       "(Tensor q, Tensor k, Tensor v, Tensor e_proj, Tensor f_proj, "
+                       "Tensor? key_padding=None, float dropout_p=0.0, bool train=False) -> Tensor")
+                          .c_str()),
+        [composite](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const at::Tensor& e, const at::Tensor& f, const OptTensor& kp, double p,
+                    bool train) { return linformer(q, k, v, e, f, kp, p, train, composite); });
+    m.def(torch::schema(
+              fmt::format("longformer_attention{}(Tensor q, Tensor k, Tensor v, int window={}, "
+                          "int[] dilation=[1], int[] global_positions=[], bool causal=False, "
+                          "Tensor? key_padding=None, Tensor? q_global=None, "
+                          "Tensor? k_global=None, Tensor? v_global=None, float dropout_p=0.0, "
+                          "bool train=False, int block={}) -> Tensor",
+                          c, longformer_defaults.window, longformer_defaults.block)
+                  .c_str()),
           [composite](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t w,
                       std::vector<int64_t> dil, std::vector<int64_t> globals, bool causal,
                       const OptTensor& kp, const OptTensor& qg, const OptTensor& kg,
@@ -244,52 +246,57 @@ void register_ops(torch::Library& m) {
                       std::string kernel, bool causal, const OptTensor& kp) {
             return performer_feature_maps(q, k, omega, kernel, causal, kp, composite);
           });
-    m.def(torch::schema(fmt::format("performer_attention{}(Tensor q, Tensor k, Tensor v, Tensor omega, "
-                                    "str kernel=\"softmax\", bool causal=False, int chunk={}, "
-                                    "Tensor? key_padding=None) -> Tensor",
-                                    c, performer_defaults.chunk)
-                            .c_str()),
+    m.def(torch::schema(
+              fmt::format("performer_attention{}(Tensor q, Tensor k, Tensor v, Tensor omega, "
+                          "str kernel=\"softmax\", bool causal=False, int chunk={}, "
+                          "Tensor? key_padding=None) -> Tensor",
+                          c, performer_defaults.chunk)
+                  .c_str()),
           [composite](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                       const at::Tensor& omega, std::string kernel, bool causal, int64_t chunk,
                       const OptTensor& kp) {
             return performer(q, k, v, omega, kernel, causal, chunk, kp, composite);
           });
-    m.def(torch::schema(fmt::format("linear_attention{}(Tensor fq, Tensor fk, Tensor v, "
-                                    "bool causal=False, Tensor? key_padding=None, int chunk={}) -> Tensor",
-                                    c, performer_defaults.chunk)
-                            .c_str()),
+    m.def(torch::schema(
+              fmt::format("linear_attention{}(Tensor fq, Tensor fk, Tensor v, "
+                          "bool causal=False, Tensor? key_padding=None, int chunk={}) -> Tensor",
+                          c, performer_defaults.chunk)
+                  .c_str()),
           [composite](const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& v, bool causal,
-                      const OptTensor& kp, int64_t chunk) {
-            return linear(fq, fk, v, causal, kp, chunk, composite);
-          });
-    m.def(torch::schema(fmt::format("reformer_attention{}(Tensor qk, Tensor v, Tensor rotations, "
-                                    "int buckets={}, int n_hashes={}, int chunk={}, bool causal=False, "
-                                    "Tensor? key_padding=None, float dropout_p=0.0, bool train=False) -> Tensor",
-                                    c, reformer_defaults.buckets, reformer_defaults.n_hashes,
-                                    reformer_defaults.chunk)
-                            .c_str()),
+                      const OptTensor& kp,
+                      int64_t chunk) { return linear(fq, fk, v, causal, kp, chunk, composite); });
+    m.def(torch::schema(
+              fmt::format(
+                  "reformer_attention{}(Tensor qk, Tensor v, Tensor rotations, "
+                  "int buckets={}, int n_hashes={}, int chunk={}, bool causal=False, "
+                  "Tensor? key_padding=None, float dropout_p=0.0, bool train=False) -> Tensor",
+                  c, reformer_defaults.buckets, reformer_defaults.n_hashes, reformer_defaults.chunk)
+                  .c_str()),
           [composite](const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rot,
                       int64_t buckets, int64_t n_hashes, int64_t chunk, bool causal,
                       const OptTensor& kp, double p, bool train) {
             return reformer(qk, v, rot, buckets, n_hashes, chunk, causal, kp, p, train, composite);
           });
-    m.def(torch::schema(("linear_scan" + c + "(Tensor a, Tensor b, Tensor? h0=None) -> Tensor").c_str()),
+    m.def(torch::schema(
+              ("linear_scan" + c + "(Tensor a, Tensor b, Tensor? h0=None) -> Tensor").c_str()),
           [composite](const at::Tensor& a, const at::Tensor& b, const OptTensor& h0) {
             return scan(a, b, h0, composite);
           });
-    m.def(torch::schema(("min_rnn_scan" + c +
-                         "(Tensor xp, bool lstm=False, Tensor? valid=None, Tensor? h0=None) -> Tensor")
-                            .c_str()),
-          [composite](const at::Tensor& xp, bool lstm, const OptTensor& valid, const OptTensor& h0) {
-            return min_rnn(xp, lstm, valid, h0, composite);
-          });
+    m.def(torch::schema(
+              ("min_rnn_scan" + c +
+               "(Tensor xp, bool lstm=False, Tensor? valid=None, Tensor? h0=None) -> Tensor")
+                  .c_str()),
+          [composite](const at::Tensor& xp, bool lstm, const OptTensor& valid,
+                      const OptTensor& h0) { return min_rnn(xp, lstm, valid, h0, composite); });
     m.def(torch::schema(("selective_scan" + c +
                          "(Tensor u, Tensor delta, Tensor A, Tensor Bm, Tensor Cm, Tensor? D=None, "
                          "Tensor? h0=None) -> (Tensor, Tensor)")
                             .c_str()),
           [composite](const at::Tensor& u, const at::Tensor& delta, const at::Tensor& A,
                       const at::Tensor& Bm, const at::Tensor& Cm, const OptTensor& D,
-                      const OptTensor& h0) { return selective(u, delta, A, Bm, Cm, D, h0, composite); });
+                      const OptTensor& h0) {
+            return selective(u, delta, A, Bm, Cm, D, h0, composite);
+          });
     m.def(torch::schema(("rnn_layer" + c +
                          "(str cell, Tensor x, Tensor w_ih, Tensor w_hh, Tensor? b_ih=None, "
                          "Tensor? b_hh=None, Tensor? h0=None, Tensor? c0=None, Tensor? valid=None, "
@@ -302,8 +309,8 @@ void register_ops(torch::Library& m) {
             return rnn(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, valid, reverse, composite);
           });
   }
-  m.def(torch::schema(
-            "performer_draw_features(int features, int head_dim, int seed=0, ScalarType? dtype=None) -> Tensor"),
+  m.def(torch::schema("performer_draw_features(int features, int head_dim, int seed=0, "
+                      "ScalarType? dtype=None) -> Tensor"),
         &draw_features);
   m.def(torch::schema(fmt::format("reformer_draw_rotations(int head_dim, int buckets={}, "
                                   "int n_hashes={}, int seed=0, ScalarType? dtype=None) -> Tensor",
@@ -317,9 +324,10 @@ void register_ops(torch::Library& m) {
         [](const at::Tensor& u, const at::Tensor& a, const at::Tensor& b) {
           return lmu_memory(u, a, b);
         });
-  m.def(torch::schema(
-            "lmu_memory_recurrent(Tensor u, Tensor a_bar, Tensor b_bar, Tensor? m0=None) -> Tensor"),
-        &lmu_recurrent);
+  m.def(
+      torch::schema(
+          "lmu_memory_recurrent(Tensor u, Tensor a_bar, Tensor b_bar, Tensor? m0=None) -> Tensor"),
+      &lmu_recurrent);
   m.def(torch::schema("padding_mask_from_lengths(Tensor lengths, int max_len) -> Tensor"),
         [](const at::Tensor& lengths, int64_t max_len) {
           return padding_mask_from_lengths(lengths, max_len);

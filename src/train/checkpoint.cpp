@@ -4,22 +4,22 @@
 #include <longseq/config.h>
 #include <longseq/safetensors.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 #include <torch/optim/adamw.h>
 
-#include <algorithm>
-#include <cctype>
-#include <type_traits>
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <type_traits>
 
 namespace longseq {
 namespace {
@@ -45,7 +45,10 @@ void remove_tree(const std::string& p) {
       const std::string name = e->d_name;
       if (name == "." || name == "..") continue;
       const std::string child = p + "/" + name;
-      if (is_dir(child)) remove_tree(child); else ::unlink(child.c_str());
+      if (is_dir(child))
+        remove_tree(child);
+      else
+        ::unlink(child.c_str());
     }
     ::closedir(d);
   }
@@ -74,10 +77,12 @@ at::Tensor unhex(const std::string& s, const std::string& where) {
   auto t = at::empty({static_cast<int64_t>(s.size() / 2)}, at::TensorOptions().dtype(at::kByte));
   auto* p = t.data_ptr<uint8_t>();
   auto val = [&](char c) {
-    TORCH_CHECK(std::isxdigit(static_cast<unsigned char>(c)), "checkpoint: malformed RNG state in ", where);
+    TORCH_CHECK(std::isxdigit(static_cast<unsigned char>(c)), "checkpoint: malformed RNG state in ",
+                where);
     return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10;
   };
-  for (size_t i = 0; i < s.size() / 2; ++i) p[i] = static_cast<uint8_t>(val(s[2 * i]) * 16 + val(s[2 * i + 1]));
+  for (size_t i = 0; i < s.size() / 2; ++i)
+    p[i] = static_cast<uint8_t>(val(s[2 * i]) * 16 + val(s[2 * i + 1]));
   return t;
 }
 
@@ -121,10 +126,11 @@ std::string save_checkpoint(Trainer& trainer, const std::string& out_dir, int64_
   const std::string final_dir = out_dir + "/" + name;
   const std::string tmp_dir = final_dir + ".tmp." + std::to_string(::getpid());
   remove_tree(tmp_dir);
-  TORCH_CHECK(::mkdir(tmp_dir.c_str(), 0755) == 0, "checkpoint: cannot create '", tmp_dir, "': ",
-              std::strerror(errno));
+  TORCH_CHECK(::mkdir(tmp_dir.c_str(), 0755) == 0, "checkpoint: cannot create '", tmp_dir,
+              "': ", std::strerror(errno));
   try {
-    const std::map<std::string, std::string> meta = {{"step", std::to_string(trainer.current_step())}};
+    const std::map<std::string, std::string> meta = {
+        {"step", std::to_string(trainer.current_step())}};
     save_module_safetensors(*trainer.model(), tmp_dir + "/model.safetensors", meta);
     // AdamW state by parameter index (the order of model->parameters(), fixed by the config).
     NamedTensors opt;
@@ -208,9 +214,10 @@ void load_checkpoint(Trainer& trainer, const std::string& path) {
   const auto saved = json::parse(train_config_to_json(checkpoint_config(dir)));
   const auto mine = json::parse(train_config_to_json(trainer.config()));
   for (const char* section : {"model", "task"}) {
-    TORCH_CHECK(saved.at(section) == mine.at(section), "checkpoint: '", dir, "' was trained with a different `",
-                section, "` config:\n  checkpoint: ", saved.at(section).dump(), "\n  this run:   ",
-                mine.at(section).dump());
+    TORCH_CHECK(saved.at(section) == mine.at(section), "checkpoint: '", dir,
+                "' was trained with a different `", section,
+                "` config:\n  checkpoint: ", saved.at(section).dump(),
+                "\n  this run:   ", mine.at(section).dump());
   }
   TORCH_CHECK(step >= 0 && step <= trainer.config().steps, "checkpoint: step ", step,
               " is outside this run's 0..", trainer.config().steps, " steps");

@@ -37,12 +37,9 @@ bool json_to_text(const json& v, OptionKind kind, std::string& out) {
         return out = std::to_string(static_cast<int64_t>(v.get<double>())), true;
       }
       return false;
-    case OptionKind::kFloat:
-      return v.is_number() ? (out = v.dump(), true) : false;
-    case OptionKind::kBool:
-      return v.is_boolean() ? (out = v.dump(), true) : false;
-    case OptionKind::kString:
-      return v.is_string() ? (out = v.get<std::string>(), true) : false;
+    case OptionKind::kFloat: return v.is_number() ? (out = v.dump(), true) : false;
+    case OptionKind::kBool: return v.is_boolean() ? (out = v.dump(), true) : false;
+    case OptionKind::kString: return v.is_string() ? (out = v.get<std::string>(), true) : false;
     case OptionKind::kIntList:
       if (!v.is_array()) return false;
       out.clear();
@@ -58,11 +55,27 @@ bool json_to_text(const json& v, OptionKind kind, std::string& out) {
 // Option text (already checked) as a JSON value of its kind.
 json text_to_json(const std::string& text, OptionKind kind) {
   switch (kind) {
-    case OptionKind::kInt: { int64_t v = 0; option_text::parse(text, v); return v; }
-    case OptionKind::kFloat: { double v = 0; option_text::parse(text, v); return v; }
-    case OptionKind::kBool: { bool v = false; option_text::parse(text, v); return v; }
+    case OptionKind::kInt: {
+      int64_t v = 0;
+      option_text::parse(text, v);
+      return v;
+    }
+    case OptionKind::kFloat: {
+      double v = 0;
+      option_text::parse(text, v);
+      return v;
+    }
+    case OptionKind::kBool: {
+      bool v = false;
+      option_text::parse(text, v);
+      return v;
+    }
     case OptionKind::kString: return text;
-    case OptionKind::kIntList: { std::vector<int64_t> v; option_text::parse(text, v); return v; }
+    case OptionKind::kIntList: {
+      std::vector<int64_t> v;
+      option_text::parse(text, v);
+      return v;
+    }
   }
   return nullptr;
 }
@@ -133,7 +146,8 @@ std::map<std::string, std::string> string_map(const json& j, const std::string& 
   TORCH_CHECK(j.is_object(), "config: `", where, "` must be an object of option: value");
   std::map<std::string, std::string> out;
   for (const auto& item : j.items()) {
-    out[item.key()] = item.value().is_string() ? item.value().get<std::string>() : item.value().dump();
+    out[item.key()] =
+        item.value().is_string() ? item.value().get<std::string>() : item.value().dump();
   }
   return out;
 }
@@ -142,7 +156,8 @@ std::map<std::string, std::string> string_map(const json& j, const std::string& 
 // a comma list for `model.mixers` becomes an array.
 void apply_override(json& j, const std::string& o) {
   const auto eq = o.find('=');
-  TORCH_CHECK(eq != std::string::npos && eq > 0, "config: `--set` expects key=value, got '", o, "'");
+  TORCH_CHECK(eq != std::string::npos && eq > 0, "config: `--set` expects key=value, got '", o,
+              "'");
   const std::string path = o.substr(0, eq), text = o.substr(eq + 1);
   json value;
   try {
@@ -204,7 +219,8 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
     if (const json* mo = s.sub("mixer_options")) {
       TORCH_CHECK(mo->is_object(), "config: `model.mixer_options` must map mixer -> options");
       for (const auto& item : mo->items()) {
-        mc.mixer_options[item.key()] = string_map(item.value(), "model.mixer_options." + item.key());
+        mc.mixer_options[item.key()] =
+            string_map(item.value(), "model.mixer_options." + item.key());
       }
     }
     s.get_all(common_options(), mc.mixer, kNotInModelSection);

@@ -21,7 +21,8 @@ namespace {
 std::vector<std::string> state_keys(const DecodeState& s) {
   std::vector<std::string> keys;
   for (const auto& kv : s.tensors) {
-    if (kv.second.defined() && at::isFloatingType(kv.second.scalar_type())) keys.push_back(kv.first);
+    if (kv.second.defined() && at::isFloatingType(kv.second.scalar_type()))
+      keys.push_back(kv.first);
   }
   return keys;
 }
@@ -109,7 +110,8 @@ double sigma_max_at(Block& block, const at::Tensor& input, int64_t t, int64_t it
     auto grads = torch::autograd::grad({out}, leaves, {jv.detach()}, false, false, true);
     std::vector<at::Tensor> parts;
     for (size_t i = 0; i < grads.size(); ++i) {
-      parts.push_back(grads[i].defined() ? grads[i].reshape(-1) : at::zeros_like(s0[i]).reshape(-1));
+      parts.push_back(grads[i].defined() ? grads[i].reshape(-1)
+                                         : at::zeros_like(s0[i]).reshape(-1));
     }
     auto jtjv = at::cat(parts);
     const double n = jtjv.norm().item<double>();
@@ -126,11 +128,13 @@ GradientProfile diagnose_gradients(SequenceModel& model, const TaskInfo& info, B
                                    int64_t loss_last) {
   TORCH_CHECK(power_iterations >= 0, "diagnose: `power_iterations` must be >= 0, got ",
               power_iterations);
-  TORCH_CHECK(loss_last >= 0, "diagnose: `loss_last` must be >= 0 (0 = every counted position), got ",
-              loss_last);
+  TORCH_CHECK(loss_last >= 0,
+              "diagnose: `loss_last` must be >= 0 (0 = every counted position), got ", loss_last);
   if (loss_last > 0) {
-    TORCH_CHECK(batch.loss_mask.defined(), "diagnose: `loss_last` needs a per-position task; this "
-                                           "task's head is `", info.head, "`");
+    TORCH_CHECK(batch.loss_mask.defined(),
+                "diagnose: `loss_last` needs a per-position task; this "
+                "task's head is `",
+                info.head, "`");
     const int64_t T = batch.loss_mask.size(1);
     batch.loss_mask = batch.loss_mask.clone();
     if (loss_last < T) batch.loss_mask.narrow(1, 0, T - loss_last).fill_(false);
@@ -190,14 +194,14 @@ std::string gradient_profile_json(const GradientProfile& p) {
   for (const auto& l : p.layers) {
     nlohmann::json s = nlohmann::json::array();
     for (const auto& ts : l.sigma_max) s.push_back({{"t", ts.first}, {"sigma_max", ts.second}});
-    j["layers"].push_back({{"layer", l.layer},
-                           {"mixer", l.mixer},
-                           {"grad_norm", l.grad_norm},
-                           {"backward_factor", std::isfinite(l.backward_factor)
-                                                   ? nlohmann::json(l.backward_factor)
-                                                   : nlohmann::json(nullptr)},
-                           {"sigma_max", s},
-                           {"sigma_note", l.sigma_note}});
+    j["layers"].push_back(
+        {{"layer", l.layer},
+         {"mixer", l.mixer},
+         {"grad_norm", l.grad_norm},
+         {"backward_factor", std::isfinite(l.backward_factor) ? nlohmann::json(l.backward_factor)
+                                                              : nlohmann::json(nullptr)},
+         {"sigma_max", s},
+         {"sigma_note", l.sigma_note}});
   }
   return j.dump(1);
 }

@@ -58,23 +58,23 @@ ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info)
 LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch) {
   LossParts parts;
   if (info.head == "classify") {
-    auto logits = output.to(at::kFloat);                                  // [B, K]
+    auto logits = output.to(at::kFloat);  // [B, K]
     parts.loss = at::cross_entropy_loss(logits, batch.targets);
     parts.correct = logits.argmax(-1).eq(batch.targets).sum().item<int64_t>();
     parts.count = batch.targets.size(0);
     return parts;
   }
-  const auto& mask = batch.loss_mask;                                     // [B, T]
+  const auto& mask = batch.loss_mask;  // [B, T]
   parts.count = mask.sum().item<int64_t>();
   if (info.loss == "mse") {
-    auto pred = output.squeeze(-1).to(at::kFloat);                        // [B, T]
+    auto pred = output.squeeze(-1).to(at::kFloat);  // [B, T]
     auto err = (pred - batch.targets.to(at::kFloat)).pow(2) * mask.to(at::kFloat);
     parts.loss = err.sum() / std::max<int64_t>(parts.count, 1);
     return parts;
   }
-  auto logits = output.to(at::kFloat);                                    // [B, T, K]
+  auto logits = output.to(at::kFloat);  // [B, T, K]
   const int64_t k = logits.size(-1);
-  auto targets = batch.targets.masked_fill(mask.logical_not(), -100);     // [B, T]
+  auto targets = batch.targets.masked_fill(mask.logical_not(), -100);  // [B, T]
   parts.loss = at::cross_entropy_loss(logits.reshape({-1, k}), targets.reshape({-1}));
   parts.correct = logits.argmax(-1).eq(targets).logical_and(mask).sum().item<int64_t>();
   return parts;
@@ -135,8 +135,8 @@ double Trainer::truncated_backward(const Batch& b, double scale, bool* finite) {
   double loss = 0;
   for (int64_t t0 = 0; t0 < T; t0 += k) {
     const int64_t n = std::min(k, T - t0);
-    Batch chunk{b.inputs.narrow(1, t0, n), b.targets.narrow(1, t0, n),
-                b.loss_mask.narrow(1, t0, n), {}};
+    Batch chunk{
+        b.inputs.narrow(1, t0, n), b.targets.narrow(1, t0, n), b.loss_mask.narrow(1, t0, n), {}};
     auto out = model_->step(chunk.inputs, state);  // [B, n, outputs]
     auto parts = task_loss(task_->info(), out, chunk);
     if (parts.count > 0) {
@@ -195,9 +195,9 @@ StepStats Trainer::step() {
   }
   s.loss = loss_sum / config_.accumulate;
   const auto params = model_->parameters();
-  s.grad_norm = finite ? torch::nn::utils::clip_grad_norm_(
-                             params, config_.clip > 0 ? config_.clip : 1e300)
-                       : std::nan("");
+  s.grad_norm =
+      finite ? torch::nn::utils::clip_grad_norm_(params, config_.clip > 0 ? config_.clip : 1e300)
+             : std::nan("");
   if (!finite || !std::isfinite(s.grad_norm)) {
     s.skipped = true;
     optimizer_->zero_grad();

@@ -1,10 +1,10 @@
 // Atomic file replacement (see longseq/atomic_file.h): write a temporary file beside the target,
 // fsync it, rename it over the target, fsync the directory. rename() within one directory is atomic
 // on POSIX file systems, and the two fsyncs order the data before the name change on disk.
+#include <longseq/atomic_file.h>
 #include <c10/util/Exception.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <longseq/atomic_file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

@@ -2,7 +2,8 @@
 //
 // The BLAS trap this file exists for: Debian's OpenBLAS 0.3.21 (DYNAMIC_ARCH) picks its kernels
 // from the CPU's family and model, and a CPU newer than the build (Intel family 6 model 207)
-// gets an old core: Prescott (SSE3) on that Xeon, 6× below its AVX-512 rate. The fix is OPENBLAS_CORETYPE, read once when OpenBLAS loads, so a process can
+// gets an old core: Prescott (SSE3) on that Xeon, 6× below its AVX-512 rate. The fix is
+// OPENBLAS_CORETYPE, read once when OpenBLAS loads, so a process can
 // only get it by starting again: fix_blas_core_and_reexec().
 #include <longseq/machine.h>
 #include <longseq/memory_tracker.h>
@@ -67,9 +68,9 @@ CpuInfo read_cpu() {
   c.sse42 = cx & (1u << 20);
   const bool osxsave = cx & (1u << 27);
   const uint64_t xcr = osxsave ? xcr0() : 0;
-  const bool os_avx = (xcr & 0x6) == 0x6;             // XMM and YMM state
-  const bool os_avx512 = (xcr & 0xE6) == 0xE6;        // + opmask, ZMM_Hi256, Hi16_ZMM
-  const bool os_amx = (xcr & 0x60000) == 0x60000;     // TILECFG, TILEDATA
+  const bool os_avx = (xcr & 0x6) == 0x6;          // XMM and YMM state
+  const bool os_avx512 = (xcr & 0xE6) == 0xE6;     // + opmask, ZMM_Hi256, Hi16_ZMM
+  const bool os_amx = (xcr & 0x60000) == 0x60000;  // TILECFG, TILEDATA
   c.avx = os_avx && (cx & (1u << 28));
   c.fma = os_avx && (cx & (1u << 12));
 
@@ -179,11 +180,18 @@ void print_fixed_line(const BlasInfo& info) {
 
 std::vector<std::string> CpuInfo::features() const {
   std::vector<std::string> out;
-  const std::pair<bool, const char*> all[] = {
-      {sse42, "sse4.2"},         {avx, "avx"},           {avx2, "avx2"},
-      {fma, "fma"},              {avx512f, "avx512f"},   {avx512bw, "avx512bw"},
-      {avx512vl, "avx512vl"},    {avx512dq, "avx512dq"}, {avx512cd, "avx512cd"},
-      {avx512_bf16, "avx512_bf16"}, {avx512_fp16, "avx512_fp16"}, {amx, "amx"}};
+  const std::pair<bool, const char*> all[] = {{sse42, "sse4.2"},
+                                              {avx, "avx"},
+                                              {avx2, "avx2"},
+                                              {fma, "fma"},
+                                              {avx512f, "avx512f"},
+                                              {avx512bw, "avx512bw"},
+                                              {avx512vl, "avx512vl"},
+                                              {avx512dq, "avx512dq"},
+                                              {avx512cd, "avx512cd"},
+                                              {avx512_bf16, "avx512_bf16"},
+                                              {avx512_fp16, "avx512_fp16"},
+                                              {amx, "amx"}};
   for (const auto& [has, name] : all) {
     if (has) out.push_back(name);
   }
@@ -229,8 +237,10 @@ void warn_once_if_blas_below_cpu() {
     const BlasInfo b = blas_info();
     if (!b.below_cpu || b.user_set) return;
     TORCH_WARN("longseq: OpenBLAS runs its ", b.core, " kernels, below this CPU (",
-               isa_level_name(cpu_info().isa_level), "): every GEMM runs several times slower. "
-               "Start the process with OPENBLAS_CORETYPE=", b.better_cores.front(),
+               isa_level_name(cpu_info().isa_level),
+               "): every GEMM runs several times slower. "
+               "Start the process with OPENBLAS_CORETYPE=",
+               b.better_cores.front(),
                " (the `longseq` tool does this itself; `longseq env` shows the result).");
   });
 }
@@ -308,8 +318,7 @@ double measure_sgemm_gflops(int threads, int n) {
     const auto t0 = std::chrono::steady_clock::now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, a.data(), n, b.data(), n,
                 0.f, c.data(), n);
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rep > 0) best = std::min(best, s);  // the first run is the warm-up
   }
   if (openblas_get_parallel() == 1) openblas_set_num_threads(blas_prev);
@@ -324,8 +333,7 @@ double measure_copy_bandwidth_gbs() {
   for (int rep = 0; rep < 3; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
     std::memcpy(dst.data(), src.data(), bytes);
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, s);
   }
   volatile char sink = dst[bytes / 2];
@@ -334,7 +342,9 @@ double measure_copy_bandwidth_gbs() {
 }
 
 double sgemm_error_vs_naive() {
-  struct Shape { int m, n, k; };
+  struct Shape {
+    int m, n, k;
+  };
   const Shape shapes[] = {{37, 29, 53}, {64, 65, 17}, {5, 130, 301}, {129, 7, 64}};
   std::mt19937 gen(1);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);

@@ -1,4 +1,5 @@
-// Counting CPU allocator (see longseq/memory_tracker.h). It wraps the allocator LibTorch had, so tensors
+// Counting CPU allocator (see longseq/memory_tracker.h). It wraps the allocator LibTorch had, so
+// tensors
 // still come from the same place; each allocation carries a small context that remembers its size
 // and the wrapped deleter.
 #include <longseq/memory_tracker.h>
@@ -6,14 +7,14 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <string>
 #include <limits>
 #include <mutex>
+#include <string>
 #include <unordered_map>
-#include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -105,7 +106,8 @@ int64_t MemoryTracker::peak_bytes() { return g_peak.load(); }
 void MemoryTracker::reset_peak() { g_peak.store(g_current.load()); }
 
 int64_t physical_memory_bytes() {
-  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 namespace {

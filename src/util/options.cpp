@@ -237,8 +237,7 @@ bool ResolvedOptions::get_bool(const std::string& key) const {
 const std::string& ResolvedOptions::get_string(const std::string& key) const { return raw(key); }
 
 std::vector<int64_t> ResolvedOptions::get_int_list(const std::string& key) const {
-  return get_as<std::vector<int64_t>>(owner_, key, raw(key),
-                                      "a comma-separated list of integers");
+  return get_as<std::vector<int64_t>>(owner_, key, raw(key), "a comma-separated list of integers");
 }
 
 }  // namespace longseq

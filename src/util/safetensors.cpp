@@ -7,21 +7,21 @@
 //   the previous ended, the last ends at the end of the file; end - begin = numel · itemsize;
 // - the writer sorts tensors by decreasing dtype alignment, then by name, writes compact JSON with
 //   "__metadata__" first, and pads the header with spaces to a multiple of 8 bytes.
+#include <longseq/atomic_file.h>
+#include <longseq/safetensors.h>
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <fcntl.h>
-#include <longseq/atomic_file.h>
-#include <longseq/safetensors.h>
 #include <sys/stat.h>
 #include <torch/nn/module.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 

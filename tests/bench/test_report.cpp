@@ -59,7 +59,8 @@ TEST(Report, InterpolatesInsideAndExtrapolatesPastTheSweep) {
   EXPECT_NEAR(s.time_fit.exponent, 2, 1e-9);
 
   // With the complexity class set, the tail keeps that exponent and fits the constant: 5 + 0.1·t.
-  Series lin = synthetic("mingru", [](double t) { return 5 + 0.1 * t; }, linear_bytes, 2048);
+  Series lin = synthetic(
+      "mingru", [](double t) { return 5 + 0.1 * t; }, linear_bytes, 2048);
   lin.time_class = 1;
   fit_series(lin);
   EXPECT_NEAR(lin.time_tail.exponent, 1, 1e-12);
@@ -82,8 +83,8 @@ TEST(Report, CrossoverIsWhereTheCurvesMeet) {
   const Series short_exact = synthetic("exact", quadratic_ms, quadratic_bytes, 512);
   EXPECT_TRUE(find_crossover(lin, short_exact, "time", 256, 1 << 20).extrapolated);
   // A mixer slower everywhere never crosses.
-  const Series slow = synthetic("slow", [](double t) { return 10 * quadratic_ms(t); },
-                                quadratic_bytes, 4096);
+  const Series slow = synthetic(
+      "slow", [](double t) { return 10 * quadratic_ms(t); }, quadratic_bytes, 4096);
   EXPECT_EQ(find_crossover(slow, exact, "time", 256, 1 << 20).t, 0);
   EXPECT_THROW(find_crossover(lin, exact, "speed", 256, 1024), c10::Error);
 }
@@ -105,13 +106,14 @@ TEST(Report, RecommendRanksFitsFirstAndRefusesImpossibleBudgets) {
   std::vector<Series> series = {
       synthetic("exact", quadratic_ms, quadratic_bytes, 4096),
       synthetic("performer", linear_ms, linear_bytes, 8192),
-      synthetic("mingru", [](double t) { return 0.2 * t; }, linear_bytes, 8192),
+      synthetic(
+          "mingru", [](double t) { return 0.2 * t; }, linear_bytes, 8192),
       synthetic("exact", quadratic_ms, quadratic_bytes, 4096, /*causal=*/true)};
   RecommendQuery q;
   q.seq_len = 65536;
   q.memory_bytes = 4.0 * (1ll << 30);
   auto r = recommend(series, {}, q);
-  ASSERT_EQ(r.size(), 3u);  // the causal series is another question
+  ASSERT_EQ(r.size(), 3u);             // the causal series is another question
   EXPECT_EQ(r[0].mixer, "performer");  // fits, faster than mingru
   EXPECT_TRUE(r[0].fits);
   EXPECT_EQ(r[1].mixer, "mingru");

@@ -32,9 +32,9 @@ TEST(Tasks, CopyMemoryLayoutAndBaseline) {
   ASSERT_EQ(b.inputs.sizes(), (std::vector<int64_t>{5, 50}));
   auto sym = b.inputs.narrow(1, 0, 10);
   EXPECT_TRUE(sym.ge(1).logical_and(sym.le(8)).all().item<bool>());
-  EXPECT_TRUE(b.inputs.select(1, 39).eq(9).all().item<bool>());                 // delimiter at T+9
-  EXPECT_EQ(b.inputs.narrow(1, 10, 29).abs().sum().item<int64_t>(), 0);         // blanks
-  EXPECT_TRUE(b.targets.narrow(1, 40, 10).equal(sym));                          // recall
+  EXPECT_TRUE(b.inputs.select(1, 39).eq(9).all().item<bool>());          // delimiter at T+9
+  EXPECT_EQ(b.inputs.narrow(1, 10, 29).abs().sum().item<int64_t>(), 0);  // blanks
+  EXPECT_TRUE(b.targets.narrow(1, 40, 10).equal(sym));                   // recall
   EXPECT_EQ(b.targets.narrow(1, 0, 40).abs().sum().item<int64_t>(), 0);
 }
 
@@ -95,15 +95,20 @@ TEST(Tasks, ListOpsEvaluatorFollowsTheLraSemantics) {
   EXPECT_EQ(listops_evaluate({12, d(2), d(9), 11, d(4), d(7), 15, d(0), 15}), 9);
   EXPECT_EQ(listops_evaluate({13, d(1), d(2), d(3), d(4), 15}), 2);  // int(median 2.5)
   EXPECT_EQ(listops_evaluate({13, d(1), d(7), d(3), 15}), 3);
-  EXPECT_EQ(listops_evaluate({14, d(5), d(6), d(7), 15}), 8);        // 18 mod 10
+  EXPECT_EQ(listops_evaluate({14, d(5), d(6), d(7), 15}), 8);  // 18 mod 10
   EXPECT_EQ(listops_evaluate({d(4)}), 4);
   EXPECT_THROW(listops_evaluate({12, d(2)}), c10::Error);
   EXPECT_THROW(listops_evaluate({d(2), d(3)}), c10::Error);
 }
 
 TEST(Tasks, ListOpsGeneratorKeepsBoundsLabelsAndUniqueness) {
-  auto t = make_task("listops", {{"min_length", "20"}, {"max_length", "80"}, {"train_size", "200"},
-                                 {"valid_size", "40"}, {"test_size", "40"}}, 3);
+  auto t = make_task("listops",
+                     {{"min_length", "20"},
+                      {"max_length", "80"},
+                      {"train_size", "200"},
+                      {"valid_size", "40"},
+                      {"test_size", "40"}},
+                     3);
   std::set<std::vector<int64_t>> all;
   for (Split s : {Split::kTrain, Split::kValidation, Split::kTest}) {
     const int64_t n = t->info().split_size(s);
@@ -129,7 +134,8 @@ TEST(Tasks, FashionMnistReadsTheDebianPackageOrNamesIt) {
     make_task("fmnist", {{"dir", "/nonexistent"}});
     FAIL();
   } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what_without_backtrace()).find("dataset-fashion-mnist"), std::string::npos);
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("dataset-fashion-mnist"),
+              std::string::npos);
   }
   std::ifstream probe("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz");
   if (!probe.good()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";

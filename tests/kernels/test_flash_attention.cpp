@@ -38,7 +38,8 @@ std::vector<at::Tensor> grads_of(const at::Tensor& q, const at::Tensor& k, const
                                  bool composite) {
   auto qq = q.detach().requires_grad_(true), kk = k.detach().requires_grad_(true),
        vv = v.detach().requires_grad_(true);
-  auto out = composite ? exact_attention_composite(qq, kk, vv, mask) : exact_attention(qq, kk, vv, mask);
+  auto out =
+      composite ? exact_attention_composite(qq, kk, vv, mask) : exact_attention(qq, kk, vv, mask);
   (out * probe).sum().backward();
   return {qq.grad(), kk.grad(), vv.grad()};
 }
@@ -79,18 +80,19 @@ TEST_P(FlashVsReference, ForwardAndBackward) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    OddShapes, FlashVsReference,
-    ::testing::Values(FlashCase{2, 2, 1, 1, 32, false, false}, FlashCase{1, 3, 5, 5, 64, true, false},
-                      FlashCase{2, 2, 5, 9, 80, false, true}, FlashCase{3, 1, 5, 9, 32, true, true},
-                      FlashCase{2, 1, 63, 63, 128, true, true},
-                      FlashCase{1, 2, 64, 64, 64, false, true},
-                      FlashCase{2, 2, 65, 65, 80, true, false},
-                      FlashCase{1, 2, 65, 130, 32, true, true},
-                      FlashCase{1, 2, 64, 200, 128, false, false},
-                      FlashCase{2, 2, 1, 7, 64, true, true},
-                      FlashCase{1, 2, 1000, 1000, 64, true, false},
-                      FlashCase{2, 1, 1000, 1000, 32, false, true}));
+INSTANTIATE_TEST_SUITE_P(OddShapes, FlashVsReference,
+                         ::testing::Values(FlashCase{2, 2, 1, 1, 32, false, false},
+                                           FlashCase{1, 3, 5, 5, 64, true, false},
+                                           FlashCase{2, 2, 5, 9, 80, false, true},
+                                           FlashCase{3, 1, 5, 9, 32, true, true},
+                                           FlashCase{2, 1, 63, 63, 128, true, true},
+                                           FlashCase{1, 2, 64, 64, 64, false, true},
+                                           FlashCase{2, 2, 65, 65, 80, true, false},
+                                           FlashCase{1, 2, 65, 130, 32, true, true},
+                                           FlashCase{1, 2, 64, 200, 128, false, false},
+                                           FlashCase{2, 2, 1, 7, 64, true, true},
+                                           FlashCase{1, 2, 1000, 1000, 64, true, false},
+                                           FlashCase{2, 1, 1000, 1000, 32, false, true}));
 
 TEST(FlashAttention, DispatchFollowsTheSwitch) {
   auto q = torch::randn({1, 2, 8, 16}, torch::requires_grad());
@@ -103,9 +105,9 @@ TEST(FlashAttention, DispatchFollowsTheSwitch) {
     // kFused is the fused kernel or an error: dropout while training is not covered.
     EXPECT_TRUE(test::throws_with([&] { exact_attention(q, q, q, {}, 0.1, true); },
                                   "exact_attention: the fused kernel was required"));
-    EXPECT_TRUE(test::throws_with([&] { exact_attention(q.to(at::kBFloat16), q.to(at::kBFloat16),
-                                                        q.to(at::kBFloat16)); },
-                                  "the fused kernels take float and double only"));
+    EXPECT_TRUE(test::throws_with(
+        [&] { exact_attention(q.to(at::kBFloat16), q.to(at::kBFloat16), q.to(at::kBFloat16)); },
+        "the fused kernels take float and double only"));
   }
   {
     // Dropout while training and non-float dtypes are not covered: composite under kAuto.
@@ -151,14 +153,14 @@ TEST(FlashAttention, GradientMatchesCentralDifferences) {
   ImplGuard g(Impl::kFused);
   torch::manual_seed(2);
   for (bool causal : {false, true}) {
-    auto pad = torch::tensor({true, true, false, true, true, true, true, false, true, true,
-                              false, true, false, true})
+    auto pad = torch::tensor({true, true, false, true, true, true, true, false, true, true, false,
+                              true, false, true})
                    .view({2, 7});  // [B, S]
     auto f = [&](const std::vector<at::Tensor>& in) {
       return exact_attention(in[0], in[1], in[2], test::mask_of(causal, pad));
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 7, 3}),
-                                    torch::randn({2, 2, 7, 3})}))
+    EXPECT_TRUE(test::gradcheck(
+        f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3})}))
         << "causal " << causal;
   }
 }

@@ -91,7 +91,7 @@ INSTANTIATE_TEST_SUITE_P(
         BandCase{2, 2, 63, 128, 8, {1, 3}, {}, true, false, 16},
         BandCase{1, 2, 64, 64, 16, {1}, {0, 63}, false, true, 0},
         BandCase{2, 2, 65, 80, 6, {2, 1}, {5}, true, true, 7},
-        BandCase{2, 2, 65, 32, 64, {1}, {}, false, false, 0},   // window wider than the block
+        BandCase{2, 2, 65, 32, 64, {1}, {}, false, false, 0},    // window wider than the block
         BandCase{1, 2, 13, 32, 6, {20, 1}, {}, false, true, 4},  // dilation past T
         BandCase{2, 4, 1000, 64, 32, {1, 2, 4, 8}, {0, 17, 999}, true, true, 0},
         BandCase{1, 2, 1000, 80, 64, {1, 3}, {3, 500}, false, false, 0}));
@@ -108,8 +108,9 @@ TEST(LongformerFused, DispatchFollowsTheSwitch) {
   {
     // Dropout while training runs composite (kFused would refuse the call).
     ImplGuard g(Impl::kAuto);
-    EXPECT_EQ(name(longformer_attention(q, q, q, p, {}, {}, {}, {}, 0.1, true)).find("LongformerBand"),
-              std::string::npos);
+    EXPECT_EQ(
+        name(longformer_attention(q, q, q, p, {}, {}, {}, {}, 0.1, true)).find("LongformerBand"),
+        std::string::npos);
   }
   ImplGuard g(Impl::kComposite);
   EXPECT_EQ(name(longformer_attention(q, q, q, p)).find("LongformerBand"), std::string::npos);
@@ -166,8 +167,8 @@ TEST(LongformerFused, GradientMatchesCentralDifferences) {
     auto f = [&](const std::vector<at::Tensor>& in) {
       return longformer_attention(in[0], in[1], in[2], p, test::mask_of(causal, pad));
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}),
-                                    torch::randn({2, 2, 7, 3})}))
+    EXPECT_TRUE(test::gradcheck(
+        f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3})}))
         << "causal " << causal;
   }
 }

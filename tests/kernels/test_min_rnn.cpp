@@ -15,7 +15,8 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 double g_pos(double x) { return x >= 0 ? x + 0.5 : sigmoid(x); }
 
 // h_t = a_t h_{t-1} + b_t with the gates of the header of min_rnn.cpp, one scalar at a time.
-at::Tensor naive(const at::Tensor& xp_in, bool lstm, const at::Tensor& valid, const at::Tensor& h0) {
+at::Tensor naive(const at::Tensor& xp_in, bool lstm, const at::Tensor& valid,
+                 const at::Tensor& h0) {
   auto xp = xp_in.to(torch::kDouble).contiguous();
   const int64_t B = xp.size(0), T = xp.size(1), P = lstm ? 3 : 2, H = xp.size(2) / P;
   auto h = torch::zeros({B, T, H}, torch::kDouble);
@@ -88,11 +89,11 @@ TEST_P(MinRnnFusedVsReference, ForwardAndBackward) {
   auto got_g = test::grads_of(f, inputs, probe);
   EXPECT_TRUE(test::all_close(got_g[0], want_g[0], 1e-10, 1e-11)) << "float64 dxp";
   if (c.h0) EXPECT_TRUE(test::all_close(got_g[1], want_g[1], 1e-10, 1e-11)) << "float64 dh0";
-  auto got32 = min_rnn_scan(xp.to(torch::kFloat), c.lstm, valid,
-                            c.h0 ? h0.to(torch::kFloat) : at::Tensor());
+  auto got32 =
+      min_rnn_scan(xp.to(torch::kFloat), c.lstm, valid, c.h0 ? h0.to(torch::kFloat) : at::Tensor());
   EXPECT_TRUE(test::all_close(got32, want, 1e-4, 1e-5)) << "float32 forward";
-  auto got_g32 = test::grads_of(
-      f, {inputs[0].to(torch::kFloat), inputs[1].to(torch::kFloat)}, probe.to(torch::kFloat));
+  auto got_g32 = test::grads_of(f, {inputs[0].to(torch::kFloat), inputs[1].to(torch::kFloat)},
+                                probe.to(torch::kFloat));
   EXPECT_TRUE(test::all_close(got_g32[0], want_g[0], 1e-3, 1e-4)) << "float32 dxp";
 }
 
@@ -111,8 +112,8 @@ TEST(MinRnnFused, GradientMatchesCentralDifferences) {
     auto f = [&](const std::vector<at::Tensor>& in) {
       return min_rnn_scan(in[0], lstm, valid, in[1]);
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 4, (lstm ? 3 : 2) * 3}) * 2,
-                                    torch::randn({2, 3})}))
+    EXPECT_TRUE(
+        test::gradcheck(f, {torch::randn({2, 4, (lstm ? 3 : 2) * 3}) * 2, torch::randn({2, 3})}))
         << (lstm ? "minlstm" : "mingru");
   }
 }
@@ -121,8 +122,11 @@ TEST(MinRnnFused, ClearErrors) {
   auto xp = torch::randn({2, 5, 6});
   EXPECT_TRUE(test::throws_with([&] { min_rnn_scan(xp.view({60}), false); }, "expected 3-D `xp`"));
   EXPECT_TRUE(test::throws_with([&] { min_rnn_scan(torch::randn({2, 5, 7}), true); }, "3·H"));
-  EXPECT_TRUE(test::throws_with([&] { min_rnn_scan(xp, false, torch::ones({2, 4}, torch::kBool)); },
-                                "valid"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        min_rnn_scan(xp, false, torch::ones({2, 4}, torch::kBool));
+      },
+      "valid"));
   EXPECT_TRUE(test::throws_with([&] { min_rnn_scan(xp, false, {}, torch::randn({2, 4})); }, "h0"));
 }
 

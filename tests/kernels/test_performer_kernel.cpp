@@ -113,7 +113,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{2, 1, 8, 32, 64, true, false}, Case{3, 5, 16, 64, 64, true, true},
                       Case{2, 63, 33, 80, 64, true, false}, Case{2, 64, 16, 128, 64, false, true},
                       Case{2, 65, 24, 32, 64, true, true}, Case{1, 65, 7, 80, 7, true, false},
-                      Case{2, 1000, 32, 64, 64, true, true}, Case{1, 1000, 16, 80, 13, false, false}));
+                      Case{2, 1000, 32, 64, 64, true, true},
+                      Case{1, 1000, 16, 80, 13, false, false}));
 
 // Through the op: the fused path against the composite path (float64) for both feature maps,
 // causal or not, with key padding and odd head dims, and against central differences.
@@ -121,42 +122,43 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(PerformerFused, OpMatchesCompositeForBothKernelsCausalOrNot) {
   torch::manual_seed(22);
   for (bool causal : {false, true})
-  for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
-    for (int64_t t : {5, 63, 65, 200}) {
-      for (int64_t d : {32, 80}) {
-        auto q = torch::randn({2, 2, t, d}, torch::kDouble);
-        auto k = torch::randn({2, 2, t, d}, torch::kDouble);
-        auto v = torch::randn({2, 2, t, d}, torch::kDouble);
-        auto pad = torch::rand({2, t}) > 0.3;
-        pad[0].narrow(0, 0, std::min<int64_t>(2, t)).fill_(false);
-        auto omega = performer_draw_features(48, d, 3, torch::kDouble);
-        PerformerCoreOptions o;
-        o.kernel = kernel;
-        o.chunk = 16;
-        auto f = [&](const std::vector<at::Tensor>& in) {
-          return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
-        };
-        auto probe = torch::randn({2, 2, t, d}, torch::kDouble);
-        at::Tensor want;
-        std::vector<at::Tensor> want_g;
-        {
-          ImplGuard g(Impl::kComposite);
-          want = f({q, k, v});
-          want_g = test::grads_of(f, {q, k, v}, probe);
-        }
-        ImplGuard g(Impl::kFused);
-        const std::string where = "T " + std::to_string(t) + " D " + std::to_string(d) +
-                                  (kernel == PerformerKernel::kRelu ? " relu" : " softmax") +
-                                  (causal ? " causal" : "");
-        auto got = f({q, k, v});
-        EXPECT_TRUE(test::all_close(got, want, 1e-10, 1e-12)) << where;
-        auto got_g = test::grads_of(f, {q, k, v}, probe);
-        for (int n = 0; n < 3; ++n) {
-          EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-8, 1e-10)) << where << " grad " << n;
+    for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
+      for (int64_t t : {5, 63, 65, 200}) {
+        for (int64_t d : {32, 80}) {
+          auto q = torch::randn({2, 2, t, d}, torch::kDouble);
+          auto k = torch::randn({2, 2, t, d}, torch::kDouble);
+          auto v = torch::randn({2, 2, t, d}, torch::kDouble);
+          auto pad = torch::rand({2, t}) > 0.3;
+          pad[0].narrow(0, 0, std::min<int64_t>(2, t)).fill_(false);
+          auto omega = performer_draw_features(48, d, 3, torch::kDouble);
+          PerformerCoreOptions o;
+          o.kernel = kernel;
+          o.chunk = 16;
+          auto f = [&](const std::vector<at::Tensor>& in) {
+            return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
+          };
+          auto probe = torch::randn({2, 2, t, d}, torch::kDouble);
+          at::Tensor want;
+          std::vector<at::Tensor> want_g;
+          {
+            ImplGuard g(Impl::kComposite);
+            want = f({q, k, v});
+            want_g = test::grads_of(f, {q, k, v}, probe);
+          }
+          ImplGuard g(Impl::kFused);
+          const std::string where = "T " + std::to_string(t) + " D " + std::to_string(d) +
+                                    (kernel == PerformerKernel::kRelu ? " relu" : " softmax") +
+                                    (causal ? " causal" : "");
+          auto got = f({q, k, v});
+          EXPECT_TRUE(test::all_close(got, want, 1e-10, 1e-12)) << where;
+          auto got_g = test::grads_of(f, {q, k, v}, probe);
+          for (int n = 0; n < 3; ++n) {
+            EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-8, 1e-10))
+                << where << " grad " << n;
+          }
         }
       }
     }
-  }
 }
 
 TEST(PerformerFused, DispatchFollowsTheSwitch) {
@@ -180,17 +182,17 @@ TEST(PerformerFused, GradientMatchesCentralDifferences) {
   torch::manual_seed(23);
   auto omega = performer_draw_features(6, 3, 5, torch::kDouble);
   for (bool causal : {false, true})
-  for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
-    PerformerCoreOptions o;
-    o.kernel = kernel;
-    o.chunk = 3;
-    auto pad = padding_mask_from_lengths(torch::tensor({7, 5}), 7);
-    auto f = [&](const std::vector<at::Tensor>& in) {
-      return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
-    };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}),
-                                    torch::randn({2, 2, 7, 3})}));
-  }
+    for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
+      PerformerCoreOptions o;
+      o.kernel = kernel;
+      o.chunk = 3;
+      auto pad = padding_mask_from_lengths(torch::tensor({7, 5}), 7);
+      auto f = [&](const std::vector<at::Tensor>& in) {
+        return performer_attention(in[0], in[1], in[2], omega, o, mask_of(causal, pad));
+      };
+      EXPECT_TRUE(test::gradcheck(
+          f, {torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3}), torch::randn({2, 2, 7, 3})}));
+    }
 }
 
 // The composite saves per-chunk weights [T, c] and N − 1 carried states [R, Dv]; the fused path

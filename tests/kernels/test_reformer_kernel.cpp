@@ -77,17 +77,17 @@ TEST_P(ReformerFusedVsComposite, ForwardAndBackward) {
   EXPECT_TRUE(test::all_close(got32, want32, 1e-4, 2e-5)) << "float32 forward";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    OddShapes, ReformerFusedVsComposite,
-    ::testing::Values(Case{2, 2, 1, 32, 2, 1, 64, false, false},
-                      Case{1, 3, 5, 64, 4, 2, 2, true, true},
-                      Case{2, 2, 63, 80, 8, 1, 7, false, true},
-                      Case{2, 2, 64, 128, 8, 2, 16, true, false},
-                      Case{1, 2, 65, 32, 4, 3, 8, false, false},
-                      Case{2, 2, 65, 80, 2, 2, 64, true, true},
-                      Case{1, 2, 65, 64, 1, 2, 13, false, true},  // one bucket: the plain chunks
-                      Case{2, 2, 1000, 64, 16, 2, 64, true, true},
-                      Case{1, 2, 1000, 32, 32, 3, 50, false, false}));
+INSTANTIATE_TEST_SUITE_P(OddShapes, ReformerFusedVsComposite,
+                         ::testing::Values(Case{2, 2, 1, 32, 2, 1, 64, false, false},
+                                           Case{1, 3, 5, 64, 4, 2, 2, true, true},
+                                           Case{2, 2, 63, 80, 8, 1, 7, false, true},
+                                           Case{2, 2, 64, 128, 8, 2, 16, true, false},
+                                           Case{1, 2, 65, 32, 4, 3, 8, false, false},
+                                           Case{2, 2, 65, 80, 2, 2, 64, true, true},
+                                           Case{1, 2, 65, 64, 1, 2, 13, false,
+                                                true},  // one bucket: the plain chunks
+                                           Case{2, 2, 1000, 64, 16, 2, 64, true, true},
+                                           Case{1, 2, 1000, 32, 32, 3, 50, false, false}));
 
 // One chunk covering the sequence and one bucket: exact shared-QK attention with the self rule,
 // straight from the float64 naive loop.

@@ -99,8 +99,8 @@ TEST(ScanLinear, GradientMatchesCentralDifferences) {
   ImplGuard fused(Impl::kFused);
   torch::manual_seed(5);
   auto f = [](const std::vector<at::Tensor>& in) { return linear_scan(in[0], in[1], in[2]); };
-  EXPECT_TRUE(test::gradcheck(
-      f, {make_decay({2, 5, 3}), torch::randn({2, 5, 3}), torch::randn({2, 3})}));
+  EXPECT_TRUE(
+      test::gradcheck(f, {make_decay({2, 5, 3}), torch::randn({2, 5, 3}), torch::randn({2, 3})}));
   auto f0 = [](const std::vector<at::Tensor>& in) { return linear_scan(in[0], in[1]); };
   EXPECT_TRUE(test::gradcheck(f0, {make_decay({1, 4, 7}), torch::randn({1, 4, 7})}));
 }
@@ -117,7 +117,7 @@ TEST(ScanLinear, SteppingOneAtATimeMatchesTheWholeSequence) {
   std::vector<at::Tensor> steps;
   for (int64_t t = 0; t < T; ++t) {
     auto out = linear_scan(a.narrow(1, t, 1), b.narrow(1, t, 1), h);  // [B, 1, C]
-    h = out.select(1, 0);                                              // [B, C]
+    h = out.select(1, 0);                                             // [B, C]
     steps.push_back(out);
   }
   EXPECT_TRUE(test::all_close(at::cat(steps, 1), whole, 1e-5, 1e-5));
@@ -129,8 +129,8 @@ TEST(ScanLinear, NonContiguousInputs) {
   auto a = make_decay({9, 2, 6}).transpose(0, 1);  // [B, T, C] strided
   auto b = torch::randn({6, 9, 2}, torch::kDouble).permute({2, 1, 0});
   auto h0 = torch::randn({6, 2}, torch::kDouble).t();
-  EXPECT_TRUE(test::all_close(linear_scan(a, b, h0), ref::linear_scan_naive(a, b, h0), 1e-12,
-                              1e-12));
+  EXPECT_TRUE(
+      test::all_close(linear_scan(a, b, h0), ref::linear_scan_naive(a, b, h0), 1e-12, 1e-12));
 }
 
 TEST(ScanLinear, DispatchFollowsTheSwitch) {
@@ -141,8 +141,9 @@ TEST(ScanLinear, DispatchFollowsTheSwitch) {
     ImplGuard g(Impl::kFused);
     EXPECT_NE(name(linear_scan(a, b)).find("LinearScan"), std::string::npos);
     // Integer or half inputs are not covered by the kernel: composite (which rejects ints).
-    EXPECT_THROW(linear_scan(torch::ones({1, 2, 2}, torch::kLong), torch::ones({1, 2, 2}, torch::kLong)),
-                 c10::Error);
+    EXPECT_THROW(
+        linear_scan(torch::ones({1, 2, 2}, torch::kLong), torch::ones({1, 2, 2}, torch::kLong)),
+        c10::Error);
   }
   ImplGuard g(Impl::kComposite);
   EXPECT_EQ(name(linear_scan(a, b)).find("LinearScan"), std::string::npos);
@@ -160,11 +161,17 @@ TEST(ScanLinear, ErrorsNameTheArgument) {
   auto a = torch::rand({2, 5, 7}), b = torch::rand({2, 5, 7});
   EXPECT_TRUE(test::throws_with([&] { linear_scan(a[0], b[0]); },
                                 "linear_scan: expected 3-D `a` [B, T, C], got 2-D"));
-  EXPECT_TRUE(test::throws_with([&] { linear_scan(a, torch::rand({2, 5, 8})); },
-                                "linear_scan: expected `b` of shape [B, T, C] = [2, 5, 7], got "
-                                "[2, 5, 8]"));
-  EXPECT_TRUE(test::throws_with([&] { linear_scan(a, b, torch::rand({2, 5})); },
-                                "linear_scan: expected `h0` of shape [B, C] = [2, 7], got [2, 5]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        linear_scan(a, torch::rand({2, 5, 8}));
+      },
+      "linear_scan: expected `b` of shape [B, T, C] = [2, 5, 7], got "
+      "[2, 5, 8]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        linear_scan(a, b, torch::rand({2, 5}));
+      },
+      "linear_scan: expected `h0` of shape [B, C] = [2, 7], got [2, 5]"));
   EXPECT_TRUE(test::throws_with([&] { linear_scan(a, b.to(torch::kDouble)); },
                                 "linear_scan: expected `b` of dtype Float (as `a`), got Double"));
 }
@@ -174,8 +181,8 @@ TEST(ScanLinear, ErrorsNameTheArgument) {
 TEST(ScanLogSpace, MatchesLinearScanOfTheExponentials) {
   ImplGuard fused(Impl::kFused);
   torch::manual_seed(9);
-  for (auto [B, T, C] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 5, 7}, {2, 64, 80},
-                         {1, 65, 7}}) {
+  for (auto [B, T, C] :
+       {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {3, 5, 7}, {2, 64, 80}, {1, 65, 7}}) {
     // a in (0.5, 1): |Σ log a| stays ~T/3, within float32's 1e-5 for these T (see scan.h).
     auto log_a = torch::log(torch::rand({B, T, C}, torch::kDouble) * 0.5 + 0.5);
     auto log_b = torch::randn({B, T, C}, torch::kDouble) * 0.5;
@@ -188,8 +195,8 @@ TEST(ScanLogSpace, MatchesLinearScanOfTheExponentials) {
           << "float64 B" << B << " T" << T << " C" << C << " h0 " << with_h0;
       auto want32 = linear_scan(log_a.exp().to(torch::kFloat), log_b.exp().to(torch::kFloat),
                                 to(h0, torch::kFloat));
-      auto got32 = log_space_scan(log_a.to(torch::kFloat), log_b.to(torch::kFloat),
-                                  to(lh0, torch::kFloat));
+      auto got32 =
+          log_space_scan(log_a.to(torch::kFloat), log_b.to(torch::kFloat), to(lh0, torch::kFloat));
       EXPECT_TRUE(test::all_close(got32, want32, 1e-5, 0))
           << "float32 B" << B << " T" << T << " C" << C << " h0 " << with_h0;
     }
@@ -211,9 +218,12 @@ TEST(ScanLogSpace, GradientsMatchLinearScan) {
 
 TEST(ScanLogSpace, ErrorsNameTheArgument) {
   auto x = torch::rand({2, 5, 7});
-  EXPECT_TRUE(test::throws_with([&] { log_space_scan(x, x, torch::rand({3, 7})); },
-                                "log_space_scan: expected `log_h0` of shape [B, C] = [2, 7], got "
-                                "[3, 7]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        log_space_scan(x, x, torch::rand({3, 7}));
+      },
+      "log_space_scan: expected `log_h0` of shape [B, C] = [2, 7], got "
+      "[3, 7]"));
   EXPECT_TRUE(test::throws_with([&] { log_space_scan(x, x[0]); },
                                 "log_space_scan: expected `log_b` of shape [B, T, C] = [2, 5, 7]"));
 }
@@ -244,8 +254,8 @@ std::vector<at::Tensor> ss_grads(const SsInputs& in, const at::Tensor& py, const
 }
 
 SsInputs cast(const SsInputs& in, at::ScalarType dtype) {
-  return {to(in.u, dtype), to(in.delta, dtype), to(in.A, dtype), to(in.Bm, dtype),
-          to(in.Cm, dtype), to(in.D, dtype),    to(in.h0, dtype)};
+  return {to(in.u, dtype),  to(in.delta, dtype), to(in.A, dtype), to(in.Bm, dtype),
+          to(in.Cm, dtype), to(in.D, dtype),     to(in.h0, dtype)};
 }
 
 class SelectiveScanVsReference : public ::testing::TestWithParam<SsCase> {};
@@ -257,7 +267,8 @@ TEST_P(SelectiveScanVsReference, ForwardAndBackward) {
   const auto in = make_ss(c.b, c.t, c.e, c.n, c.with_d, c.with_h0);
   const auto in32 = cast(in, torch::kFloat);
 
-  auto [want_y, want_h] = ref::selective_scan_naive(in.u, in.delta, in.A, in.Bm, in.Cm, in.D, in.h0);
+  auto [want_y, want_h] =
+      ref::selective_scan_naive(in.u, in.delta, in.A, in.Bm, in.Cm, in.D, in.h0);
   auto [y, h] = selective_scan(in.u, in.delta, in.A, in.Bm, in.Cm, in.D, in.h0);
   EXPECT_TRUE(test::all_close(y, want_y, 1e-10, 1e-11)) << "float64 fused y";
   EXPECT_TRUE(test::all_close(h, want_h, 1e-10, 1e-11)) << "float64 fused h_T";
@@ -401,22 +412,28 @@ TEST(SelectiveScan, ErrorsNameTheArgument) {
   EXPECT_TRUE(test::throws_with([&] { call(in.u[0], in.delta, in.A, in.Bm, in.Cm, in.D, in.h0); },
                                 "selective_scan: expected 3-D `u` [B, T, E], got 2-D"));
   EXPECT_TRUE(test::throws_with(
-      [&] { call(in.u, in.delta, torch::rand({8, 4}), in.Bm, in.Cm, in.D, in.h0); },
+      [&] {
+        call(in.u, in.delta, torch::rand({8, 4}), in.Bm, in.Cm, in.D, in.h0);
+      },
       "selective_scan: expected `A` of shape [E, N] = [7, N], got [8, 4]"));
   EXPECT_TRUE(test::throws_with(
       [&] { call(in.u, in.delta.narrow(1, 0, 4), in.A, in.Bm, in.Cm, in.D, in.h0); },
       "selective_scan: expected `delta` of shape [B, T, E] = [2, 5, 7], got [2, 4, 7]"));
   EXPECT_TRUE(test::throws_with(
-      [&] { call(in.u, in.delta, in.A, torch::rand({2, 5, 3}), in.Cm, in.D, in.h0); },
+      [&] {
+        call(in.u, in.delta, in.A, torch::rand({2, 5, 3}), in.Cm, in.D, in.h0);
+      },
       "selective_scan: expected `Bm` of shape [B, T, N] = [2, 5, 4], got [2, 5, 3]"));
   EXPECT_TRUE(test::throws_with(
       [&] { call(in.u, in.delta, in.A, in.Bm, in.Cm.unsqueeze(0), in.D, in.h0); },
       "selective_scan: expected `Cm` of shape [B, T, N] = [2, 5, 4], got [1, 2, 5, 4]"));
+  EXPECT_TRUE(
+      test::throws_with([&] { call(in.u, in.delta, in.A, in.Bm, in.Cm, torch::rand({6}), in.h0); },
+                        "selective_scan: expected `D` of shape [E] = [7], got [6]"));
   EXPECT_TRUE(test::throws_with(
-      [&] { call(in.u, in.delta, in.A, in.Bm, in.Cm, torch::rand({6}), in.h0); },
-      "selective_scan: expected `D` of shape [E] = [7], got [6]"));
-  EXPECT_TRUE(test::throws_with(
-      [&] { call(in.u, in.delta, in.A, in.Bm, in.Cm, in.D, torch::rand({2, 4, 7})); },
+      [&] {
+        call(in.u, in.delta, in.A, in.Bm, in.Cm, in.D, torch::rand({2, 4, 7}));
+      },
       "selective_scan: expected `h0` of shape [B, E, N] = [2, 7, 4], got [2, 4, 7]"));
   EXPECT_TRUE(test::throws_with(
       [&] { call(in.u, in.delta, in.A.to(torch::kDouble), in.Bm, in.Cm, in.D, in.h0); },
@@ -440,8 +457,8 @@ TEST(ScanKernel, LinearScanWritesEveryOutput) {
     auto h = nan_like({B, T, C});
     cpu::linear_scan_forward<double>(a.data_ptr<double>(), b.data_ptr<double>(), h0p,
                                      h.data_ptr<double>(), p);
-    EXPECT_TRUE(test::all_close(h, ref::linear_scan_naive(a, b, with_h0 ? h0 : at::Tensor()),
-                                1e-12, 1e-12));
+    EXPECT_TRUE(test::all_close(h, ref::linear_scan_naive(a, b, with_h0 ? h0 : at::Tensor()), 1e-12,
+                                1e-12));
     auto da = nan_like({B, T, C}), db = nan_like({B, T, C}), dh0 = nan_like({B, C});
     cpu::linear_scan_backward<double>(a.data_ptr<double>(), h.data_ptr<double>(), h0p,
                                       dout.data_ptr<double>(), da.data_ptr<double>(),
@@ -454,8 +471,10 @@ TEST(ScanKernel, LinearScanWritesEveryOutput) {
 
 TEST(ScanKernel, SelectiveScanWritesEveryOutput) {
   torch::manual_seed(19);
-  for (auto [B, E, with_opt] : {std::tuple<int64_t, int64_t, bool>{1, 37, true}, {3, 37, false},
-                                {1, 300, true}, {17, 20, true}}) {
+  for (auto [B, E, with_opt] : {std::tuple<int64_t, int64_t, bool>{1, 37, true},
+                                {3, 37, false},
+                                {1, 300, true},
+                                {17, 20, true}}) {
     const int64_t T = 7, N = 5;
     cpu::SelectiveScanParams p{B, T, E, N};
     auto in = make_ss(B, T, E, N, true, true);
@@ -466,12 +485,13 @@ TEST(ScanKernel, SelectiveScanWritesEveryOutput) {
                                         in.A.data_ptr<double>(), in.Bm.data_ptr<double>(),
                                         in.Cm.data_ptr<double>(), D, h0, y.data_ptr<double>(),
                                         hl.data_ptr<double>(), p);
-    auto [wy, wh] = ref::selective_scan_naive(in.u, in.delta, in.A, in.Bm, in.Cm,
-                                              with_opt ? in.D : at::Tensor(),
-                                              with_opt ? in.h0 : at::Tensor());
+    auto [wy, wh] =
+        ref::selective_scan_naive(in.u, in.delta, in.A, in.Bm, in.Cm,
+                                  with_opt ? in.D : at::Tensor(), with_opt ? in.h0 : at::Tensor());
     EXPECT_TRUE(test::all_close(y, wy, 1e-10, 1e-11)) << "B" << B << " E" << E;
     EXPECT_TRUE(test::all_close(hl, wh, 1e-10, 1e-11)) << "B" << B << " E" << E;
-    auto dy = torch::randn({B, T, E}, torch::kDouble), dhl = torch::randn({B, E, N}, torch::kDouble);
+    auto dy = torch::randn({B, T, E}, torch::kDouble),
+         dhl = torch::randn({B, E, N}, torch::kDouble);
     std::vector<at::Tensor> g = {nan_like({B, T, E}), nan_like({B, T, E}), nan_like({E, N}),
                                  nan_like({B, T, N}), nan_like({B, T, N}), nan_like({E}),
                                  nan_like({B, E, N})};

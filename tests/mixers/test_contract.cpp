@@ -119,7 +119,8 @@ TEST_P(MixerContract, GradientCheckFloat64TinyShapes) {
 TEST_P(MixerContract, ClearErrorsForBadOptions) {
   const auto& spec = find_mixer(GetParam());
   const auto base = small_config(false);
-  auto expect_error = [&](const std::map<std::string, std::string>& bad, const std::string& needle) {
+  auto expect_error = [&](const std::map<std::string, std::string>& bad,
+                          const std::string& needle) {
     auto o = small_options(GetParam());
     for (const auto& kv : bad) o[kv.first] = kv.second;
     try {

@@ -29,11 +29,11 @@ TEST(Lmu, MemoryReconstructsTheDelayedInput) {
   // A slow signal: u(t − θ') ≈ Σ_i m_i(t) P̃_i(θ'/θ) for θ' across the window.
   Lmu m(options(16, 40));
   auto t = torch::arange(300, torch::kDouble);
-  auto signal = torch::sin(t * 0.05) + 0.5 * torch::cos(t * 0.11 + 1.0);          // [T]
+  auto signal = torch::sin(t * 0.05) + 0.5 * torch::cos(t * 0.11 + 1.0);            // [T]
   auto mem = m->memory(signal.view({1, 300, 1}).expand({1, 300, 2}).contiguous());  // [1, T, 2, d]
   for (double r : {0.0, 0.25, 0.5, 1.0}) {
-    auto dec = lmu_legendre_decoder(16, r);                                       // [d]
-    auto rec = at::matmul(mem.select(2, 0)[0], dec);                              // [T]
+    auto dec = lmu_legendre_decoder(16, r);           // [d]
+    auto rec = at::matmul(mem.select(2, 0)[0], dec);  // [T]
     const int64_t delay = static_cast<int64_t>(std::lround(r * 40));
     auto want = signal.narrow(0, 100 - delay, 200);
     auto got = rec.narrow(0, 100, 200);

@@ -62,25 +62,34 @@ TEST(RecurrentMixer, BidirectionalIgnoresPaddingAndRefusesCausal) {
   auto y = m->forward(x, pad);
   auto x2 = x.clone();
   x2[1].narrow(0, 4, 6).normal_();
-  EXPECT_TRUE(test::all_close(m->forward(x2, pad)[1].narrow(0, 0, 4), y[1].narrow(0, 0, 4), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      test::all_close(m->forward(x2, pad)[1].narrow(0, 0, 4), y[1].narrow(0, 0, 4), 1e-6, 1e-6));
   // The reverse pass reads the future: no step(), no causal.
   EXPECT_NE(m->step_unsupported().find("bidirectional"), std::string::npos);
-  EXPECT_TRUE(test::throws_with([&] { make_mixer("gru", config(true), {{"bidirectional", "true"}}); },
-                                "cannot be combined with `causal`"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        make_mixer("gru", config(true), {{"bidirectional", "true"}});
+      },
+      "cannot be combined with `causal`"));
 }
 
 TEST(RecurrentMixer, InitialisationsOfTheRecurrentWeights) {
   torch::manual_seed(3);
-  auto ortho = std::dynamic_pointer_cast<RecurrentImpl>(make_mixer("lstm", config(true), {{"init", "orthogonal"}}));
+  auto ortho = std::dynamic_pointer_cast<RecurrentImpl>(
+      make_mixer("lstm", config(true), {{"init", "orthogonal"}}));
   auto w = ortho->weights(0).w_hh;  // [4H, H]
   for (int64_t g = 0; g < 4; ++g) {
     auto block = w.narrow(0, g * 8, 8);
     EXPECT_TRUE(test::all_close(block.matmul(block.t()), torch::eye(8), 1e-5, 1e-5)) << g;
   }
-  auto ident = std::dynamic_pointer_cast<RecurrentImpl>(make_mixer("elman", config(true), {{"init", "identity"}}));
+  auto ident = std::dynamic_pointer_cast<RecurrentImpl>(
+      make_mixer("elman", config(true), {{"init", "identity"}}));
   EXPECT_TRUE(test::all_close(ident->weights(0).w_hh, torch::eye(8), 0, 0));
-  EXPECT_TRUE(test::throws_with([&] { make_mixer("elman", config(true), {{"init", "xavier"}}); },
-                                "init"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        make_mixer("elman", config(true), {{"init", "xavier"}});
+      },
+      "init"));
 }
 
 TEST(RecurrentMixer, InitialStateInFinalStateOut) {
@@ -93,8 +102,11 @@ TEST(RecurrentMixer, InitialStateInFinalStateOut) {
   EXPECT_TRUE(test::all_close(at::cat({first[0], second[0]}, 1), whole[0], 1e-5, 1e-6));
   EXPECT_TRUE(test::all_close(second[1], whole[1], 1e-5, 1e-6));
   EXPECT_TRUE(test::all_close(second[2], whole[2], 1e-5, 1e-6));
-  EXPECT_TRUE(test::throws_with([&] { m->forward_with_state(x, {}, torch::zeros({1, 3, 5}), {}); },
-                                "expected initial state of shape [1, 3, 8]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        m->forward_with_state(x, {}, torch::zeros({1, 3, 5}), {});
+      },
+      "expected initial state of shape [1, 3, 8]"));
 }
 
 }  // namespace

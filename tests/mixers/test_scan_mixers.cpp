@@ -70,8 +70,10 @@ TEST(ScanMixers, StepEqualsParallelForward) {
       SCOPED_TRACE(name + (impl == Impl::kFused ? " fused" : " composite"));
       ImplGuard guard(impl);
       torch::manual_seed(2);
-      auto m = make_mixer(name, config(8), name == "s6" ? std::map<std::string, std::string>{{"state", "5"}, {"conv", "3"}}
-                                                      : std::map<std::string, std::string>{});
+      auto m = make_mixer(name, config(8),
+                          name == "s6"
+                              ? std::map<std::string, std::string>{{"state", "5"}, {"conv", "3"}}
+                              : std::map<std::string, std::string>{});
       m->eval();
       auto x = torch::randn({2, 21, 8});
       auto want = m->forward(x);

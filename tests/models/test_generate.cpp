@@ -90,8 +90,10 @@ TEST(Generate, TokenShiftStepsLikeForwardAndIsCausal) {
   EXPECT_TRUE(test::all_close(stepped_logits(m, tokens), want, 1e-9, 1e-10));
   auto changed = tokens.clone();
   changed.narrow(1, 10, 9).random_(0, 17);
-  EXPECT_TRUE(test::all_close(m->forward(changed).narrow(1, 0, 10), want.narrow(1, 0, 10), 1e-12, 1e-12));
-  EXPECT_FALSE(test::all_close(m->forward(changed).narrow(1, 10, 1), want.narrow(1, 10, 1), 1e-6, 1e-6));
+  EXPECT_TRUE(
+      test::all_close(m->forward(changed).narrow(1, 0, 10), want.narrow(1, 0, 10), 1e-12, 1e-12));
+  EXPECT_FALSE(
+      test::all_close(m->forward(changed).narrow(1, 10, 1), want.narrow(1, 10, 1), 1e-6, 1e-6));
 }
 
 TEST(Generate, LongformerCacheKeepsOnlyTheWindowAndGlobalKeys) {
@@ -186,8 +188,11 @@ TEST(Generate, MixersWithoutIncrementalStateRecomputeAndSayWhy) {
   EXPECT_FALSE(r.cached);
   EXPECT_EQ(r.tokens.size(1), 7);
   ModelDecodeState state;
-  EXPECT_TRUE(test::throws_with([&] { m->step(torch::zeros({1, 2}, torch::kLong), state); },
-                                "step() is not available"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        m->step(torch::zeros({1, 2}, torch::kLong), state);
+      },
+      "step() is not available"));
 }
 
 TEST(Generate, RejectsBadRequestsNamingTheArgument) {
@@ -196,20 +201,29 @@ TEST(Generate, RejectsBadRequestsNamingTheArgument) {
   SequenceModel m(c);
   GenerateOptions o;
   o.max_new = 48;
-  EXPECT_TRUE(test::throws_with([&] { generate(m, torch::zeros({1, 2}, torch::kLong), o); },
-                                "exceeds the model's `max_len` = 48"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        generate(m, torch::zeros({1, 2}, torch::kLong), o);
+      },
+      "exceeds the model's `max_len` = 48"));
   o.max_new = 3;
   o.top_k = -1;
-  EXPECT_TRUE(test::throws_with([&] { generate(m, torch::zeros({1, 2}, torch::kLong), o); },
-                                "`top_k` must be >= 0"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        generate(m, torch::zeros({1, 2}, torch::kLong), o);
+      },
+      "`top_k` must be >= 0"));
   o.top_k = 0;
   EXPECT_TRUE(test::throws_with([&] { generate(m, torch::zeros({2}, torch::kLong), o); },
                                 "expected int64 prompt token ids [B, P]"));
   auto nc = lm("exact", "learned");
   nc.mixer.causal = false;
   SequenceModel bidirectional(nc);
-  EXPECT_TRUE(test::throws_with([&] { generate(bidirectional, torch::zeros({1, 2}, torch::kLong), o); },
-                                "needs a causal language model"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        generate(bidirectional, torch::zeros({1, 2}, torch::kLong), o);
+      },
+      "needs a causal language model"));
   EXPECT_NE(bidirectional->step_unsupported().find("not causal"), std::string::npos);
 }
 

@@ -60,7 +60,10 @@ TEST(Reversible, RecomputedGradientsEqualOrdinaryAutogradForEveryMixer) {
     auto padding = torch::ones({2, 23}, torch::kBool);
     padding[1].narrow(0, 17, 6).fill_(false);
     // One call first, so redraw=1 mixers redraw on the compared call (the replay must not).
-    { torch::NoGradGuard ng; m->forward(tokens, padding); }
+    {
+      torch::NoGradGuard ng;
+      m->forward(tokens, padding);
+    }
     std::vector<at::Tensor> buffers;
     for (const auto& b : m->buffers()) buffers.push_back(b.clone());
 

@@ -150,8 +150,8 @@ TEST(SequenceModel, ClearConfigErrors) {
   expect_error(bad, "set it with `model.causal`");
   SequenceModel m(c);
   EXPECT_THROW(m->forward(torch::randint(0, 11, {1, 33}, torch::kLong)), c10::Error);  // > max_len
-  EXPECT_THROW(m->forward(torch::full({1, 4}, 11, torch::kLong)), c10::Error);         // id >= vocab
-  EXPECT_THROW(m->forward(torch::randn({1, 4})), c10::Error);                          // not int64
+  EXPECT_THROW(m->forward(torch::full({1, 4}, 11, torch::kLong)), c10::Error);  // id >= vocab
+  EXPECT_THROW(m->forward(torch::randn({1, 4})), c10::Error);                   // not int64
 }
 
 }  // namespace

@@ -42,12 +42,14 @@ TEST_P(ExactVsNaive, MatchesNaiveLoopInFloat64) {
   EXPECT_TRUE(test::all_close(got32, want, 1e-4, 1e-5));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    OddShapes, ExactVsNaive,
-    ::testing::Values(ExactCase{1, 1, 1, 1, 4, false, false}, ExactCase{2, 3, 5, 5, 8, true, false},
-                      ExactCase{2, 2, 13, 13, 80, false, true}, ExactCase{3, 2, 11, 11, 7, true, true},
-                      ExactCase{2, 2, 5, 9, 16, false, true}, ExactCase{1, 2, 5, 9, 16, true, false},
-                      ExactCase{2, 1, 65, 65, 32, true, true}));
+INSTANTIATE_TEST_SUITE_P(OddShapes, ExactVsNaive,
+                         ::testing::Values(ExactCase{1, 1, 1, 1, 4, false, false},
+                                           ExactCase{2, 3, 5, 5, 8, true, false},
+                                           ExactCase{2, 2, 13, 13, 80, false, true},
+                                           ExactCase{3, 2, 11, 11, 7, true, true},
+                                           ExactCase{2, 2, 5, 9, 16, false, true},
+                                           ExactCase{1, 2, 5, 9, 16, true, false},
+                                           ExactCase{2, 1, 65, 65, 32, true, true}));
 
 TEST(ExactAttention, FullyPaddedRowIsZeroWithFiniteGradient) {
   auto q = torch::randn({2, 2, 4, 8}, torch::requires_grad());
@@ -68,8 +70,8 @@ TEST(ExactAttention, GradientMatchesCentralDifferences) {
     auto f = [&](const std::vector<at::Tensor>& in) {
       return exact_attention(in[0], in[1], in[2], test::mask_of(causal, pad));
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 5, 3}),
-                                    torch::randn({2, 2, 5, 3})}))
+    EXPECT_TRUE(test::gradcheck(
+        f, {torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 5, 3}), torch::randn({2, 2, 5, 3})}))
         << "causal " << causal;
   }
 }

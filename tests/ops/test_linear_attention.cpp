@@ -10,7 +10,8 @@
 namespace longseq {
 namespace {
 
-// W = fq fkᵀ [B, H, T, S] masked (causal: j <= i + S - T; padding), out = W v / W 1, 0 where W 1 = 0.
+// W = fq fkᵀ [B, H, T, S] masked (causal: j <= i + S - T; padding), out = W v / W 1, 0 where W 1 =
+// 0.
 at::Tensor quadratic_form(const at::Tensor& fq, const at::Tensor& fk, const at::Tensor& v,
                           bool causal, const at::Tensor& key_padding) {
   auto q = fq.to(at::kDouble), k = fk.to(at::kDouble), vv = v.to(at::kDouble);
@@ -18,7 +19,7 @@ at::Tensor quadratic_form(const at::Tensor& fq, const at::Tensor& fk, const at::
   auto w = at::matmul(q, k.transpose(-2, -1));  // [B, H, T, S]
   if (causal) w = w * at::ones({T, S}, w.options()).tril(S - T);
   if (key_padding.defined()) w = w * key_padding.to(at::kDouble).view({B, 1, 1, S});
-  auto den = w.sum(-1, /*keepdim=*/true);       // [B, H, T, 1]
+  auto den = w.sum(-1, /*keepdim=*/true);  // [B, H, T, 1]
   return at::matmul(w, vv) / den.masked_fill(den == 0, 1);
 }
 
@@ -67,9 +68,9 @@ TEST(LinearAttention, GradientsMatchCentralDifferences) {
         return composite ? linear_attention_composite(in[0], in[1], in[2], mask, 2)
                          : linear_attention(in[0], in[1], in[2], mask, 2);
       };
-      EXPECT_TRUE(test::gradcheck(f, {features({B, H, T, R}, at::kDouble),
-                                      features({B, H, S, R}, at::kDouble),
-                                      at::randn({B, H, S, Dv}, at::kDouble)}));
+      EXPECT_TRUE(test::gradcheck(
+          f, {features({B, H, T, R}, at::kDouble), features({B, H, S, R}, at::kDouble),
+              at::randn({B, H, S, Dv}, at::kDouble)}));
     }
   }
 }
@@ -97,8 +98,9 @@ TEST(LinearAttention, ErrorsNameTheProblem) {
     }
     return "<accepted>";
   };
-  EXPECT_NE(error_of([&] { linear_attention(fq, fk, v, test::mask_of(true), 4); })
-                .find("causal attention needs T == S"),
+  EXPECT_NE(error_of([&] {
+              linear_attention(fq, fk, v, test::mask_of(true), 4);
+            }).find("causal attention needs T == S"),
             std::string::npos);
   EXPECT_NE(error_of([&] { linear_attention(fq, fk, v, {}, 0); }).find("`chunk` > 0"),
             std::string::npos);

@@ -46,7 +46,8 @@ TEST(Linformer, PaddedKeysAreZeroedBeforeProjection) {
   // Changing padded keys changes nothing.
   auto k2 = k.clone();
   k2[1].narrow(1, 4, t - 4).normal_();
-  EXPECT_TRUE(test::all_close(linformer_attention(q, k2, v, e, e, test::mask_of(false, pad)), got, 0, 0));
+  EXPECT_TRUE(
+      test::all_close(linformer_attention(q, k2, v, e, e, test::mask_of(false, pad)), got, 0, 0));
 }
 
 TEST(Linformer, GradientMatchesCentralDifferences) {
@@ -55,9 +56,9 @@ TEST(Linformer, GradientMatchesCentralDifferences) {
   auto f = [&](const std::vector<at::Tensor>& in) {
     return linformer_attention(in[0], in[1], in[2], in[3], in[4], test::mask_of(false, pad));
   };
-  EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 1, 5, 3}), torch::randn({2, 1, 5, 3}),
-                                  torch::randn({2, 1, 5, 3}), torch::randn({3, 6}),
-                                  torch::randn({3, 6})}));
+  EXPECT_TRUE(
+      test::gradcheck(f, {torch::randn({2, 1, 5, 3}), torch::randn({2, 1, 5, 3}),
+                          torch::randn({2, 1, 5, 3}), torch::randn({3, 6}), torch::randn({3, 6})}));
 }
 
 // The fused path (one GEMM per projection, FlashAttention over the R projected keys) against the
@@ -94,8 +95,9 @@ TEST(Linformer, FusedMatchesCompositeForwardAndBackward) {
       for (int n = 0; n < 5; ++n) {
         EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-9, 1e-10)) << where << " grad " << n;
       }
-      auto got32 = linformer_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat),
-                                       e.to(torch::kFloat), f.to(torch::kFloat), test::mask_of(false, pad));
+      auto got32 =
+          linformer_attention(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat),
+                              e.to(torch::kFloat), f.to(torch::kFloat), test::mask_of(false, pad));
       // float32: the projections sum S products, so the error grows like √S·ε.
       EXPECT_TRUE(test::all_close(got32, want, 1e-3, 2e-4)) << where << " float32";
     }

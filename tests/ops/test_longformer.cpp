@@ -48,14 +48,16 @@ TEST_P(LongformerVsDense, EqualsExactUnderDenseMask) {
   EXPECT_TRUE(test::all_close(got, want, 1e-11, 1e-11));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Patterns, LongformerVsDense,
-    ::testing::Values(
-        LfCase{1, 4, 2, {1}, {}, false, false, 0}, LfCase{5, 8, 2, {1}, {}, false, false, 2},
-        LfCase{13, 8, 4, {1}, {}, true, false, 3}, LfCase{33, 80, 6, {1, 3}, {}, false, true, 7},
-        LfCase{33, 16, 3, {2, 1}, {}, true, true, 5}, LfCase{40, 16, 4, {1}, {0, 7, 39}, false, false, 8},
-        LfCase{40, 16, 4, {2, 3}, {3, 20}, true, true, 6}, LfCase{17, 8, 40, {1}, {2}, false, true, 0},
-        LfCase{65, 32, 8, {1, 4}, {0, 1}, false, true, 16}));
+INSTANTIATE_TEST_SUITE_P(Patterns, LongformerVsDense,
+                         ::testing::Values(LfCase{1, 4, 2, {1}, {}, false, false, 0},
+                                           LfCase{5, 8, 2, {1}, {}, false, false, 2},
+                                           LfCase{13, 8, 4, {1}, {}, true, false, 3},
+                                           LfCase{33, 80, 6, {1, 3}, {}, false, true, 7},
+                                           LfCase{33, 16, 3, {2, 1}, {}, true, true, 5},
+                                           LfCase{40, 16, 4, {1}, {0, 7, 39}, false, false, 8},
+                                           LfCase{40, 16, 4, {2, 3}, {3, 20}, true, true, 6},
+                                           LfCase{17, 8, 40, {1}, {2}, false, true, 0},
+                                           LfCase{65, 32, 8, {1, 4}, {0, 1}, false, true, 16}));
 
 TEST(Longformer, GlobalProjectionsDriveGlobalRows) {
   torch::manual_seed(7);
@@ -90,8 +92,8 @@ TEST(Longformer, GradientMatchesCentralDifferences) {
     auto f = [&](const std::vector<at::Tensor>& in) {
       return longformer_attention(in[0], in[1], in[2], p, test::mask_of(causal, pad));
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 2, 6, 3}), torch::randn({2, 2, 6, 3}),
-                                    torch::randn({2, 2, 6, 3})}));
+    EXPECT_TRUE(test::gradcheck(
+        f, {torch::randn({2, 2, 6, 3}), torch::randn({2, 2, 6, 3}), torch::randn({2, 2, 6, 3})}));
   }
 }
 

@@ -21,10 +21,10 @@
 
 namespace {
 
-using longseq::PerformerCoreOptions;
-using longseq::PerformerKernel;
 using longseq::performer_attention;
 using longseq::performer_draw_features;
+using longseq::PerformerCoreOptions;
+using longseq::PerformerKernel;
 using longseq::test::all_close;
 using longseq::test::rel_error;
 
@@ -75,7 +75,7 @@ at::Tensor quadratic_form(const at::Tensor& q, const at::Tensor& k, const at::Te
   auto weights = at::matmul(fq, fk.transpose(-2, -1));  // [B, H, T, S]
   if (causal) weights = weights * at::ones({T, S}, kF64).tril(S - T);
   if (key_padding.defined()) weights = weights * key_padding.view({B, 1, 1, S}).to(at::kDouble);
-  auto den = weights.sum(-1, true);                     // [B, H, T, 1]
+  auto den = weights.sum(-1, true);  // [B, H, T, 1]
   auto out = at::matmul(weights, v.to(at::kDouble)) / den;
   return at::where(den > 0, out, at::zeros_like(out));  // [B, H, T, Dv]
 }
@@ -117,9 +117,9 @@ TEST(PerformerAttention, CausalChunkedMatchesQuadraticForm) {
           for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
             auto want = quadratic_form(q, k, v, omega, kernel, /*causal=*/true, kp);
             for (int64_t chunk : {64, 7, 1}) {
-              SCOPED_TRACE(::testing::Message() << "D=" << D << " R=" << R << " T=" << T
-                                                << " chunk=" << chunk << " padded=" << padded
-                                                << " kernel=" << kernel_name(kernel));
+              SCOPED_TRACE(::testing::Message()
+                           << "D=" << D << " R=" << R << " T=" << T << " chunk=" << chunk
+                           << " padded=" << padded << " kernel=" << kernel_name(kernel));
               auto got = performer(q, k, v, omega, core(kernel, true, chunk), kp);
               EXPECT_TRUE(all_close(got, want, 1e-10, 1e-12));
             }
@@ -142,9 +142,9 @@ TEST(PerformerAttention, NonCausalMatchesQuadraticForm) {
       for (bool padded : {false, true}) {
         auto kp = padded ? random_padding(B, ts.second) : at::Tensor();
         for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
-          SCOPED_TRACE(::testing::Message() << "D=" << D << " T=" << ts.first << " S=" << ts.second
-                                            << " padded=" << padded
-                                            << " kernel=" << kernel_name(kernel));
+          SCOPED_TRACE(::testing::Message()
+                       << "D=" << D << " T=" << ts.first << " S=" << ts.second
+                       << " padded=" << padded << " kernel=" << kernel_name(kernel));
           auto got = performer(q, k, v, omega, core(kernel, false), kp);
           auto want = quadratic_form(q, k, v, omega, kernel, false, kp);
           EXPECT_TRUE(all_close(got, want, 1e-10, 1e-12));
@@ -162,9 +162,8 @@ TEST(PerformerAttention, Float32MatchesFloat64) {
   auto v = at::randn({2, 2, 70, 32}, kF64);
   for (bool causal : {false, true}) {
     auto want = performer(q, k, v, omega, core(PerformerKernel::kSoftmax, causal, 16));
-    auto got = performer(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat),
-                                   omega.to(at::kFloat),
-                                   core(PerformerKernel::kSoftmax, causal, 16));
+    auto got = performer(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), omega.to(at::kFloat),
+                         core(PerformerKernel::kSoftmax, causal, 16));
     EXPECT_EQ(got.scalar_type(), at::kFloat);
     EXPECT_LT(rel_error(got, want), 1e-5) << "causal=" << causal;
   }
@@ -237,13 +236,11 @@ TEST(PerformerAttention, CausalOutputsIgnoreHugeFutureKeys) {
       for (int64_t chunk : {64, 7, 5}) {
         auto opts = core(kernel, true, chunk);
         for (size_t i = 0; i < cases.size(); ++i) {
-          SCOPED_TRACE(::testing::Message() << "dtype=" << dtype
-                                            << " kernel=" << kernel_name(kernel)
-                                            << " chunk=" << chunk << " case=" << i);
-          auto base = performer(q.to(dtype), cases[i].first.to(dtype), v.to(dtype),
-                                           omega, opts);
-          auto pert = performer(q.to(dtype), cases[i].second.to(dtype), v2.to(dtype),
-                                          omega, opts);
+          SCOPED_TRACE(::testing::Message()
+                       << "dtype=" << dtype << " kernel=" << kernel_name(kernel)
+                       << " chunk=" << chunk << " case=" << i);
+          auto base = performer(q.to(dtype), cases[i].first.to(dtype), v.to(dtype), omega, opts);
+          auto pert = performer(q.to(dtype), cases[i].second.to(dtype), v2.to(dtype), omega, opts);
           EXPECT_TRUE(all_close(pert.narrow(2, 0, t + 1), base.narrow(2, 0, t + 1), tol, tol));
           // And the stabilised result is still right, float32 included.
           const double acc = dtype == at::kDouble ? 1e-10 : 1e-4;
@@ -288,8 +285,7 @@ TEST(PerformerAttention, PaddedKeysEqualTruncatedSequence) {
     SCOPED_TRACE(kernel_name(kernel));
     auto kt = k.narrow(2, 0, L), vt = v.narrow(2, 0, L);
     auto nc = performer(q, k, v, omega, core(kernel, false), kp);
-    EXPECT_TRUE(all_close(nc, performer(q, kt, vt, omega, core(kernel, false)), 1e-12,
-                          1e-12));
+    EXPECT_TRUE(all_close(nc, performer(q, kt, vt, omega, core(kernel, false)), 1e-12, 1e-12));
     auto c = performer(q, k, v, omega, core(kernel, true, 7), kp);
     auto ct = performer(q.narrow(2, 0, L), kt, vt, omega, core(kernel, true, 7));
     EXPECT_TRUE(all_close(c.narrow(2, 0, L), ct, 1e-12, 1e-12));
@@ -305,15 +301,15 @@ TEST(PerformerAttention, AllPaddedRowsGiveZerosAndFiniteGradients) {
   for (auto dtype : {at::kDouble, at::kFloat}) {
     auto omega = performer_draw_features(16, D, 12, dtype);
     auto kp = at::ones({B, T}, at::kBool);
-    kp[1].fill_(false);                   // every key padded
-    kp[2].narrow(0, 0, 5).fill_(false);   // leading padding: causal queries 0..4 see none
+    kp[1].fill_(false);                  // every key padded
+    kp[2].narrow(0, 0, 5).fill_(false);  // leading padding: causal queries 0..4 see none
     for (auto kernel : {PerformerKernel::kSoftmax, PerformerKernel::kRelu}) {
       for (bool causal : {false, true}) {
         SCOPED_TRACE(::testing::Message() << "dtype=" << dtype << " kernel=" << kernel_name(kernel)
                                           << " causal=" << causal);
         auto q = at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)).requires_grad_(true);
-        auto k = (at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)) * 3)
-                     .requires_grad_(true);
+        auto k =
+            (at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)) * 3).requires_grad_(true);
         auto v = at::randn({B, H, T, D}, at::TensorOptions().dtype(dtype)).requires_grad_(true);
         auto out = performer(q, k, v, omega, core(kernel, causal, 4), kp);
         EXPECT_TRUE(out.isfinite().all().item<bool>());
@@ -391,27 +387,31 @@ TEST(PerformerAttention, ClearErrors) {
   auto opts = core(PerformerKernel::kSoftmax, false);
   EXPECT_TRUE(throws_with([] { performer_draw_features(0, 8, 0); }, "`features` (R) > 0, got 0"));
   EXPECT_TRUE(throws_with([] { performer_draw_features(4, 0, 0); }, "`head_dim` (D) > 0"));
-  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({0, 8}), opts); },
-                          "performer_attention: expected `omega` [R, D] with R > 0 and D = 8"));
-  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({16, 5}), opts); },
-                          "got [16, 5]"));
-  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({16}), opts); },
-                          "expected `omega` [R, D]"));
-  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::Tensor(), opts); },
-                          "expected `omega` [R, D]"));
+  EXPECT_TRUE(throws_with(
+      [&] {
+        performer(q, k, v, at::zeros({0, 8}), opts);
+      },
+      "performer_attention: expected `omega` [R, D] with R > 0 and D = 8"));
+  EXPECT_TRUE(throws_with([&] { performer(q, k, v, at::zeros({16, 5}), opts); }, "got [16, 5]"));
+  EXPECT_TRUE(
+      throws_with([&] { performer(q, k, v, at::zeros({16}), opts); }, "expected `omega` [R, D]"));
+  EXPECT_TRUE(
+      throws_with([&] { performer(q, k, v, at::Tensor(), opts); }, "expected `omega` [R, D]"));
   auto k10 = at::randn({1, 2, 10, 8}), v10 = at::randn({1, 2, 10, 8});
   EXPECT_NO_THROW(performer(q, k10, v10, omega, opts));
+  EXPECT_TRUE(
+      throws_with([&] { performer(q, k10, v10, omega, core(PerformerKernel::kSoftmax, true)); },
+                  "causal attention needs T == S (self-attention), got T = 6, S = 10"));
+  EXPECT_TRUE(
+      throws_with([&] { performer(q, k, v, omega, core(PerformerKernel::kSoftmax, true, 0)); },
+                  "expected `chunk` > 0, got 0"));
   EXPECT_TRUE(throws_with(
-      [&] { performer(q, k10, v10, omega, core(PerformerKernel::kSoftmax, true)); },
-      "causal attention needs T == S (self-attention), got T = 6, S = 10"));
-  EXPECT_TRUE(throws_with(
-      [&] { performer(q, k, v, omega, core(PerformerKernel::kSoftmax, true, 0)); },
-      "expected `chunk` > 0, got 0"));
-  EXPECT_TRUE(throws_with(
-      [&] { performer(q, k, v, omega, opts, at::ones({1, 5}, at::kBool)); },
+      [&] {
+        performer(q, k, v, omega, opts, at::ones({1, 5}, at::kBool));
+      },
       "performer_attention: expected `key_padding` of shape [1, 6]"));
-  EXPECT_TRUE(throws_with([&] { performer(q, k.narrow(3, 0, 4), v, omega, opts); },
-                          "performer_attention"));
+  EXPECT_TRUE(
+      throws_with([&] { performer(q, k.narrow(3, 0, 4), v, omega, opts); }, "performer_attention"));
 }
 
 // 8. The mixer: buffer "features", draw 0 from the config seed, redraw every k training calls,

@@ -65,8 +65,7 @@ at::Tensor exact_shared_qk(const at::Tensor& qk, const at::Tensor& v, const at::
 // Causal: the `chunk` most recent tokens of i's own bucket up to i (slot gap in [0, chunk)).
 at::Tensor union_of_windows(const at::Tensor& buckets_in, int64_t chunk, bool causal = false) {
   auto buckets = buckets_in.contiguous();
-  const int64_t B = buckets.size(0), H = buckets.size(1), R = buckets.size(2),
-                T = buckets.size(3);
+  const int64_t B = buckets.size(0), H = buckets.size(1), R = buckets.size(2), T = buckets.size(3);
   auto out = at::zeros({B, H, T, T}, at::TensorOptions().dtype(at::kBool));
   auto ba = buckets.accessor<int64_t, 4>();
   auto oa = out.accessor<bool, 4>();
@@ -122,8 +121,8 @@ Core core(int64_t buckets, int64_t n_hashes, int64_t chunk, bool causal) {
   return o;
 }
 
-at::Tensor reformer(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rot,
-                    const Core& o, const at::Tensor& key_padding = {}, double dropout_p = 0.0,
+at::Tensor reformer(const at::Tensor& qk, const at::Tensor& v, const at::Tensor& rot, const Core& o,
+                    const at::Tensor& key_padding = {}, double dropout_p = 0.0,
                     bool train = false) {
   return reformer_attention(qk, v, rot, o, test::mask_of(o.causal, key_padding), dropout_p, train);
 }
@@ -181,7 +180,8 @@ TEST(ReformerAttention, ManyRoundsOneChunkMatchesExact) {
         auto got = reformer(qk, v, rot, opts, kp);
         // Non-causal: every round sees everything. Causal: a round sees the same-bucket past.
         auto allowed = base_allowed(B, H, T, causal, kp);
-        if (causal) allowed = allowed.logical_and(union_of_windows(padded_hash(qk, rot, opts, kp), T, true));
+        if (causal)
+          allowed = allowed.logical_and(union_of_windows(padded_hash(qk, rot, opts, kp), T, true));
         auto want = exact_shared_qk(qk, v, allowed);
         EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
       }
@@ -196,9 +196,8 @@ TEST(ReformerAttention, ManyRoundsMatchesUnionOfWindows) {
     for (int64_t chunk : {3, 8}) {
       for (int64_t n_hashes : {1, 2, 4}) {
         for (bool causal : {false, true}) {
-          SCOPED_TRACE("T=" + std::to_string(T) + " chunk=" + std::to_string(chunk) +
-                       " n_hashes=" + std::to_string(n_hashes) +
-                       " causal=" + std::to_string(causal));
+          SCOPED_TRACE("T=" + std::to_string(T) + " chunk=" + std::to_string(chunk) + " n_hashes=" +
+                       std::to_string(n_hashes) + " causal=" + std::to_string(causal));
           const int64_t B = 2, H = 2, D = 12, nb = 4;
           auto qk = randn({B, H, T, D}, 21 + T);
           auto v = randn({B, H, T, D}, 22 + T);
@@ -206,7 +205,8 @@ TEST(ReformerAttention, ManyRoundsMatchesUnionOfWindows) {
           auto opts = core(nb, n_hashes, chunk, causal);
           auto rot = reformer_draw_rotations(opts, D, 9 + chunk, at::kDouble);
           auto got = reformer(qk, v, rot, opts, kp);
-          auto windows = union_of_windows(padded_hash(qk, rot, opts, kp), std::min(chunk, T), causal);
+          auto windows =
+              union_of_windows(padded_hash(qk, rot, opts, kp), std::min(chunk, T), causal);
           auto want =
               exact_shared_qk(qk, v, base_allowed(B, H, T, causal, kp).logical_and(windows));
           EXPECT_TRUE(all_close(real_rows(got, kp), real_rows(want, kp), 1e-10, 1e-10));
@@ -252,7 +252,7 @@ TEST(ReformerAttention, ErrorFallsWithRounds) {
         auto gen = at::make_generator<at::CPUGeneratorImpl>(200 + seed);
         auto which = at::randint(8, {H, T}, gen, at::TensorOptions().dtype(at::kLong));
         auto picked = centres.gather(1, which.unsqueeze(-1).expand({H, T, D}));  // [H, T, D]
-        qk = (picked + randn({H, T, D}, 300 + seed)).unsqueeze(0);              // [1, H, T, D]
+        qk = (picked + randn({H, T, D}, 300 + seed)).unsqueeze(0);               // [1, H, T, D]
       } else {
         qk = randn({B, H, T, D}, 100 + seed);
       }
@@ -384,8 +384,8 @@ TEST(ReformerAttention, AllPaddedRowsGiveZerosAndFiniteGrads) {
   auto opts = core(4, 2, 4, true);
   auto rot = reformer_draw_rotations(opts, D, 71, at::kDouble);
   auto kp = at::ones({B, T}, at::TensorOptions().dtype(at::kBool));
-  kp[1].fill_(false);    // batch 1: nothing real
-  kp[0][0] = false;      // batch 0, causal: query 0 sees only padding
+  kp[1].fill_(false);  // batch 1: nothing real
+  kp[0][0] = false;    // batch 0, causal: query 0 sees only padding
   auto qk = randn({B, H, T, D}, 72).requires_grad_(true);
   auto v = randn({B, H, T, D}, 73).requires_grad_(true);
   auto out = reformer(qk, v, rot, opts, kp);
@@ -423,22 +423,21 @@ TEST(ReformerAttention, ClearErrors) {
   };
   EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(3, 2, 4, false)); }),
                   "reformer_attention: expected `buckets` to be 1 or an even number >= 2, got 3"));
-  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(4, 0, 4, false)); }),
-                  "`n_hashes` > 0, got 0"));
-  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(4, 2, 0, false)); }),
-                  "`chunk` > 0, got 0"));
+  EXPECT_TRUE(
+      has(error_of([&] { reformer(qk, v, rot, core(4, 0, 4, false)); }), "`n_hashes` > 0, got 0"));
+  EXPECT_TRUE(
+      has(error_of([&] { reformer(qk, v, rot, core(4, 2, 0, false)); }), "`chunk` > 0, got 0"));
   EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, core(8, 2, 4, false)); }),
                   "reformer_attention: expected `rotations` of shape [n_hashes, D, max(NB/2, 1)] "
                   "= [2, 8, 4], got [2, 8, 2]"));
   EXPECT_TRUE(has(error_of([&] { reformer_hash(qk, rot.narrow(1, 0, 4), ok); }),
                   "reformer_hash: expected `rotations`"));
-  EXPECT_TRUE(
-      has(error_of([&] { reformer(qk, v, {}, ok); }), "`rotations` must be given"));
+  EXPECT_TRUE(has(error_of([&] { reformer(qk, v, {}, ok); }), "`rotations` must be given"));
   auto bad_kp = at::ones({1, 9}, at::TensorOptions().dtype(at::kBool));
   EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, ok, bad_kp); }),
                   "reformer_attention: expected `key_padding` of shape [1, 10], got [1, 9]"));
-  EXPECT_TRUE(has(error_of([&] { reformer(qk, v.narrow(2, 0, 9), rot, ok); }),
-                  "reformer_attention"));
+  EXPECT_TRUE(
+      has(error_of([&] { reformer(qk, v.narrow(2, 0, 9), rot, ok); }), "reformer_attention"));
   EXPECT_TRUE(has(error_of([&] { reformer(qk[0], v[0], rot, ok); }),
                   "reformer_attention: expected 4-D `q`"));
   EXPECT_TRUE(has(error_of([&] { reformer(qk, v, rot, ok, {}, 1.0, true); }),

@@ -2,8 +2,8 @@
 // same weights (outputs, final states, every gradient), handles variable lengths like running each
 // sequence alone, and matches its per-step ATen twin and central differences in float64.
 #include <longseq/impl.h>
-#include <ATen/Parallel.h>
 #include <longseq/rnn.h>
+#include <ATen/Parallel.h>
 
 #include "test_util.h"
 
@@ -30,8 +30,7 @@ struct TorchRnn {
   RnnCell cell;
   std::vector<at::Tensor> run(const at::Tensor& x, const at::Tensor& h0, const at::Tensor& c0) {
     if (cell == RnnCell::kLstm) {
-      auto r = module.get<torch::nn::LSTM>()->forward(
-          x, std::make_tuple(h0, c0));
+      auto r = module.get<torch::nn::LSTM>()->forward(x, std::make_tuple(h0, c0));
       return {std::get<0>(r), std::get<0>(std::get<1>(r)), std::get<1>(std::get<1>(r))};
     }
     std::tuple<at::Tensor, at::Tensor> r = cell == RnnCell::kGru
@@ -87,14 +86,16 @@ TEST(Rnn, FusedEqualsTorchModulesForwardAndBackward) {
         auto xa = x.clone().requires_grad_(), ha = h0.clone().requires_grad_(),
              ca = c0.clone().requires_grad_();
         auto r = rnn_layer(cell, xa, ours_w, ha, lstm ? ca : at::Tensor());
-        auto loss = (r.out * gout).sum() + (r.h * gh).sum() + (lstm ? (r.c * gc).sum() : at::zeros({}, dtype));
+        auto loss = (r.out * gout).sum() + (r.h * gh).sum() +
+                    (lstm ? (r.c * gc).sum() : at::zeros({}, dtype));
         loss.backward();
 
         auto ref = torch_rnn(cell, I, H, false, {w}, dtype);
         auto xb = x.clone().requires_grad_(), hb = h0.unsqueeze(0).clone().requires_grad_(),
              cb = c0.unsqueeze(0).clone().requires_grad_();
         auto t = ref.run(xb, hb, cb);
-        auto loss2 = (t[0] * gout).sum() + (t[1][0] * gh).sum() + (lstm ? (t[2][0] * gc).sum() : at::zeros({}, dtype));
+        auto loss2 = (t[0] * gout).sum() + (t[1][0] * gh).sum() +
+                     (lstm ? (t[2][0] * gc).sum() : at::zeros({}, dtype));
         loss2.backward();
 
         EXPECT_TRUE(test::all_close(r.out, t[0], tol, tol));
@@ -181,7 +182,8 @@ TEST(Rnn, ResultsDoNotDependOnTheThreadCount) {
     at::set_num_threads(saved);
     for (size_t run = 1; run < runs.size(); ++run) {
       for (size_t i = 0; i < runs[0].size(); ++i) {
-        EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0)) << "tensor " << i << ", run " << run;
+        EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0))
+            << "tensor " << i << ", run " << run;
       }
     }
   }
@@ -205,9 +207,11 @@ TEST(Rnn, FusedBackwardEqualsAutogradThroughTheReferenceWithMasks) {
         auto ww = with_grad(w);
         auto xa = x.clone().requires_grad_(), ha = h0.clone().requires_grad_(),
              ca = c0.clone().requires_grad_();
-        auto r = fused ? rnn_layer(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse)
-                       : rnn_layer_composite(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse);
-        auto loss = (r.out * gout).sum() + (r.h * gh).sum() + (lstm ? r.c.pow(2).sum() : at::zeros({}, at::kDouble));
+        auto r =
+            fused ? rnn_layer(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse)
+                  : rnn_layer_composite(cell, xa, ww, ha, lstm ? ca : at::Tensor(), valid, reverse);
+        auto loss = (r.out * gout).sum() + (r.h * gh).sum() +
+                    (lstm ? r.c.pow(2).sum() : at::zeros({}, at::kDouble));
         loss.backward();
         grads.push_back({xa.grad(), ha.grad(), ww.w_ih.grad(), ww.w_hh.grad(), ww.b_ih.grad(),
                          ww.b_hh.grad(), lstm ? ca.grad() : torch::zeros({1})});
@@ -227,14 +231,16 @@ TEST(Rnn, CentralDifferencesFloat64) {
     SCOPED_TRACE(rnn_cell_name(cell));
     torch::manual_seed(4);
     auto w = random_weights(cell, 3, 4, at::kDouble);
-    auto valid = torch::tensor({true, true, true, true, true, true, true, false, false, true}).view({2, 5});
+    auto valid =
+        torch::tensor({true, true, true, true, true, true, true, false, false, true}).view({2, 5});
     auto f = [&](const std::vector<at::Tensor>& in) {
       RnnWeights ww{in[2], in[3], in[4], in[5]};
       auto r = rnn_layer(cell, in[0], ww, in[1], {}, valid);
       return at::cat({r.out.flatten(), r.h.flatten()});
     };
-    EXPECT_TRUE(test::gradcheck(f, {torch::randn({2, 5, 3}, at::kDouble), torch::randn({2, 4}, at::kDouble),
-                                    w.w_ih, w.w_hh, w.b_ih, w.b_hh},
+    EXPECT_TRUE(test::gradcheck(f,
+                                {torch::randn({2, 5, 3}, at::kDouble),
+                                 torch::randn({2, 4}, at::kDouble), w.w_ih, w.w_hh, w.b_ih, w.b_hh},
                                 1e-6, 1e-5));
   }
 }
@@ -254,14 +260,22 @@ TEST(Rnn, CompositeSwitchRunsTheBuiltInWithTheSameResult) {
 TEST(Rnn, BadShapesAreRefusedNamingTheArgument) {
   auto w = random_weights(RnnCell::kLstm, 4, 6, at::kFloat);
   auto x = torch::randn({2, 5, 4});
-  EXPECT_TRUE(test::throws_with([&] { rnn_layer(RnnCell::kLstm, x.view({10, 4}), w); },
-                                "lstm: expected `x` of shape [B, T, I]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        rnn_layer(RnnCell::kLstm, x.view({10, 4}), w);
+      },
+      "lstm: expected `x` of shape [B, T, I]"));
   EXPECT_TRUE(test::throws_with([&] { rnn_layer(RnnCell::kGru, x, w); },
                                 "gru: expected `w_hh` of shape [3·H, H], got [24, 6]"));
-  EXPECT_TRUE(test::throws_with([&] { rnn_layer(RnnCell::kLstm, x, w, torch::zeros({2, 5})); },
-                                "lstm: expected `h0` of shape [2, 6], got [2, 5]"));
   EXPECT_TRUE(test::throws_with(
-      [&] { rnn_layer(RnnCell::kLstm, x, w, {}, {}, torch::ones({2, 4}, torch::kBool)); },
+      [&] {
+        rnn_layer(RnnCell::kLstm, x, w, torch::zeros({2, 5}));
+      },
+      "lstm: expected `h0` of shape [2, 6], got [2, 5]"));
+  EXPECT_TRUE(test::throws_with(
+      [&] {
+        rnn_layer(RnnCell::kLstm, x, w, {}, {}, torch::ones({2, 4}, torch::kBool));
+      },
       "lstm: expected bool `valid` of shape [2, 5], got [2, 4]"));
 }
 

@@ -9,7 +9,8 @@ namespace {
 
 TEST(Rotary, ScoresDependOnRelativePositionOnly) {
   torch::manual_seed(0);
-  auto q = torch::randn({2, 3, 9, 80}, torch::kDouble), k = torch::randn({2, 3, 9, 80}, torch::kDouble);
+  auto q = torch::randn({2, 3, 9, 80}, torch::kDouble),
+       k = torch::randn({2, 3, 9, 80}, torch::kDouble);
   auto s0 = torch::matmul(rotary_embedding(q), rotary_embedding(k).transpose(-1, -2));
   auto s7 = torch::matmul(rotary_embedding(q, 7), rotary_embedding(k, 7).transpose(-1, -2));
   EXPECT_TRUE(test::all_close(s7, s0, 1e-10, 1e-10));
@@ -50,7 +51,8 @@ TEST(Rotary, EveryMixerThatAcceptsItStaysCausalAndChangesOutputs) {
     auto x2 = x.clone();
     x2.narrow(1, 6, 6).normal_();
     EXPECT_TRUE(test::all_close(with->forward(x2).narrow(1, 0, 6), with->forward(x).narrow(1, 0, 6),
-                                1e-5, 1e-5)) << name;
+                                1e-5, 1e-5))
+        << name;
   }
 }
 

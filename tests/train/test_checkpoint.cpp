@@ -4,9 +4,9 @@
 
 #include "test_util.h"
 
+#include <sys/stat.h>
 #include <cstdio>
 #include <fstream>
-#include <sys/stat.h>
 
 namespace longseq {
 namespace {
@@ -23,7 +23,8 @@ TrainConfig tiny(const std::string& mixer) {
   c.model.ffn_mult = 2;
   c.model.dropout = 0.1;  // exercises the saved RNG state
   if (mixer == "reformer") c.model.mixer_options["reformer"] = {{"buckets", "4"}, {"chunk", "8"}};
-  if (mixer == "performer") c.model.mixer_options["performer"] = {{"features", "16"}, {"redraw", "2"}};
+  if (mixer == "performer")
+    c.model.mixer_options["performer"] = {{"features", "16"}, {"redraw", "2"}};
   c.steps = 8;
   c.batch_size = 4;
   c.warmup = 2;
@@ -33,13 +34,15 @@ TrainConfig tiny(const std::string& mixer) {
 }
 
 std::string temp_dir(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "longseq_ckpt_" + name + "_" + std::to_string(::getpid());
+  const std::string d =
+      ::testing::TempDir() + "longseq_ckpt_" + name + "_" + std::to_string(::getpid());
   std::system(("rm -rf '" + d + "'").c_str());
   return d;
 }
 
 TEST(Checkpoint, ResumeContinuesExactly) {
-  // Reformer redraws its rotations every call and Performer every 2: the redraw counters travel too.
+  // Reformer redraws its rotations every call and Performer every 2: the redraw counters travel
+  // too.
   for (const char* mixer : {"exact", "reformer", "performer"}) {
     const auto dir = temp_dir(mixer);
     std::vector<double> straight, resumed;
@@ -93,7 +96,8 @@ TEST(Checkpoint, RefusesMismatchedOrCorruptCheckpoints) {
     load_checkpoint(wider, dir);
     FAIL() << "accepted a checkpoint of another model";
   } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what_without_backtrace()).find("different `model` config"), std::string::npos);
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("different `model` config"),
+              std::string::npos);
   }
   const std::string ck = resolve_checkpoint(dir);
   {  // truncate the weights

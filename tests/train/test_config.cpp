@@ -20,9 +20,9 @@ TEST(Config, ReadsSectionsAndOverrides) {
     "model": {"layers": 3, "mixers": ["exact", "performer", "exact"], "dim": 32, "heads": 4,
               "mixer_options": {"performer": {"features": 16}}},
     "train": {"steps": 10, "lr": 0.01}})";
-  auto c = parse_train_config(text, {"train.lr=0.002", "task.options.blanks=70",
-                                     "model.mixers=exact,longformer,exact",
-                                     "model.mixer_options.longformer.window=8"});
+  auto c = parse_train_config(
+      text, {"train.lr=0.002", "task.options.blanks=70", "model.mixers=exact,longformer,exact",
+             "model.mixer_options.longformer.window=8"});
   EXPECT_EQ(c.seed, 3u);
   EXPECT_EQ(c.task, "copy");
   EXPECT_EQ(c.task_options.at("blanks"), "70");
@@ -44,7 +44,8 @@ TEST(Config, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("{\"train\": {\"steps\": \"many\"}}").find("`train.steps` has the wrong type"),
             std::string::npos);
   EXPECT_NE(error_of("{", {}).find("not valid JSON"), std::string::npos);
-  EXPECT_NE(error_of("{}", {"train.steps=-5"}).find("`steps` must be > 0, got -5"), std::string::npos);
+  EXPECT_NE(error_of("{}", {"train.steps=-5"}).find("`steps` must be > 0, got -5"),
+            std::string::npos);
   EXPECT_NE(error_of("{}", {"model.mixers=exact,nosuch"}).find("valid mixers"), std::string::npos);
   EXPECT_NE(error_of("{}", {"train.lr"}).find("key=value"), std::string::npos);
 }

@@ -51,7 +51,8 @@ TEST(Tbptt, SameLossAndExactUpdateWithoutRecurrence) {
     auto pc = params_after_step(chunked, &lc, /*zero_recurrence=*/true);
     EXPECT_NEAR(lf, lc, 1e-5);
     ASSERT_EQ(pf.size(), pc.size());
-    for (size_t i = 0; i < pf.size(); ++i) EXPECT_TRUE(test::all_close(pc[i], pf[i], 1e-5, 1e-6)) << i;
+    for (size_t i = 0; i < pf.size(); ++i)
+      EXPECT_TRUE(test::all_close(pc[i], pf[i], 1e-5, 1e-6)) << i;
   }
 }
 

@@ -35,7 +35,7 @@ TEST(Trainer, WarmupThenCosineSchedule) {
   EXPECT_NEAR(t.lr_at(0), 0.1, 1e-12);
   EXPECT_NEAR(t.lr_at(9), 1.0, 1e-12);
   EXPECT_NEAR(t.lr_at(10), 1.0, 1e-12);
-  EXPECT_NEAR(t.lr_at(60), 0.55, 1e-12);   // half way down the cosine
+  EXPECT_NEAR(t.lr_at(60), 0.55, 1e-12);  // half way down the cosine
   EXPECT_NEAR(t.lr_at(110), 0.1, 1e-12);
 }
 

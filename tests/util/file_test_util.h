@@ -18,8 +18,7 @@ namespace longseq::test {
 class TempDirTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "longseq_st_XXXXXX").string();
+    std::string tmpl = (std::filesystem::temp_directory_path() / "longseq_st_XXXXXX").string();
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
   }

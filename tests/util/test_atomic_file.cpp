@@ -49,7 +49,8 @@ TEST_F(AtomicFileTest, ReplacesAndCleansUp) {
   // Errors name the path and the errno text.
   const auto missing = path("no/such/dir/f.bin");
   EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, missing));
-  EXPECT_TRUE(test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, "No such file"));
+  EXPECT_TRUE(
+      test::throws_with([&] { write_file_atomic(missing, std::string("x")); }, "No such file"));
   EXPECT_TRUE(test::throws_with([&] { write_file_atomic(dir_, std::string("x")); }, "rename"));
   EXPECT_FALSE(fs::exists(atomic_temp_path(dir_)));
 }

@@ -34,7 +34,8 @@ TEST(Machine, BlasInfoComparesTheCoreWithTheCpu) {
 }
 
 // Whatever core OpenBLAS runs in this process, its sgemm agrees with a plain loop (a core that
-// computes wrong results on this CPU fails here; the CLI's chosen core is checked by cli.env_blas_*).
+// computes wrong results on this CPU fails here; the CLI's chosen core is checked by
+// cli.env_blas_*).
 TEST(Machine, SgemmAgreesWithANaiveLoop) { EXPECT_LT(sgemm_error_vs_naive(), 1e-5); }
 
 TEST(Machine, KernelVariantIsOneOfTheClones) {

@@ -23,13 +23,12 @@ struct Args {
 };
 
 const OptionSet<Plain>& plain_options() {
-  static const auto set =
-      OptionSet<Plain>(Plain{})
-          .add(option("width", &Plain::width, "w").positive().tests({"3", "2"}))
-          .add(option("rate", &Plain::rate, "r").range(0, 1, false, true))
-          .add(option("seed", &Plain::seed, "s"))
-          .add(option("flag", &Plain::flag, "f"))
-          .add(option("mode", &Plain::mode, "m").choices({"a", "b"}));
+  static const auto set = OptionSet<Plain>(Plain{})
+                              .add(option("width", &Plain::width, "w").positive().tests({"3", "2"}))
+                              .add(option("rate", &Plain::rate, "r").range(0, 1, false, true))
+                              .add(option("seed", &Plain::seed, "s"))
+                              .add(option("flag", &Plain::flag, "f"))
+                              .add(option("mode", &Plain::mode, "m").choices({"a", "b"}));
   return set;
 }
 
@@ -115,11 +114,17 @@ TEST(Options, ErrorsNameOwnerOptionExpectationAndValue) {
   EXPECT_EQ(apply({{"wdth", "1"}}),
             "plain: unknown option `wdth`; valid options: width, rate, seed, flag, mode");
   Args args(Plain{});
-  EXPECT_EQ(error_of([&] { args_options().apply(args, {{"buckets", "3"}}, "args"); }),
+  EXPECT_EQ(error_of([&] {
+              args_options().apply(args, {{"buckets", "3"}}, "args");
+            }),
             "args: option `buckets` must be 1 or an even number >= 2, got 3");
-  EXPECT_EQ(error_of([&] { args_options().apply(args, {{"dilation", "1,0"}}, "args"); }),
+  EXPECT_EQ(error_of([&] {
+              args_options().apply(args, {{"dilation", "1,0"}}, "args");
+            }),
             "args: option `dilation` values must be > 0, got 0");
-  EXPECT_EQ(error_of([&] { args_options().apply(args, {{"dilation", "1,"}}, "args"); }),
+  EXPECT_EQ(error_of([&] {
+              args_options().apply(args, {{"dilation", "1,"}}, "args");
+            }),
             "args: option `dilation` expects a comma-separated list of integers, got '1,'");
 }
 

@@ -1,10 +1,10 @@
 // safetensors I/O: round trips of every dtype, the exact byte layout, files written by the
 // reference implementation, refusal of malformed files, module save/load, and a save killed by the
 // file-size limit leaving the previous checkpoint intact (atomic writes: test_atomic_file.cpp).
-#include <gtest/gtest.h>
 #include <longseq/atomic_file.h>
 #include <longseq/registry.h>
 #include <longseq/safetensors.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>

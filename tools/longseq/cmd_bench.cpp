@@ -10,8 +10,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 namespace longseq::cli {
@@ -47,7 +47,8 @@ std::string mib(int64_t bytes) { return fmt::format("{:.1f}", bytes / 1048576.0)
 void check_flags(const BenchArgs& a) {
   TORCH_CHECK(!a.mixers.empty(), "bench: `--mixers` is empty");
   TORCH_CHECK(!a.seq_lens.empty(), "bench: `--seq-lens` is empty");
-  for (int64_t t : a.seq_lens) TORCH_CHECK(t > 0, "bench: `--seq-lens` values must be > 0, got ", t);
+  for (int64_t t : a.seq_lens)
+    TORCH_CHECK(t > 0, "bench: `--seq-lens` values must be > 0, got ", t);
   TORCH_CHECK(a.config.batch > 0, "bench: `--batch` must be > 0, got ", a.config.batch);
   TORCH_CHECK(a.config.heads > 0, "bench: `--heads` must be > 0, got ", a.config.heads);
   TORCH_CHECK(a.config.head_dim > 0, "bench: `--head-dim` must be > 0, got ", a.config.head_dim);
@@ -66,11 +67,13 @@ void run(BenchArgs& a) {
   a.config.options = parse_opts(a.opts);
   a.config.max_memory = static_cast<int64_t>(a.max_memory_gib * (1ll << 30));
   const nlohmann::json machine = machine_json(true);
-  fmt::print("# {}\n# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
-             "timed repetitions per configuration\n# memory: {}\n",
-             machine_line(), blas_line(machine), a.config.batch, a.config.heads, a.config.head_dim, a.config.mode,
-             a.config.causal, a.config.impl.empty() ? impl_name(default_impl()) : a.config.impl, a.config.warmup, a.config.repeats,
-             bench_memory_method());
+  fmt::print(
+      "# {}\n# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
+      "timed repetitions per configuration\n# memory: {}\n",
+      machine_line(), blas_line(machine), a.config.batch, a.config.heads, a.config.head_dim,
+      a.config.mode, a.config.causal,
+      a.config.impl.empty() ? impl_name(default_impl()) : a.config.impl, a.config.warmup,
+      a.config.repeats, bench_memory_method());
   fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
              "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s", "peak_MiB", "time_x",
              "mem_x", "state_MiB");
@@ -85,9 +88,10 @@ void run(BenchArgs& a) {
         tx = fmt::format("{:.2f}", r.median_ms / it->second.median_ms);
         mx = fmt::format("{:.2f}", static_cast<double>(r.peak_bytes) / it->second.peak_bytes);
       }
-      fmt::print("{:<11} {:>7} {:>8} {:>11.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>10} {:>7} {:>7} {:>9}\n",
-                 r.mixer, r.seq_len, r.mode, r.median_ms, r.min_ms, r.max_ms, r.tokens_per_s,
-                 mib(r.peak_bytes), tx, mx, mib(r.state_bytes));
+      fmt::print(
+          "{:<11} {:>7} {:>8} {:>11.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>10} {:>7} {:>7} {:>9}\n",
+          r.mixer, r.seq_len, r.mode, r.median_ms, r.min_ms, r.max_ms, r.tokens_per_s,
+          mib(r.peak_bytes), tx, mx, mib(r.state_bytes));
     }
     std::fflush(stdout);
     prev[r.mixer] = r;
@@ -96,31 +100,46 @@ void run(BenchArgs& a) {
   fmt::print("# time_x, mem_x: ratio to the previous length of the same mixer\n");
   const auto fits = fit_scaling(rows);
   for (const auto& f : fits) {
-    fmt::print("# {:<11} fitted exponents over T = {}..{} ({} lengths): time {:.2f}, memory {:.2f}\n",
-               f.mixer, f.t_min, f.t_max, f.points, f.time_exponent, f.memory_exponent);
+    fmt::print(
+        "# {:<11} fitted exponents over T = {}..{} ({} lengths): time {:.2f}, memory {:.2f}\n",
+        f.mixer, f.t_min, f.t_max, f.points, f.time_exponent, f.memory_exponent);
   }
   if (!a.json_path.empty()) {
     nlohmann::json out;
-    out["meta"] = {{"machine", machine_line()}, {"memory_method", bench_memory_method()},
+    out["meta"] = {{"machine", machine_line()},
+                   {"memory_method", bench_memory_method()},
                    {"blas_core", machine["blas"]["core"]},
                    {"sgemm_gflops", machine["measured"]["sgemm_gflops_all_threads"]},
                    {"env", machine}};
     out["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
-      out["rows"].push_back({{"mixer", r.mixer}, {"seq_len", r.seq_len}, {"mode", r.mode},
-                             {"batch", r.batch}, {"heads", r.heads}, {"head_dim", r.head_dim},
-                             {"causal", r.causal}, {"threads", r.threads}, {"impl", r.impl},
-                             {"median_ms", r.median_ms}, {"min_ms", r.min_ms},
-                             {"max_ms", r.max_ms}, {"tokens_per_s", r.tokens_per_s},
-                             {"peak_bytes", r.peak_bytes}, {"state_bytes", r.state_bytes},
-                             {"predicted_bytes", r.predicted_bytes}, {"skipped", r.skipped},
+      out["rows"].push_back({{"mixer", r.mixer},
+                             {"seq_len", r.seq_len},
+                             {"mode", r.mode},
+                             {"batch", r.batch},
+                             {"heads", r.heads},
+                             {"head_dim", r.head_dim},
+                             {"causal", r.causal},
+                             {"threads", r.threads},
+                             {"impl", r.impl},
+                             {"median_ms", r.median_ms},
+                             {"min_ms", r.min_ms},
+                             {"max_ms", r.max_ms},
+                             {"tokens_per_s", r.tokens_per_s},
+                             {"peak_bytes", r.peak_bytes},
+                             {"state_bytes", r.state_bytes},
+                             {"predicted_bytes", r.predicted_bytes},
+                             {"skipped", r.skipped},
                              {"skip_reason", r.skip_reason}});
     }
     out["fits"] = nlohmann::json::array();
     for (const auto& f : fits) {
-      out["fits"].push_back({{"mixer", f.mixer}, {"time_exponent", f.time_exponent},
-                             {"memory_exponent", f.memory_exponent}, {"t_min", f.t_min},
-                             {"t_max", f.t_max}, {"points", f.points}});
+      out["fits"].push_back({{"mixer", f.mixer},
+                             {"time_exponent", f.time_exponent},
+                             {"memory_exponent", f.memory_exponent},
+                             {"t_min", f.t_min},
+                             {"t_max", f.t_max},
+                             {"points", f.points}});
     }
     write_file_atomic(a.json_path, out.dump(2) + "\n");
     fmt::print("# wrote {} rows to {}\n", rows.size(), a.json_path);
@@ -147,7 +166,8 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"fwd", "fwd+bwd"}))
       ->capture_default_str();
   cmd->add_option("--repeats", a->config.repeats, "timed repetitions")->capture_default_str();
-  cmd->add_option("--warmup", a->config.warmup, "untimed warm-up iterations")->capture_default_str();
+  cmd->add_option("--warmup", a->config.warmup, "untimed warm-up iterations")
+      ->capture_default_str();
   cmd->add_option("--seed", a->config.seed, "seed for weights, inputs and random features")
       ->capture_default_str();
   cmd->add_option("--max-memory", a->max_memory_gib,

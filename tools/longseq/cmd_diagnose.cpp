@@ -49,8 +49,9 @@ void plot(const GradientProfile& p, const DiagnoseArgs& a, const std::string& ti
   // The script names files relative to the output's directory, where gnuplot runs: no path is
   // ever written into a script or a command line.
   const auto slash = a.out.find_last_of('/');
-  const std::string dir =
-      slash == std::string::npos ? "." : slash == 0 ? "/" : a.out.substr(0, slash);
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : a.out.substr(0, slash);
   const std::string base = slash == std::string::npos ? a.out : a.out.substr(slash + 1);
   std::string gp = fmt::format(
       "set terminal pngcairo size 900,560\nset output {}\nset logscale y\n"
@@ -59,10 +60,10 @@ void plot(const GradientProfile& p, const DiagnoseArgs& a, const std::string& ti
       gnuplot_quoted(base + ".png"), gnuplot_quoted(title));
   for (size_t i = 0; i < p.layers.size(); ++i) {
     const auto& l = p.layers[i];
-    const std::string name = l.mixer.empty() ? "output stream" : fmt::format("layer {} input ({})", l.layer, l.mixer);
+    const std::string name =
+        l.mixer.empty() ? "output stream" : fmt::format("layer {} input ({})", l.layer, l.mixer);
     gp += fmt::format("{}{} using 1:{} with lines lw 2 title {} noenhanced", i ? ", " : "",
-                      gnuplot_quoted(base + ".dat"),
-                      i + 2, gnuplot_quoted(name));
+                      gnuplot_quoted(base + ".dat"), i + 2, gnuplot_quoted(name));
   }
   gp += "\n";
   write_file(a.out + ".gp", gp);
@@ -84,17 +85,19 @@ void run_diagnose(const DiagnoseArgs& a) {
     trainer = std::make_unique<Trainer>(load_train_config(a.config, a.sets));
     source = "fresh model";
   }
-  const Split split = a.split == "test" ? Split::kTest : a.split == "validation" ? Split::kValidation : Split::kTrain;
+  const Split split = a.split == "test"         ? Split::kTest
+                      : a.split == "validation" ? Split::kValidation
+                                                : Split::kTrain;
   auto batch = trainer->task().batch(split, 0, a.batch_size);
-  const auto p = diagnose_gradients(trainer->model(), trainer->task().info(), batch,
-                                    a.power_iters, {}, a.loss_last);
+  const auto p = diagnose_gradients(trainer->model(), trainer->task().info(), batch, a.power_iters,
+                                    {}, a.loss_last);
   write_file(a.out + ".json", gradient_profile_json(p));
   const auto& cfg = trainer->config();
   std::string mixers;
   for (const auto& m : cfg.model.mixers) mixers += (mixers.empty() ? "" : ",") + m;
-  const std::string title = a.title.empty()
-      ? fmt::format("{} T={} {} ({}), loss {:.4f}", cfg.task, p.seq_len, mixers, source, p.loss)
-      : a.title;
+  const std::string title = a.title.empty() ? fmt::format("{} T={} {} ({}), loss {:.4f}", cfg.task,
+                                                          p.seq_len, mixers, source, p.loss)
+                                            : a.title;
   fmt::print("{}\n", title);
   fmt::print("{:>5} {:<10} {:>12} {:>12} {:>14} {}\n", "layer", "mixer", "|g| at t=0", "|g| at T-1",
              "per step back", "sigma_max(ds_t+1/ds_t) at t");
@@ -107,7 +110,8 @@ void run_diagnose(const DiagnoseArgs& a) {
                l.backward_factor, sig);
   }
   if (!a.no_plot) plot(p, a, title);
-  fmt::print("wrote {0}.json{1}\n", a.out, a.no_plot ? "" : fmt::format(", {0}.dat, {0}.gp, {0}.png", a.out));
+  fmt::print("wrote {0}.json{1}\n", a.out,
+             a.no_plot ? "" : fmt::format(", {0}.dat, {0}.gp, {0}.png", a.out));
 }
 
 }  // namespace
@@ -115,8 +119,10 @@ void run_diagnose(const DiagnoseArgs& a) {
 Runner add_diagnose_command(CLI::App& app) {
   auto a = std::make_shared<DiagnoseArgs>();
   auto* cmd = app.add_subcommand(
-      "diagnose", "gradient flow through time: |dL/dx_t| per layer, its decay, sigma_max of ds_t+1/ds_t");
-  cmd->add_option("checkpoint", a->checkpoint, "checkpoint directory (omit for a fresh model from --config)");
+      "diagnose",
+      "gradient flow through time: |dL/dx_t| per layer, its decay, sigma_max of ds_t+1/ds_t");
+  cmd->add_option("checkpoint", a->checkpoint,
+                  "checkpoint directory (omit for a fresh model from --config)");
   cmd->add_option("--config", a->config, "experiment config for a fresh model");
   cmd->add_option("--set", a->sets, "override a config key (as in `longseq train`)");
   cmd->add_option("--split", a->split, "split the batch comes from")
@@ -131,7 +137,8 @@ Runner add_diagnose_command(CLI::App& app) {
                   "gradients are those carried back through time; 0 = the task's loss")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--out", a->out, "output prefix: PREFIX.json, .dat, .gp, .png")->capture_default_str();
+  cmd->add_option("--out", a->out, "output prefix: PREFIX.json, .dat, .gp, .png")
+      ->capture_default_str();
   cmd->add_option("--title", a->title, "plot title");
   cmd->add_flag("--no-plot", a->no_plot, "write the JSON only");
   return [a] { run_diagnose(*a); };

@@ -28,11 +28,11 @@ nlohmann::json machine_json(bool measure) {
               {"features", cpu.features()},
               {"logical_cpus", cpu.logical_cpus},
               {"physical_cores", cpu.physical_cores}};
-  j["libtorch"] = {{"version", TORCH_VERSION},
-                   {"parallel_backend", at::get_parallel_info().find("OpenMP") != std::string::npos
-                                            ? "OpenMP"
-                                            : "other"},
-                   {"threads", threads}};
+  j["libtorch"] = {
+      {"version", TORCH_VERSION},
+      {"parallel_backend",
+       at::get_parallel_info().find("OpenMP") != std::string::npos ? "OpenMP" : "other"},
+      {"threads", threads}};
   j["blas"] = {{"config", blas.config},
                {"core", blas.core},
                {"core_isa", isa_level_name(blas.core_level)},
@@ -58,12 +58,13 @@ std::string blas_line(const nlohmann::json& m) {
   std::string line = fmt::format("blas: {} ({}, {} build)", m["blas"]["core"].get<std::string>(),
                                  m["blas"]["core_isa"].get<std::string>(),
                                  m["blas"]["threading"].get<std::string>());
-  if (m["blas"]["below_cpu"].get<bool>()) line += fmt::format(", below this CPU's {}", m["cpu"]["isa"].get<std::string>());
+  if (m["blas"]["below_cpu"].get<bool>())
+    line += fmt::format(", below this CPU's {}", m["cpu"]["isa"].get<std::string>());
   if (m.contains("measured")) {
-    line += fmt::format("; sgemm {}³ {:.1f} GFLOP/s on {} threads",
-                        m["measured"]["sgemm_n"].get<int>(),
-                        m["measured"]["sgemm_gflops_all_threads"].get<double>(),
-                        m["measured"]["all_threads"].get<int>());
+    line +=
+        fmt::format("; sgemm {}³ {:.1f} GFLOP/s on {} threads", m["measured"]["sgemm_n"].get<int>(),
+                    m["measured"]["sgemm_gflops_all_threads"].get<double>(),
+                    m["measured"]["all_threads"].get<int>());
   }
   return line;
 }
@@ -73,7 +74,8 @@ namespace {
 void print_text(const nlohmann::json& j) {
   const auto& cpu = j["cpu"];
   std::string features;
-  for (const auto& f : cpu["features"]) features += (features.empty() ? "" : " ") + f.get<std::string>();
+  for (const auto& f : cpu["features"])
+    features += (features.empty() ? "" : " ") + f.get<std::string>();
   fmt::print("cpu:        {} ({}, family {} model {})\n", cpu["model"].get<std::string>(),
              cpu["vendor"].get<std::string>(), cpu["family"].get<int>(),
              cpu["model_number"].get<int>());
@@ -112,8 +114,9 @@ void print_text(const nlohmann::json& j) {
 }  // namespace
 
 Runner add_env_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("env", "describe this machine: CPU, threads, BLAS core, measured "
-                                        "sgemm and memory-copy rates");
+  auto* cmd = app.add_subcommand("env",
+                                 "describe this machine: CPU, threads, BLAS core, measured "
+                                 "sgemm and memory-copy rates");
   auto json = std::make_shared<bool>(false);
   auto quick = std::make_shared<bool>(false);
   cmd->add_flag("--json", *json, "machine-readable output");

@@ -26,13 +26,18 @@ void run_eval(const EvalArgs& a) {
   Trainer trainer(checkpoint_config(dir));
   load_checkpoint(trainer, dir);
   const int64_t bs = a.batch_size > 0 ? a.batch_size : trainer.config().batch_size;
-  const Split split = a.split == "test" ? Split::kTest : a.split == "validation" ? Split::kValidation : Split::kTrain;
+  const Split split = a.split == "test"         ? Split::kTest
+                      : a.split == "validation" ? Split::kValidation
+                                                : Split::kTrain;
   const auto r = evaluate(trainer.model(), trainer.task(), split, bs, a.max_batches);
   const auto& info = trainer.task().info();
   if (a.json) {
-    fmt::print("{}\n", nlohmann::json{{"checkpoint", dir}, {"task", trainer.config().task},
-                                      {"split", a.split}, {"step", trainer.current_step()},
-                                      {"loss", r.loss}, {"accuracy", r.accuracy},
+    fmt::print("{}\n", nlohmann::json{{"checkpoint", dir},
+                                      {"task", trainer.config().task},
+                                      {"split", a.split},
+                                      {"step", trainer.current_step()},
+                                      {"loss", r.loss},
+                                      {"accuracy", r.accuracy},
                                       {"count", r.count}}
                            .dump());
     return;
@@ -40,7 +45,8 @@ void run_eval(const EvalArgs& a) {
   fmt::print("{} at step {} on {} {}: loss {:.4f}", dir, trainer.current_step(),
              trainer.config().task, a.split, r.loss);
   if (r.accuracy >= 0) fmt::print(" accuracy {:.4f}", r.accuracy);
-  if (trainer.config().task == "bytes") fmt::print(" ({:.4f} bits per byte)", r.loss / std::log(2.0));
+  if (trainer.config().task == "bytes")
+    fmt::print(" ({:.4f} bits per byte)", r.loss / std::log(2.0));
   fmt::print(" over {} {}\n", r.count, info.head == "classify" ? "sequences" : "positions");
 }
 

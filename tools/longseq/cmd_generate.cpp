@@ -55,8 +55,10 @@ void run_generate(GenerateArgs a) {
               "`--prompt-ids` (token ids)");
   std::vector<int64_t> ids;
   if (!a.prompt.empty()) {
-    TORCH_CHECK(bytes, "generate: `--prompt` takes text for byte-level models (task `bytes`); this "
-                       "checkpoint's task is `", trainer.config().task, "`: use `--prompt-ids`");
+    TORCH_CHECK(bytes,
+                "generate: `--prompt` takes text for byte-level models (task `bytes`); this "
+                "checkpoint's task is `",
+                trainer.config().task, "`: use `--prompt-ids`");
     for (unsigned char ch : a.prompt) ids.push_back(ch);
   } else {
     ids = parse_ids(a.prompt_ids, vocab);
@@ -73,7 +75,7 @@ void run_generate(GenerateArgs a) {
   }
   const double rate = r.seconds > 0 ? a.opts.max_new / r.seconds : 0;
   if (a.json) {
-    nlohmann::json j{{"checkpoint", dir},  {"tokens", all},       {"prompt_length", ids.size()},
+    nlohmann::json j{{"checkpoint", dir},  {"tokens", all},        {"prompt_length", ids.size()},
                      {"cached", r.cached}, {"seconds", r.seconds}, {"tokens_per_second", rate}};
     if (!r.cached) j["why_uncached"] = r.why_uncached;
     if (bytes) j["text"] = text;

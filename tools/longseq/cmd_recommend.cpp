@@ -27,8 +27,10 @@ struct RecommendArgs {
 };
 
 Report quick_measurement(const RecommendArgs& a, const RecommendQuery& q) {
-  fmt::print(stderr, "recommend: no --from report; measuring for about {:.1f} minutes "
-                     "(`longseq report` measures once for every question)\n", a.budget_minutes);
+  fmt::print(stderr,
+             "recommend: no --from report; measuring for about {:.1f} minutes "
+             "(`longseq report` measures once for every question)\n",
+             a.budget_minutes);
   Report r;
   r.machine = machine_json(false);
   SweepOptions so;
@@ -76,21 +78,29 @@ void run_recommend(const RecommendArgs& a) {
   TORCH_CHECK(!ranked.empty(), "recommend: the report has no measurements for ",
               q.causal ? "causal " : "non-causal ", q.mode == "fwd" ? "inference" : "training",
               "; run `longseq report` (it measures every setting)");
-  const std::string question = fmt::format(
-      "T={} {} {}{}{} quality {}", q.seq_len, q.causal ? "causal" : "non-causal",
-      q.mode == "fwd" ? "inference" : "training",
-      q.memory_bytes > 0 ? ", memory " + format_bytes(q.memory_bytes) : "",
-      q.max_ms > 0 ? fmt::format(", at most {} ms", q.max_ms) : "", q.quality);
+  const std::string question =
+      fmt::format("T={} {} {}{}{} quality {}", q.seq_len, q.causal ? "causal" : "non-causal",
+                  q.mode == "fwd" ? "inference" : "training",
+                  q.memory_bytes > 0 ? ", memory " + format_bytes(q.memory_bytes) : "",
+                  q.max_ms > 0 ? fmt::format(", at most {} ms", q.max_ms) : "", q.quality);
   if (a.json) {
     nlohmann::json out;
-    out["question"] = {{"seq_len", q.seq_len}, {"causal", q.causal}, {"mode", q.mode},
-                       {"memory_bytes", q.memory_bytes}, {"max_ms", q.max_ms},
-                       {"quality", q.quality}, {"source", a.from.empty() ? "measured now" : a.from}};
+    out["question"] = {{"seq_len", q.seq_len},
+                       {"causal", q.causal},
+                       {"mode", q.mode},
+                       {"memory_bytes", q.memory_bytes},
+                       {"max_ms", q.max_ms},
+                       {"quality", q.quality},
+                       {"source", a.from.empty() ? "measured now" : a.from}};
     out["ranking"] = nlohmann::json::array();
     for (const auto& x : ranked) {
-      out["ranking"].push_back({{"mixer", x.mixer}, {"fits", x.fits}, {"ms", x.ms},
-                                {"bytes", x.bytes}, {"extrapolated", x.extrapolated},
-                                {"rel_error", x.rel_error}, {"options", x.options},
+      out["ranking"].push_back({{"mixer", x.mixer},
+                                {"fits", x.fits},
+                                {"ms", x.ms},
+                                {"bytes", x.bytes},
+                                {"extrapolated", x.extrapolated},
+                                {"rel_error", x.rel_error},
+                                {"options", x.options},
                                 {"why", x.why}});
     }
     fmt::print("{}\n", out.dump(2));
@@ -116,8 +126,8 @@ void run_recommend(const RecommendArgs& a) {
     if (q.memory_bytes > 0) {
       bool extrapolated = false;
       const int64_t t = longest_within(s, q.memory_bytes, int64_t{1} << 40, &extrapolated);
-      hint += fmt::format("; within {} {} reaches T={}{}", format_bytes(q.memory_bytes), s.mixer,
-                          t, extrapolated ? " (extrapolated)" : "");
+      hint += fmt::format("; within {} {} reaches T={}{}", format_bytes(q.memory_bytes), s.mixer, t,
+                          extrapolated ? " (extrapolated)" : "");
     }
   }
   TORCH_CHECK(false, "recommend: no mixer fits ", question, ". Closest: ", best.mixer, ", ",

@@ -15,11 +15,11 @@
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
 
+#include <unistd.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <unistd.h>
 
 namespace longseq::cli {
 namespace {
@@ -54,11 +54,11 @@ class Progress {
     if (tty_) {
       const int width = 24, filled = static_cast<int>(width * overall);
       fmt::print(stderr, "\r[{}{}] {} {:3.0f}% {:<40.40} elapsed {} ETA <= {}   ",
-                 std::string(filled, '#'), std::string(width - filled, '.'), phase,
-                 100 * fraction, what, duration(elapsed), duration(eta));
+                 std::string(filled, '#'), std::string(width - filled, '.'), phase, 100 * fraction,
+                 what, duration(elapsed), duration(eta));
     } else if (static_cast<int>(fraction * 10) != last_decile_ || phase != last_phase_) {
-      fmt::print(stderr, "report: {} {:3.0f}% ({}), elapsed {}, ETA <= {}\n", phase,
-                 100 * fraction, what, duration(elapsed), duration(eta));
+      fmt::print(stderr, "report: {} {:3.0f}% ({}), elapsed {}, ETA <= {}\n", phase, 100 * fraction,
+                 what, duration(elapsed), duration(eta));
     }
     last_decile_ = static_cast<int>(fraction * 10);
     last_phase_ = phase;
@@ -66,9 +66,7 @@ class Progress {
   void done() {
     if (tty_) fmt::print(stderr, "\n");
   }
-  double elapsed() const {
-    return std::chrono::duration<double>(Clock::now() - start_).count();
-  }
+  double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
  private:
   double budget_s_;
@@ -116,20 +114,24 @@ void plot_setting(const Report& r, const std::string& dir, const std::string& mo
           f.offset * scale, f.coef * scale, f.exponent, color);
       if (exact && s.mixer != "exact") {
         for (const auto& c : r.crossovers) {
-          if (c.mixer == s.mixer && c.mode == mode && c.causal == causal && c.quantity == quantity &&
-              c.t > 0 && !c.from_start && c.t <= t_plot_max) {
-            const double y = time ? exact->time_at(double(c.t)) : exact->memory_at(double(c.t)) * scale;
-            marks += fmt::format("set label front at {},{:.6g} point pt 6 ps 1.6 lc {} ", c.t, y, color);
+          if (c.mixer == s.mixer && c.mode == mode && c.causal == causal &&
+              c.quantity == quantity && c.t > 0 && !c.from_start && c.t <= t_plot_max) {
+            const double y =
+                time ? exact->time_at(double(c.t)) : exact->memory_at(double(c.t)) * scale;
+            marks +=
+                fmt::format("set label front at {},{:.6g} point pt 6 ps 1.6 lc {} ", c.t, y, color);
             marks += fmt::format("'{}' offset 0.6,0.6 font ',8'\n", s.mixer);
           }
         }
       }
     }
     if (plots.empty()) continue;
-    const std::string ylabel = time ? "ms per iteration" : "peak memory, MiB (inputs and weights included)";
-    const std::string title = fmt::format("{} vs T, {}; dashed: fitted tail (extrapolated); circles: "
-                                          "crossover with exact",
-                                          time ? "time" : "memory", setting_text(mode, causal));
+    const std::string ylabel =
+        time ? "ms per iteration" : "peak memory, MiB (inputs and weights included)";
+    const std::string title = fmt::format(
+        "{} vs T, {}; dashed: fitted tail (extrapolated); circles: "
+        "crossover with exact",
+        time ? "time" : "memory", setting_text(mode, causal));
     std::string gp = fmt::format(
         "set terminal svg size 1000,620 dynamic font 'sans,11'\nset output '{0}_{1}.svg'\n"
         "set logscale xy\nset grid\nset key outside right\nset xrange [*:{2}]\n"
@@ -145,12 +147,13 @@ void plot_setting(const Report& r, const std::string& dir, const std::string& mo
 
 void plot_errors(const Report& r, const std::string& dir) {
   // Non-causal errors where measured (a trained causal model's activations give causal only).
-  const bool causal = std::none_of(r.errors.begin(), r.errors.end(),
-                                   [](const ErrorPoint& e) { return !e.causal; });
+  const bool causal =
+      std::none_of(r.errors.begin(), r.errors.end(), [](const ErrorPoint& e) { return !e.causal; });
   std::map<std::string, std::string> rows;  // "performer features=64" -> "t err" lines
   for (const auto& e : r.errors) {
     if (e.causal != causal) continue;
-    rows[e.mixer + " " + e.setting] += fmt::format("{} {:.6g}\n", e.t, std::max(e.rel_error, 1e-12));
+    rows[e.mixer + " " + e.setting] +=
+        fmt::format("{} {:.6g}\n", e.t, std::max(e.rel_error, 1e-12));
   }
   if (rows.empty()) return;
   std::string plots;
@@ -201,7 +204,8 @@ std::string t_text(int64_t t, bool extrapolated) {
 }
 
 // report.md and index.html from the same tables.
-void write_documents(const Report& r, const std::string& dir, const std::vector<std::string>& plots) {
+void write_documents(const Report& r, const std::string& dir,
+                     const std::vector<std::string>& plots) {
   struct Table {
     std::string title, note;
     std::vector<std::string> head;
@@ -211,8 +215,8 @@ void write_documents(const Report& r, const std::string& dir, const std::vector<
   Table sweep{"Time and memory against T",
               "Exponents are least-squares slopes in log-log over every measured length, with "
               "their standard error; the sweep of each stopped for the reason given.",
-              {"mixer", "setting", "T measured", "time exponent", "memory exponent", "ms at largest T",
-               "memory at largest T", "stopped"},
+              {"mixer", "setting", "T measured", "time exponent", "memory exponent",
+               "ms at largest T", "memory at largest T", "stopped"},
               {}};
   for (const auto& s : r.series) {
     if (s.points.empty()) continue;
@@ -240,8 +244,11 @@ void write_documents(const Report& r, const std::string& dir, const std::vector<
   }
   for (auto& [k, row] : by_key) cross.rows.push_back(row);
   tables.push_back(cross);
-  Table budget{"Longest sequence within a memory budget", "Batch as in the settings; peak "
-               "memory including inputs and weights.", {"mixer", "setting"}, {}};
+  Table budget{"Longest sequence within a memory budget",
+               "Batch as in the settings; peak "
+               "memory including inputs and weights.",
+               {"mixer", "setting"},
+               {}};
   std::vector<double> budgets;
   for (const auto& l : r.budget_lengths) {
     if (std::find(budgets.begin(), budgets.end(), l.budget_bytes) == budgets.end()) {
@@ -261,16 +268,20 @@ void write_documents(const Report& r, const std::string& dir, const std::vector<
   }
   for (const auto& k : order) budget.rows.push_back(blen[k]);
   tables.push_back(budget);
-  Table err{"Approximation error against exact attention", r.error_inputs,
-            {"mixer", "setting", "causal", "T", "relative error"}, {}};
+  Table err{"Approximation error against exact attention",
+            r.error_inputs,
+            {"mixer", "setting", "causal", "T", "relative error"},
+            {}};
   for (const auto& e : r.errors) {
     err.rows.push_back({e.mixer, e.setting, e.causal ? "yes" : "no", std::to_string(e.t),
                         fmt::format("{:.4f}", e.rel_error)});
   }
   tables.push_back(err);
   if (!r.quality.empty()) {
-    Table q{"Quality probe", "Each mixer trained on the same task for the same time budget.",
-            {"mixer", "task", "accuracy", "loss", "steps", "seconds"}, {}};
+    Table q{"Quality probe",
+            "Each mixer trained on the same task for the same time budget.",
+            {"mixer", "task", "accuracy", "loss", "steps", "seconds"},
+            {}};
     for (const auto& p : r.quality) {
       q.rows.push_back({p.mixer, p.task, fmt::format("{:.3f}", p.accuracy),
                         fmt::format("{:.4f}", p.loss), std::to_string(p.steps),
@@ -297,10 +308,14 @@ void write_documents(const Report& r, const std::string& dir, const std::vector<
   auto esc = [](const std::string& s) {
     std::string o;
     for (char c : s) {
-      if (c == '<') o += "&lt;";
-      else if (c == '>') o += "&gt;";
-      else if (c == '&') o += "&amp;";
-      else o += c;
+      if (c == '<')
+        o += "&lt;";
+      else if (c == '>')
+        o += "&gt;";
+      else if (c == '&')
+        o += "&amp;";
+      else
+        o += c;
     }
     return o;
   };
@@ -342,7 +357,8 @@ void run_report(const ReportArgs& a) {
   TORCH_CHECK(a.t_max >= 256, "report: `--t-max` must be >= 256, got ", a.t_max);
   for (const auto& m : a.mixers) find_mixer(m);  // unknown names fail before any work
   std::vector<double> budgets;
-  for (const auto& b : a.memory_budgets) budgets.push_back(parse_bytes(b, "report: `--memory-budgets`"));
+  for (const auto& b : a.memory_budgets)
+    budgets.push_back(parse_bytes(b, "report: `--memory-budgets`"));
   std::filesystem::create_directories(a.out + "/data");
 
   Report r;
@@ -398,16 +414,24 @@ void run_report(const ReportArgs& a) {
   }
   if (a.quality) {
     const double each = std::max(2.0, (total - progress.elapsed()) / a.mixers.size());
-    r.quality = measure_quality(a.mixers, each, 2000, [&](int done, int n, const std::string& what) {
-      progress.update("quality", n ? double(done) / n : 1.0, what);
-    });
+    r.quality =
+        measure_quality(a.mixers, each, 2000, [&](int done, int n, const std::string& what) {
+          progress.update("quality", n ? double(done) / n : 1.0, what);
+        });
   }
   progress.done();
-  r.settings = {{"mixers", a.mixers}, {"batch", a.batch}, {"heads", a.heads},
-                {"head_dim", a.head_dim}, {"t_start", so.t_start}, {"t_max", a.t_max},
-                {"budget_minutes", a.budget_minutes}, {"warmup", so.warmup},
-                {"repeats", so.repeats}, {"memory_budgets_bytes", budgets},
-                {"quality", a.quality}, {"seconds", progress.elapsed()}};
+  r.settings = {{"mixers", a.mixers},
+                {"batch", a.batch},
+                {"heads", a.heads},
+                {"head_dim", a.head_dim},
+                {"t_start", so.t_start},
+                {"t_max", a.t_max},
+                {"budget_minutes", a.budget_minutes},
+                {"warmup", so.warmup},
+                {"repeats", so.repeats},
+                {"memory_budgets_bytes", budgets},
+                {"quality", a.quality},
+                {"seconds", progress.elapsed()}};
   write_file_atomic(a.out + "/report.json", report_to_json(r).dump(1) + "\n");
 
   std::vector<std::string> plots;
@@ -444,9 +468,10 @@ void run_report(const ReportArgs& a) {
 Runner add_report_command(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
   auto* cmd = app.add_subcommand(
-      "report", "measure every mixer's time, memory and error against exact attention on this "
-                "machine, within a time budget, and write a report directory (JSON, Markdown, "
-                "HTML, plots)");
+      "report",
+      "measure every mixer's time, memory and error against exact attention on this "
+      "machine, within a time budget, and write a report directory (JSON, Markdown, "
+      "HTML, plots)");
   cmd->add_option("--out", a->out, "report directory")->capture_default_str();
   cmd->add_option("--mixers", a->mixers, "comma-separated mixer names")
       ->delimiter(',')

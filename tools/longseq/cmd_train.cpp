@@ -9,12 +9,12 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <fstream>
-#include <unistd.h>
 
 namespace longseq::cli {
 namespace {
@@ -53,7 +53,8 @@ void run_train(const TrainArgs& a) {
   Trainer trainer(config);
   if (!a.resume.empty()) {
     load_checkpoint(trainer, a.resume);
-    fmt::print("# resumed from {} at step {}\n", resolve_checkpoint(a.resume), trainer.current_step());
+    fmt::print("# resumed from {} at step {}\n", resolve_checkpoint(a.resume),
+               trainer.current_step());
   }
   const std::string out_dir = !a.out_dir.empty() ? a.out_dir : a.resume;
   const auto& info = trainer.task().info();
@@ -81,10 +82,15 @@ void run_train(const TrainArgs& a) {
     const int64_t done = s.step + 1;
     const double left = elapsed() / done * (config.steps - done);
     if (metrics.is_open()) {
-      metrics << nlohmann::json{{"kind", "step"}, {"step", done}, {"loss", s.loss},
-                                {"grad_norm", s.grad_norm}, {"clipped", s.clipped},
-                                {"skipped", s.skipped}, {"lr", s.lr},
-                                {"tokens_per_s", s.tokens_per_s}, {"elapsed_s", elapsed()}}
+      metrics << nlohmann::json{{"kind", "step"},
+                                {"step", done},
+                                {"loss", s.loss},
+                                {"grad_norm", s.grad_norm},
+                                {"clipped", s.clipped},
+                                {"skipped", s.skipped},
+                                {"lr", s.lr},
+                                {"tokens_per_s", s.tokens_per_s},
+                                {"elapsed_s", elapsed()}}
                      .dump()
               << "\n";
     }
@@ -96,10 +102,11 @@ void run_train(const TrainArgs& a) {
                  eta(left));
       std::fflush(stdout);
     } else if (done % log_every == 0 || done == config.steps) {
-      fmt::print("step {}/{} loss {:.4f} (avg {:.4f}) grad_norm {:.3f} lr {:.2e} tok/s {:.0f} "
-                 "elapsed {} ETA {}\n",
-                 done, config.steps, s.loss, loss_avg, s.grad_norm, s.lr, s.tokens_per_s,
-                 eta(elapsed()), eta(left));
+      fmt::print(
+          "step {}/{} loss {:.4f} (avg {:.4f}) grad_norm {:.3f} lr {:.2e} tok/s {:.0f} "
+          "elapsed {} ETA {}\n",
+          done, config.steps, s.loss, loss_avg, s.grad_norm, s.lr, s.tokens_per_s, eta(elapsed()),
+          eta(left));
       std::fflush(stdout);
     }
   };
@@ -107,7 +114,7 @@ void run_train(const TrainArgs& a) {
     fmt::print("{}eval step {} validation loss {:.4f}{}\n", tty ? "\n" : "", step, r.loss,
                r.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", r.accuracy) : "");
     if (metrics.is_open()) {
-      metrics << nlohmann::json{{"kind", "eval"}, {"split", "validation"}, {"step", step},
+      metrics << nlohmann::json{{"kind", "eval"}, {"split", "validation"},  {"step", step},
                                 {"loss", r.loss}, {"accuracy", r.accuracy}, {"count", r.count}}
                      .dump()
               << "\n";
@@ -126,8 +133,8 @@ void run_train(const TrainArgs& a) {
     const int64_t step = trainer.current_step();
     const bool last = step == config.steps;
     if (config.eval_every > 0 && (step % config.eval_every == 0 || last)) {
-      on_eval(step, evaluate(trainer.model(), trainer.task(), Split::kValidation,
-                             config.batch_size, config.eval_batches));
+      on_eval(step, evaluate(trainer.model(), trainer.task(), Split::kValidation, config.batch_size,
+                             config.eval_batches));
     }
     if (a.save_every > 0 && step % a.save_every == 0 && !last) save("periodic");
   }
@@ -145,22 +152,25 @@ void run_train(const TrainArgs& a) {
   } else {
     save("final");
   }
-  const auto final = evaluate(trainer.model(), trainer.task(),
-                              a.eval_split == "test" ? Split::kTest : Split::kValidation,
-                              config.batch_size);
-  fmt::print("final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
-             "skipped\n",
-             a.eval_split, final.loss,
-             final.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", final.accuracy) : "",
-             final.count, trainer.current_step(), eta(elapsed()), trainer.clipped_steps(),
-             trainer.skipped_steps());
+  const auto final =
+      evaluate(trainer.model(), trainer.task(),
+               a.eval_split == "test" ? Split::kTest : Split::kValidation, config.batch_size);
+  fmt::print(
+      "final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
+      "skipped\n",
+      a.eval_split, final.loss,
+      final.accuracy >= 0 ? fmt::format(" accuracy {:.4f}", final.accuracy) : "", final.count,
+      trainer.current_step(), eta(elapsed()), trainer.clipped_steps(), trainer.skipped_steps());
   if (info.baseline > 0) {
     fmt::print("reference: {} = {:.4f}; final loss is {:.2f}% of it\n", info.baseline_text,
                info.baseline, 100 * final.loss / info.baseline);
   }
   if (metrics.is_open()) {
-    metrics << nlohmann::json{{"kind", "final"}, {"split", a.eval_split}, {"loss", final.loss},
-                              {"accuracy", final.accuracy}, {"steps", trainer.current_step()},
+    metrics << nlohmann::json{{"kind", "final"},
+                              {"split", a.eval_split},
+                              {"loss", final.loss},
+                              {"accuracy", final.accuracy},
+                              {"steps", trainer.current_step()},
                               {"elapsed_s", elapsed()}}
                    .dump()
             << "\n";
@@ -173,12 +183,15 @@ Runner add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "train a model on a task from a JSON config");
   cmd->add_option("--config", a->config_path, "experiment config (configs/*.json)");
-  cmd->add_option("--out", a->out_dir, "checkpoint directory (saved at the end, on SIGINT/SIGTERM, "
+  cmd->add_option("--out", a->out_dir,
+                  "checkpoint directory (saved at the end, on SIGINT/SIGTERM, "
                   "and every --save-every steps)");
-  cmd->add_option("--resume", a->resume, "continue from a checkpoint directory or an --out directory");
+  cmd->add_option("--resume", a->resume,
+                  "continue from a checkpoint directory or an --out directory");
   cmd->add_option("--save-every", a->save_every, "steps between checkpoints (0 = only at the end)");
   cmd->add_option("--keep", a->keep_last, "checkpoints to keep (0 = all)")->capture_default_str();
-  cmd->add_option("--set", a->sets, "override a config key: train.lr=3e-4, model.mixers=exact,performer");
+  cmd->add_option("--set", a->sets,
+                  "override a config key: train.lr=3e-4, model.mixers=exact,performer");
   cmd->add_option("--metrics", a->metrics_path, "append metrics as JSON lines to this file");
   cmd->add_option("--log-every", a->log_every, "steps between plain progress lines (default: 5%)");
   cmd->add_option("--final-split", a->eval_split, "split of the final evaluation")

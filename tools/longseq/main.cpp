@@ -36,7 +36,8 @@ std::string machine_line() {
 int main(int argc, char** argv) {
   // OpenBLAS at the CPU's core: may start this program again, once (longseq/machine.h).
   longseq::fix_blas_core_and_reexec(argv);
-  // Large temporaries would otherwise fault their pages in on every step (longseq/memory_tracker.h).
+  // Large temporaries would otherwise fault their pages in on every step
+  // (longseq/memory_tracker.h).
   longseq::keep_freed_memory_by_default();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
@@ -68,8 +69,9 @@ int main(int argc, char** argv) {
     if (msg.find("unknown mixer") != std::string::npos) {
       fmt::print(stderr, "hint: `longseq list` shows every mixer and its options\n");
     } else if (msg.find("unknown option") != std::string::npos) {
-      fmt::print(stderr, "hint: `longseq list` shows each mixer's options; pass them as "
-                         "--opt MIXER.KEY=VALUE\n");
+      fmt::print(stderr,
+                 "hint: `longseq list` shows each mixer's options; pass them as "
+                 "--opt MIXER.KEY=VALUE\n");
     }
     return 1;
   } catch (const std::exception& e) {

@@ -3,10 +3,10 @@
 
 #include <c10/util/Exception.h>
 
-#include <cerrno>
-#include <cstring>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 extern char** environ;
@@ -42,8 +42,9 @@ void run_gnuplot(const std::string& dir, const std::string& script, const std::s
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   TORCH_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, what, ": gnuplot failed on '", dir,
-              "/", script, "' (", WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
-                                                     : std::string("killed by a signal"),
+              "/", script, "' (",
+              WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                : std::string("killed by a signal"),
               ")");
 }
 

@@ -11,7 +11,10 @@ namespace longseq::cli {
 namespace {
 
 nlohmann::json fit_json(const PowerFit& f) {
-  return {{"offset", f.offset}, {"coef", f.coef}, {"exponent", f.exponent}, {"exponent_stderr", f.exponent_stderr},
+  return {{"offset", f.offset},
+          {"coef", f.coef},
+          {"exponent", f.exponent},
+          {"exponent_stderr", f.exponent_stderr},
           {"points", f.points}};
 }
 
@@ -60,11 +63,17 @@ nlohmann::json report_to_json(const Report& r) {
   for (const auto& s : r.series) {
     nlohmann::json pts = nlohmann::json::array();
     for (const auto& p : s.points) {
-      pts.push_back({{"t", p.t}, {"ms", p.ms}, {"ms_min", p.ms_min}, {"ms_max", p.ms_max},
+      pts.push_back({{"t", p.t},
+                     {"ms", p.ms},
+                     {"ms_min", p.ms_min},
+                     {"ms_max", p.ms_max},
                      {"bytes", p.bytes}});
     }
-    j["series"].push_back({{"mixer", s.mixer}, {"causal", s.causal}, {"mode", s.mode},
-                           {"stop_reason", s.stop_reason}, {"points", pts},
+    j["series"].push_back({{"mixer", s.mixer},
+                           {"causal", s.causal},
+                           {"mode", s.mode},
+                           {"stop_reason", s.stop_reason},
+                           {"points", pts},
                            {"time_fit", fit_json(s.time_fit)},
                            {"memory_fit", fit_json(s.memory_fit)},
                            {"time_tail", fit_json(s.time_tail)},
@@ -72,26 +81,39 @@ nlohmann::json report_to_json(const Report& r) {
   }
   j["crossovers"] = nlohmann::json::array();
   for (const auto& c : r.crossovers) {
-    j["crossovers"].push_back({{"mixer", c.mixer}, {"causal", c.causal}, {"mode", c.mode},
-                               {"quantity", c.quantity}, {"t", c.t},
-                               {"extrapolated", c.extrapolated}, {"from_start", c.from_start}});
+    j["crossovers"].push_back({{"mixer", c.mixer},
+                               {"causal", c.causal},
+                               {"mode", c.mode},
+                               {"quantity", c.quantity},
+                               {"t", c.t},
+                               {"extrapolated", c.extrapolated},
+                               {"from_start", c.from_start}});
   }
   j["memory_budget_lengths"] = nlohmann::json::array();
   for (const auto& l : r.budget_lengths) {
-    j["memory_budget_lengths"].push_back({{"mixer", l.mixer}, {"causal", l.causal},
-                                          {"mode", l.mode}, {"budget_bytes", l.budget_bytes},
-                                          {"t", l.t}, {"extrapolated", l.extrapolated}});
+    j["memory_budget_lengths"].push_back({{"mixer", l.mixer},
+                                          {"causal", l.causal},
+                                          {"mode", l.mode},
+                                          {"budget_bytes", l.budget_bytes},
+                                          {"t", l.t},
+                                          {"extrapolated", l.extrapolated}});
   }
   j["errors"] = {{"inputs", r.error_inputs}, {"points", nlohmann::json::array()}};
   for (const auto& e : r.errors) {
-    j["errors"]["points"].push_back({{"mixer", e.mixer}, {"setting", e.setting},
-                                     {"causal", e.causal}, {"t", e.t},
+    j["errors"]["points"].push_back({{"mixer", e.mixer},
+                                     {"setting", e.setting},
+                                     {"causal", e.causal},
+                                     {"t", e.t},
                                      {"rel_error", e.rel_error}});
   }
   j["quality"] = nlohmann::json::array();
   for (const auto& q : r.quality) {
-    j["quality"].push_back({{"mixer", q.mixer}, {"task", q.task}, {"accuracy", q.accuracy},
-                            {"loss", q.loss}, {"seconds", q.seconds}, {"steps", q.steps}});
+    j["quality"].push_back({{"mixer", q.mixer},
+                            {"task", q.task},
+                            {"accuracy", q.accuracy},
+                            {"loss", q.loss},
+                            {"seconds", q.seconds},
+                            {"steps", q.steps}});
   }
   return j;
 }
@@ -127,10 +149,10 @@ Report report_from_json(const std::string& text, const std::string& source) {
       p.ms_min = pts[k].value("ms_min", p.ms);
       p.ms_max = pts[k].value("ms_max", p.ms);
       p.bytes = field<double>(pts[k], "bytes", pw);
-      TORCH_CHECK(p.t > prev && p.ms > 0 && p.bytes > 0 && std::isfinite(p.ms) &&
-                      std::isfinite(p.bytes),
-                  pw, ": expected increasing t > 0 and positive, finite ms and bytes, got t=", p.t,
-                  " ms=", p.ms, " bytes=", p.bytes);
+      TORCH_CHECK(
+          p.t > prev && p.ms > 0 && p.bytes > 0 && std::isfinite(p.ms) && std::isfinite(p.bytes),
+          pw, ": expected increasing t > 0 and positive, finite ms and bytes, got t=", p.t,
+          " ms=", p.ms, " bytes=", p.bytes);
       prev = p.t;
       s.points.push_back(p);
     }
@@ -142,9 +164,9 @@ Report report_from_json(const std::string& text, const std::string& source) {
   r.error_inputs = errors.value("inputs", "");
   for (const auto& e : errors.value("points", nlohmann::json::array())) {
     const std::string where = fmt::format("report: '{}': errors.points", source);
-    r.errors.push_back({field<std::string>(e, "mixer", where), field<std::string>(e, "setting", where),
-                        field<bool>(e, "causal", where), field<int64_t>(e, "t", where),
-                        field<double>(e, "rel_error", where)});
+    r.errors.push_back({field<std::string>(e, "mixer", where),
+                        field<std::string>(e, "setting", where), field<bool>(e, "causal", where),
+                        field<int64_t>(e, "t", where), field<double>(e, "rel_error", where)});
   }
   for (const auto& q : j.value("quality", nlohmann::json::array())) {
     const std::string where = fmt::format("report: '{}': quality", source);

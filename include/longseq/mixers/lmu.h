@@ -9,15 +9,16 @@ namespace longseq {
 struct LmuOptions {
   explicit LmuOptions(MixerConfig common) : common_(common) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(int64_t, order) = 32;      ///< d, Legendre coefficients kept per memory channel
-  TORCH_ARG(double, window) = 256.0;   ///< θ, the length of history (in steps) the memory spans
-  TORCH_ARG(int64_t, channels) = 8;    ///< U, scalar signals memorised (each gets d coefficients)
+  TORCH_ARG(int64_t, order) = 32;     ///< d, Legendre coefficients kept per memory channel
+  TORCH_ARG(double, window) = 256.0;  ///< θ, the length of history (in steps) the memory spans
+  TORCH_ARG(int64_t, channels) = 8;   ///< U, scalar signals memorised (each gets d coefficients)
 };
 
 /// Legendre Memory Unit in its parallel form (Voelker et al. 2019; Chilkuri & Eliasmith 2021).
 /// u_t = W_u x_t [U]; each channel's memory m_t [d] holds the coefficients of u over the sliding
 /// window [t − θ, t] on the shifted Legendre polynomials: m_t = Ā m_{t−1} + B̄ u_t with the fixed
-/// LTI system θ ṁ = A m + B u, A_ij = (2i + 1)(−1 if i < j else (−1)^(i−j+1)), B_i = (2i + 1)(−1)^i,
+/// LTI system θ ṁ = A m + B u, A_ij = (2i + 1)(−1 if i < j else (−1)^(i−j+1)), B_i = (2i +
+/// 1)(−1)^i,
 /// discretised by zero-order hold (Ā = e^{A/θ}, B̄ = A⁻¹(Ā − I)B/θ·θ). Because the memory is linear
 /// and time-invariant, training computes it for all t at once as a causal convolution with the
 /// impulse response H_k = Āᵏ B̄ (FFT, O(T log T)); step() applies the recurrence. The output is

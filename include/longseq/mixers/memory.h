@@ -8,10 +8,10 @@ namespace longseq {
 struct MemoryOptions {
   explicit MemoryOptions(MixerConfig common) : common_(common) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(int64_t, slots) = 4;        ///< initial capacity (allocated slots)
-  TORCH_ARG(int64_t, max_slots) = 64;   ///< capacity never grows past this
-  TORCH_ARG(int64_t, key_dim) = 32;     ///< width of keys and values
-  TORCH_ARG(double, threshold) = 0.5;   ///< allocate when max cosine(key, slot keys) < threshold
+  TORCH_ARG(int64_t, slots) = 4;       ///< initial capacity (allocated slots)
+  TORCH_ARG(int64_t, max_slots) = 64;  ///< capacity never grows past this
+  TORCH_ARG(int64_t, key_dim) = 32;    ///< width of keys and values
+  TORCH_ARG(double, threshold) = 0.5;  ///< allocate when max cosine(key, slot keys) < threshold
 };
 
 /// Memory-augmented recurrent mixer with an external memory that grows as needed.

@@ -12,8 +12,8 @@ namespace longseq {
 struct MinRnnOptions {
   MinRnnOptions(MixerConfig common, bool lstm) : common_(common), lstm_(lstm) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(bool, lstm);            ///< minLSTM (forget + input gates) instead of minGRU
-  TORCH_ARG(int64_t, hidden) = 0;   ///< H; 0 = dim
+  TORCH_ARG(bool, lstm);           ///< minLSTM (forget + input gates) instead of minGRU
+  TORCH_ARG(int64_t, hidden) = 0;  ///< H; 0 = dim
 };
 
 /// minGRU:  z = σ(W_z x), h̃ = g(W_h x), h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t

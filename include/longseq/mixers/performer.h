@@ -7,9 +7,9 @@ namespace longseq {
 struct PerformerOptions {
   explicit PerformerOptions(MixerConfig common) : common_(common) {}
   TORCH_ARG(MixerConfig, common);
-  TORCH_ARG(int64_t, features) = 256;  ///< R random features
+  TORCH_ARG(int64_t, features) = 256;          ///< R random features
   TORCH_ARG(std::string, kernel) = "softmax";  ///< "softmax" (FAVOR+) or "relu"
-  TORCH_ARG(int64_t, redraw) = 0;      ///< redraw features every k training calls; 0 = never
+  TORCH_ARG(int64_t, redraw) = 0;  ///< redraw features every k training calls; 0 = never
   TORCH_ARG(int64_t, chunk) = PerformerCoreOptions{}.chunk;  ///< causal prefix-sum chunk
 };
 

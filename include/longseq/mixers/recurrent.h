@@ -13,8 +13,8 @@ struct RecurrentOptions {
   RecurrentOptions(MixerConfig common, RnnCell cell) : common_(common), cell_(cell) {}
   TORCH_ARG(MixerConfig, common);
   TORCH_ARG(RnnCell, cell);
-  TORCH_ARG(int64_t, hidden) = 0;           ///< H per direction; 0 = dim
-  TORCH_ARG(bool, bidirectional) = false;   ///< a second pass from the end (non-causal only)
+  TORCH_ARG(int64_t, hidden) = 0;          ///< H per direction; 0 = dim
+  TORCH_ARG(bool, bidirectional) = false;  ///< a second pass from the end (non-causal only)
   /// Recurrent weights: "default" (PyTorch's U(±1/√H)), "orthogonal" (each gate block of W_hh
   /// orthogonal; Saxe et al. 2014) or "identity" (W_hh blocks = I; Le et al. 2015, IRNN).
   TORCH_ARG(std::string, init) = "default";

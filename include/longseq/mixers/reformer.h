@@ -10,7 +10,7 @@ struct ReformerOptions {
   TORCH_ARG(int64_t, buckets) = ReformerCoreOptions{}.buckets;  ///< NB
   TORCH_ARG(int64_t, n_hashes) = ReformerCoreOptions{}.n_hashes;
   TORCH_ARG(int64_t, chunk) = ReformerCoreOptions{}.chunk;
-  TORCH_ARG(int64_t, redraw) = 1;    ///< new rotations every k training calls; 0 = never
+  TORCH_ARG(int64_t, redraw) = 1;  ///< new rotations every k training calls; 0 = never
 };
 
 /// Reformer (Kitaev et al. 2020) LSH attention with shared QK, O(T·chunk) memory.

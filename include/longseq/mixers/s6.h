@@ -21,7 +21,8 @@ struct S6Options {
 /// Selective SSM block (Mamba's S6 layer): (u, gate) = W_in x; u = SiLU(causal depthwise
 /// conv(u)); Δ = softplus(W_Δ (W_r u) + b_Δ), B_t = W_B u_t, C_t = W_C u_t (input-dependent);
 /// per channel e and state n, h_tn = exp(Δ_te A_en) h_{t−1,n} + Δ_te B_tn u_te with diagonal
-/// A = −exp(A_log) (S4D-real init −1, −2, …, −N); y = C_t · h_t + D ⊙ u; out = W_out (y ⊙ SiLU(gate)).
+/// A = −exp(A_log) (S4D-real init −1, −2, …, −N); y = C_t · h_t + D ⊙ u; out = W_out (y ⊙
+/// SiLU(gate)).
 /// Padded positions get Δ = 0 and u = 0 (the state carries over). Step state: "h" [B, E, N] and
 /// "conv" [B, conv − 1, E], the last pre-convolution inputs.
 class S6Impl : public SequenceMixerImpl {

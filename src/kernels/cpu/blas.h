@@ -78,7 +78,8 @@ inline void gemm_threaded(bool ta, bool tb, int64_t m, int64_t n, int64_t k, sca
 class BlasSingleThread {
  public:
   BlasSingleThread()
-      : active_(openblas_get_parallel() == 1), blas_prev_(active_ ? openblas_get_num_threads() : 1) {
+      : active_(openblas_get_parallel() == 1),
+        blas_prev_(active_ ? openblas_get_num_threads() : 1) {
     if (blas_prev_ != 1) openblas_set_num_threads(1);
   }
   ~BlasSingleThread() {

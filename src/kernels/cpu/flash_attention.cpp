@@ -3,7 +3,8 @@
 // Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness";
 // Dao 2023, "FlashAttention-2" (loop order and the D_i = rowsum(dO ⊙ O) trick of the backward).
 //
-// Algorithm. Forward: for each (head, block of kBlockQ queries), stream over blocks of kBlockK keys:
+// Algorithm. Forward: for each (head, block of kBlockQ queries), stream over blocks of kBlockK
+// keys:
 // S = scale·Q_i K_jᵀ (one GEMM), mask, online softmax (running row max m and normaliser l, the
 // accumulator rescaled by exp(m_old − m_new)), O += P V_j (one GEMM). Key blocks entirely in the
 // causal future are never visited. Backward, per head: D_i = rowsum(dO_i ⊙ O_i); for each key block
@@ -197,11 +198,11 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   });
 }
 
-#define LONGSEQ_INSTANTIATE_FLASH(T_)                                                           \
-  template void flash_attention_forward<T_>(const T_*, const T_*, const T_*, const bool*, T_*,  \
-                                            T_*, const FlashAttentionParams&);                  \
-  template void flash_attention_backward<T_>(const T_*, const T_*, const T_*, const bool*,      \
-                                             const T_*, const T_*, const T_*, T_*, T_*, T_*,    \
+#define LONGSEQ_INSTANTIATE_FLASH(T_)                                                          \
+  template void flash_attention_forward<T_>(const T_*, const T_*, const T_*, const bool*, T_*, \
+                                            T_*, const FlashAttentionParams&);                 \
+  template void flash_attention_backward<T_>(const T_*, const T_*, const T_*, const bool*,     \
+                                             const T_*, const T_*, const T_*, T_*, T_*, T_*,   \
                                              const FlashAttentionParams&);
 LONGSEQ_INSTANTIATE_FLASH(float)
 LONGSEQ_INSTANTIATE_FLASH(double)

@@ -118,7 +118,8 @@ void block_scores(const Geometry& geo, const Residue& rs, const Block& blk, cons
   const scalar_t* qb = q + (rs.bh * T + rs.r + blk.u0 * dil) * D;
   const scalar_t* kb = k + (rs.bh * T + rs.r + blk.ws * dil) * D;
   gemm(false, true, blk.br, blk.bc, D, scale, qb, dil * D, kb, dil * D, scalar_t(0), s, ncol);
-  if (G > 0) gemm(false, true, blk.br, G, D, scale, qb, dil * D, kg, D, scalar_t(0), s + blk.bc, ncol);
+  if (G > 0)
+    gemm(false, true, blk.br, G, D, scale, qb, dil * D, kg, D, scalar_t(0), s + blk.bc, ncol);
   const char* ok = geo.key_ok.empty() ? nullptr : geo.key_ok.data() + b * T;
   const bool* pad = key_padding ? key_padding + b * T : nullptr;
   for (int64_t rr = 0; rr < blk.br; ++rr) {
@@ -249,8 +250,8 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
           di[rr] = dot_row(dob + rr * dil * Dv, out + (qrow + rr * dil) * Dv, Dv);
         }
         // dP = dO [V_span; V_g]ᵀ   [br, bc + G]
-        gemm(false, true, blk.br, blk.bc, Dv, scalar_t(1), dob, dil * Dv, vb, dil * Dv,
-             scalar_t(0), dsbuf.data(), ncol);
+        gemm(false, true, blk.br, blk.bc, Dv, scalar_t(1), dob, dil * Dv, vb, dil * Dv, scalar_t(0),
+             dsbuf.data(), ncol);
         if (G > 0) {
           gemm(false, true, blk.br, G, Dv, scalar_t(1), dob, dil * Dv, vg.data(), Dv, scalar_t(0),
                dsbuf.data() + blk.bc, ncol);
@@ -298,10 +299,10 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
   });
 }
 
-#define LONGSEQ_INSTANTIATE_LONGFORMER(T_)                                                       \
-  template void longformer_attention_forward<T_>(const T_*, const T_*, const T_*, const bool*,   \
-                                                 T_*, T_*, const LongformerParams&);             \
-  template void longformer_attention_backward<T_>(const T_*, const T_*, const T_*, const bool*,  \
+#define LONGSEQ_INSTANTIATE_LONGFORMER(T_)                                                        \
+  template void longformer_attention_forward<T_>(const T_*, const T_*, const T_*, const bool*,    \
+                                                 T_*, T_*, const LongformerParams&);              \
+  template void longformer_attention_backward<T_>(const T_*, const T_*, const T_*, const bool*,   \
                                                   const T_*, const T_*, const T_*, T_*, T_*, T_*, \
                                                   const LongformerParams&);
 LONGSEQ_INSTANTIATE_LONGFORMER(float)

@@ -16,10 +16,10 @@ struct LongformerParams {
   int64_t dv = 0;      ///< head dim of v and of the output
   int64_t window = 0;  ///< W: non-causal ±W/2 band steps, causal the W previous steps
   bool causal = false;
-  const int64_t* dilation = nullptr;     ///< [H] per-head dilation, each > 0
-  const int64_t* global_pos = nullptr;   ///< [G] sorted, unique global positions
-  int64_t n_global = 0;                  ///< G
-  int64_t block = 0;                     ///< queries per block (of one dilation residue), > 0
+  const int64_t* dilation = nullptr;    ///< [H] per-head dilation, each > 0
+  const int64_t* global_pos = nullptr;  ///< [G] sorted, unique global positions
+  int64_t n_global = 0;                 ///< G
+  int64_t block = 0;                    ///< queries per block (of one dilation residue), > 0
   double scale = 1.0;
 };
 

@@ -36,8 +36,8 @@ LONGSEQ_INLINE scalar_t sigmoid(scalar_t x) {
 // The gates of one channel: a, and b = w·g(x_h) split into its factors.
 template <typename scalar_t>
 struct Gates {
-  scalar_t a, w, g;           // a_t, the weight on h̃ (z or i'), g(x_h)
-  scalar_t s1, s2, dg;        // σ(x_z) or σ(x_f); σ(x_i) (minLSTM); g'(x_h)
+  scalar_t a, w, g;     // a_t, the weight on h̃ (z or i'), g(x_h)
+  scalar_t s1, s2, dg;  // σ(x_z) or σ(x_f); σ(x_i) (minLSTM); g'(x_h)
 };
 
 template <bool kLstm, typename scalar_t>
@@ -153,9 +153,8 @@ void forward_rows(bool lstm, const double* xp, const bool* valid, const double* 
                   int64_t T, int64_t H, int64_t c0, int64_t cw) {
   forward_rows_any(lstm, xp, valid, h0, h, T, H, c0, cw);
 }
-LONGSEQ_ISA_CLONES void forward_rows(bool lstm, const float* xp, const bool* valid,
-                                     const float* h0, float* h, int64_t T, int64_t H, int64_t c0,
-                                     int64_t cw) {
+LONGSEQ_ISA_CLONES void forward_rows(bool lstm, const float* xp, const bool* valid, const float* h0,
+                                     float* h, int64_t T, int64_t H, int64_t c0, int64_t cw) {
   forward_rows_any(lstm, xp, valid, h0, h, T, H, c0, cw);
 }
 void backward_rows(bool lstm, const double* xp, const bool* valid, const double* h0,
@@ -164,9 +163,9 @@ void backward_rows(bool lstm, const double* xp, const bool* valid, const double*
   backward_rows_any(lstm, xp, valid, h0, h, dy, dxp, dh0, carry, T, H, c0, cw);
 }
 LONGSEQ_ISA_CLONES void backward_rows(bool lstm, const float* xp, const bool* valid,
-                                      const float* h0, const float* h, const float* dy,
-                                      float* dxp, float* dh0, float* carry, int64_t T, int64_t H,
-                                      int64_t c0, int64_t cw) {
+                                      const float* h0, const float* h, const float* dy, float* dxp,
+                                      float* dh0, float* carry, int64_t T, int64_t H, int64_t c0,
+                                      int64_t cw) {
   backward_rows_any(lstm, xp, valid, h0, h, dy, dxp, dh0, carry, T, H, c0, cw);
 }
 
@@ -206,8 +205,8 @@ void min_rnn_backward(const scalar_t* xp, const bool* valid, const scalar_t* h0,
   });
 }
 
-#define LONGSEQ_INSTANTIATE_MIN_RNN(T_)                                                           \
-  template void min_rnn_forward<T_>(const T_*, const bool*, const T_*, T_*, const MinRnnParams&); \
+#define LONGSEQ_INSTANTIATE_MIN_RNN(T_)                                                            \
+  template void min_rnn_forward<T_>(const T_*, const bool*, const T_*, T_*, const MinRnnParams&);  \
   template void min_rnn_backward<T_>(const T_*, const bool*, const T_*, const T_*, const T_*, T_*, \
                                      T_*, const MinRnnParams&);
 LONGSEQ_INSTANTIATE_MIN_RNN(float)

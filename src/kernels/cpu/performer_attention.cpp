@@ -161,7 +161,8 @@ void performer_causal_backward(const scalar_t* fq, const scalar_t* fk, const sca
         scalar_t* dfq = grad_fq + (bh * T + t0) * R;
         load(t0, n);
         // Bm = (g̃ ṽᵀ) ⊙ exp(m_j − m_t) ⊙ tril; dfq = Bm fk_c
-        gemm(false, true, n, n, E, scalar_t(1), gt.data(), E, vt.data(), E, scalar_t(0), bm.data(), n);
+        gemm(false, true, n, n, E, scalar_t(1), gt.data(), E, vt.data(), E, scalar_t(0), bm.data(),
+             n);
         causal_weights(bm.data(), n, mc);
         gemm(false, false, n, R, n, scalar_t(1), bm.data(), n, fkc, R, scalar_t(0), dfq, R);
         if (t0 > 0) {  // earlier chunks: exp(m_ref − m_t)·g̃_t S̃ᵀ
@@ -192,9 +193,11 @@ void performer_causal_backward(const scalar_t* fq, const scalar_t* fk, const sca
         // In-chunk: A = (fq fkᵀ) ⊙ weights, Bm = (g̃ ṽᵀ) ⊙ weights; dṽ = Aᵀ g̃, dfk = Bmᵀ fq.
         gemm(false, true, n, n, R, scalar_t(1), fqc, R, fkc, R, scalar_t(0), a.data(), n);
         causal_weights(a.data(), n, mc);
-        gemm(false, true, n, n, E, scalar_t(1), gt.data(), E, vt.data(), E, scalar_t(0), bm.data(), n);
+        gemm(false, true, n, n, E, scalar_t(1), gt.data(), E, vt.data(), E, scalar_t(0), bm.data(),
+             n);
         causal_weights(bm.data(), n, mc);
-        gemm(true, false, n, E, n, scalar_t(1), a.data(), n, gt.data(), E, scalar_t(0), dvt.data(), E);
+        gemm(true, false, n, E, n, scalar_t(1), a.data(), n, gt.data(), E, scalar_t(0), dvt.data(),
+             E);
         gemm(true, false, n, R, n, scalar_t(1), bm.data(), n, fqc, R, scalar_t(0), dfk, R);
         if (ci + 1 < n_chunks) {
           // Later chunks: exp(m_j − m_u)·(ṽ_j Uᵀ) into dfk_j and exp(m_j − m_u)·(fk_j U) into dṽ_j.
@@ -204,7 +207,8 @@ void performer_causal_backward(const scalar_t* fq, const scalar_t* fk, const sca
             const scalar_t x = mc ? std::exp(mc[j] - m_u) : scalar_t(1);
             axpy_row(dfk + j * R, tmp.data() + j * R, x, R);
           }
-          gemm(false, false, n, E, R, scalar_t(1), fkc, R, st.data(), E, scalar_t(0), tmp.data(), E);
+          gemm(false, false, n, E, R, scalar_t(1), fkc, R, st.data(), E, scalar_t(0), tmp.data(),
+               E);
           for (int64_t j = 0; j < n; ++j) {
             const scalar_t x = mc ? std::exp(mc[j] - m_u) : scalar_t(1);
             axpy_row(dvt.data() + j * E, tmp.data() + j * E, x, E);
@@ -321,16 +325,16 @@ void performer_backward(const scalar_t* fq, const scalar_t* fk, const scalar_t* 
   });
 }
 
-#define LONGSEQ_INSTANTIATE_PERFORMER(T_)                                                      \
-  template void performer_causal_forward<T_>(const T_*, const T_*, const T_*, const T_*, T_*,  \
-                                             T_*, const PerformerCausalParams&);               \
-  template void performer_causal_backward<T_>(const T_*, const T_*, const T_*, const T_*,      \
-                                              const T_*, const T_*, const T_*, T_*, T_*, T_*,  \
-                                              const PerformerCausalParams&);               \
-  template void performer_forward<T_>(const T_*, const T_*, const T_*, T_*, T_*, T_*, T_*,     \
-                                      const PerformerParams&);                                 \
-  template void performer_backward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*,  \
-                                       const T_*, const T_*, const T_*, T_*, T_*, T_*,         \
+#define LONGSEQ_INSTANTIATE_PERFORMER(T_)                                                          \
+  template void performer_causal_forward<T_>(const T_*, const T_*, const T_*, const T_*, T_*, T_*, \
+                                             const PerformerCausalParams&);                        \
+  template void performer_causal_backward<T_>(const T_*, const T_*, const T_*, const T_*,          \
+                                              const T_*, const T_*, const T_*, T_*, T_*, T_*,      \
+                                              const PerformerCausalParams&);                       \
+  template void performer_forward<T_>(const T_*, const T_*, const T_*, T_*, T_*, T_*, T_*,         \
+                                      const PerformerParams&);                                     \
+  template void performer_backward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*,      \
+                                       const T_*, const T_*, const T_*, T_*, T_*, T_*,             \
                                        const PerformerParams&);
 LONGSEQ_INSTANTIATE_PERFORMER(float)
 LONGSEQ_INSTANTIATE_PERFORMER(double)

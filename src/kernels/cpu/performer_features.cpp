@@ -34,8 +34,12 @@ namespace {
 
 constexpr int64_t kRows = 64;  // rows per GEMM block
 
-bool is_relu(FeatureMap map) { return map == FeatureMap::kReluQuery || map == FeatureMap::kReluKey; }
-bool is_key(FeatureMap map) { return map == FeatureMap::kSoftmaxKey || map == FeatureMap::kReluKey; }
+bool is_relu(FeatureMap map) {
+  return map == FeatureMap::kReluQuery || map == FeatureMap::kReluKey;
+}
+bool is_key(FeatureMap map) {
+  return map == FeatureMap::kSoftmaxKey || map == FeatureMap::kReluKey;
+}
 
 // Calls fn(bh, t0, n) for every block of rows, in parallel.
 template <typename F>
@@ -160,16 +164,17 @@ void performer_features_backward(const scalar_t* x, const scalar_t* omega, const
       }
       gemm(false, false, n, D, R, a, h.data(), R, omega, D, scalar_t(0), gx, D);  // a·h ω
       if (p.map == FeatureMap::kSoftmaxKey) {
-        for (int64_t i = 0; i < n; ++i) axpy_row(gx + i * D, xb + i * D, -a * a * hsum[i], D);  // − a²·x·Σ_r h_r
+        for (int64_t i = 0; i < n; ++i)
+          axpy_row(gx + i * D, xb + i * D, -a * a * hsum[i], D);  // − a²·x·Σ_r h_r
       }
     }
   });
 }
 
-#define LONGSEQ_INSTANTIATE_FEATURES(T_)                                                        \
-  template void performer_features_forward<T_>(const T_*, const T_*, const bool*, T_*, T_*,     \
-                                               const PerformerFeatureParams&);                  \
-  template void performer_features_backward<T_>(const T_*, const T_*, const bool*, const T_*,   \
+#define LONGSEQ_INSTANTIATE_FEATURES(T_)                                                      \
+  template void performer_features_forward<T_>(const T_*, const T_*, const bool*, T_*, T_*,   \
+                                               const PerformerFeatureParams&);                \
+  template void performer_features_backward<T_>(const T_*, const T_*, const bool*, const T_*, \
                                                 const T_*, T_*, const PerformerFeatureParams&);
 LONGSEQ_INSTANTIATE_FEATURES(float)
 LONGSEQ_INSTANTIATE_FEATURES(double)

@@ -9,17 +9,17 @@ namespace longseq::cpu {
 
 enum class FeatureMap {
   kSoftmaxQuery,  ///< exp(a·ωx − max_r a·ωx) / √R
-  kSoftmaxKey,    ///< exp(a·ωx − a²|x|²/2 − m) / √R, m the (running, if causal) max; 0 if padded
-  kReluQuery,     ///< relu(a·ωx) / √R + floor
-  kReluKey,       ///< (relu(a·ωx) / √R + floor) · valid
+  kSoftmaxKey,  ///< exp(a·ωx − a²|x|²/2 − m) / √R, m the (running, if causal) max; 0 if padded
+  kReluQuery,  ///< relu(a·ωx) / √R + floor
+  kReluKey,    ///< (relu(a·ωx) / √R + floor) · valid
 };
 
 struct PerformerFeatureParams {
-  int64_t batch = 0;  ///< B (key_padding is [B, T])
-  int64_t heads = 0;  ///< H
-  int64_t t = 0;      ///< positions per head
-  int64_t d = 0;      ///< D
-  int64_t r = 0;      ///< R features
+  int64_t batch = 0;      ///< B (key_padding is [B, T])
+  int64_t heads = 0;      ///< H
+  int64_t t = 0;          ///< positions per head
+  int64_t d = 0;          ///< D
+  int64_t r = 0;          ///< R features
   double in_scale = 1.0;  ///< a = D^(-1/4)
   double relu_floor = 0;  ///< the relu maps' floor (the op's kReluFloor)
   bool causal = false;    ///< kSoftmaxKey: running max (causal) or one max per head

@@ -59,15 +59,14 @@ ChunkView chunk_view(const ReformerParams& p, int64_t bh, int64_t r, int64_t ci)
   return {bh, r, q0, nq, k0, q0 + nq - k0};
 }
 
-
-
 template <typename scalar_t>
 void gather_rows(const scalar_t* src, const int64_t* pos, int64_t n, int64_t e, scalar_t* dst) {
   for (int64_t i = 0; i < n; ++i) std::memcpy(dst + i * e, src + pos[i] * e, e * sizeof(scalar_t));
 }
 
 template <typename scalar_t>
-void scatter_add_rows(const scalar_t* src, const int64_t* pos, int64_t n, int64_t e, scalar_t* dst) {
+void scatter_add_rows(const scalar_t* src, const int64_t* pos, int64_t n, int64_t e,
+                      scalar_t* dst) {
   for (int64_t i = 0; i < n; ++i) axpy_row(dst + pos[i] * e, src + i * e, scalar_t(1), e);
 }
 
@@ -77,7 +76,7 @@ void scatter_add_rows(const scalar_t* src, const int64_t* pos, int64_t n, int64_
 // bucket, laid out [r2][j]. Positions, slots and buckets fit in int32 (the op checks T).
 struct KeyInfo {
   std::vector<int32_t> pos, real, bucket, where, bucket_of;  // [2c] ×3, [n·2c] ×2
-  std::vector<int32_t> count;                                 // [2c] scratch
+  std::vector<int32_t> count;                                // [2c] scratch
 };
 
 // One query row's view: its position and slot, this round's bucket, and per round r2 its chunk
@@ -123,8 +122,8 @@ LONGSEQ_INLINE void mask_row_impl(scalar_t* row, int64_t nk, int32_t k0, const Q
   if (causal) {
     for (int64_t j = 0; j < nk; ++j) {
       const int32_t gap = q.slot - (k0 + static_cast<int32_t>(j));
-      const bool ok = real[j] & (kpos[j] != q.pos) & (kpos[j] <= q.pos) & (kb[j] == q.bucket) &
-                      (gap < c);
+      const bool ok =
+          real[j] & (kpos[j] != q.pos) & (kpos[j] <= q.pos) & (kb[j] == q.bucket) & (gap < c);
       const scalar_t corr = n > 1 ? neg_log[count[j]] : scalar_t(0);
       row[j] = ok ? row[j] + corr : kNegInf;
     }
@@ -141,9 +140,8 @@ void mask_row(double* row, int64_t nk, int32_t k0, const QueryInfo& q, KeyInfo& 
               int32_t c, bool causal, const double* neg_log) {
   mask_row_impl(row, nk, k0, q, k, n, c, causal, neg_log);
 }
-LONGSEQ_ISA_CLONES void mask_row(float* row, int64_t nk, int32_t k0, const QueryInfo& q,
-                                 KeyInfo& k, int64_t n, int32_t c, bool causal,
-                                 const float* neg_log) {
+LONGSEQ_ISA_CLONES void mask_row(float* row, int64_t nk, int32_t k0, const QueryInfo& q, KeyInfo& k,
+                                 int64_t n, int32_t c, bool causal, const float* neg_log) {
   mask_row_impl(row, nk, k0, q, k, n, c, causal, neg_log);
 }
 
@@ -156,9 +154,16 @@ struct Buffers {
   KeyInfo keys;
   std::vector<scalar_t> neg_log;  // [n + 1]: −log of a duplicate count
   explicit Buffers(const ReformerParams& p)
-      : q(p.chunk * p.d), k(2 * p.chunk * p.d), v(2 * p.chunk * p.dv), s(2 * p.chunk * p.chunk),
-        o(2 * p.chunk * std::max(p.d, p.dv)), d(2 * p.chunk * std::max(p.d, p.dv)),
-        qpos(p.chunk), kpos(2 * p.chunk), query_where(2 * p.n_hashes), neg_log(p.n_hashes + 1) {
+      : q(p.chunk * p.d),
+        k(2 * p.chunk * p.d),
+        v(2 * p.chunk * p.dv),
+        s(2 * p.chunk * p.chunk),
+        o(2 * p.chunk * std::max(p.d, p.dv)),
+        d(2 * p.chunk * std::max(p.d, p.dv)),
+        qpos(p.chunk),
+        kpos(2 * p.chunk),
+        query_where(2 * p.n_hashes),
+        neg_log(p.n_hashes + 1) {
     const int64_t nk = 2 * p.chunk;
     keys.pos.resize(nk);
     keys.bucket.resize(nk);
@@ -187,8 +192,8 @@ void chunk_scores(const ReformerParams& p, const ChunkView& cv, const scalar_t* 
   gather_rows(qk + cv.bh * T * D, buf.qpos.data(), cv.nq, D, buf.q.data());
   gather_rows(kn + cv.bh * T * D, buf.kpos.data(), nk, D, buf.k.data());
   scalar_t* s = buf.s.data();
-  gemm(false, true, cv.nq, nk, D, static_cast<scalar_t>(p.scale), buf.q.data(), D, buf.k.data(),
-       D, scalar_t(0), s, nk);
+  gemm(false, true, cv.nq, nk, D, static_cast<scalar_t>(p.scale), buf.q.data(), D, buf.k.data(), D,
+       scalar_t(0), s, nk);
   // Per-round chunk (non-causal) or slot (causal) of a position.
   auto where = [&](int64_t r2, int64_t pos) {
     const int64_t slot = inv_h[r2 * T + pos];
@@ -293,10 +298,9 @@ void reformer_attention_forward(const scalar_t* qk, const scalar_t* kn, const sc
 template <typename scalar_t>
 void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const scalar_t* v,
                                  const int64_t* perm, const int64_t* inv, const int64_t* bucket,
-                                 const bool* key_padding, const scalar_t* out,
-                                 const scalar_t* lse, const scalar_t* grad_out,
-                                 scalar_t* grad_qk, scalar_t* grad_kn, scalar_t* grad_v,
-                                 const ReformerParams& p) {
+                                 const bool* key_padding, const scalar_t* out, const scalar_t* lse,
+                                 const scalar_t* grad_out, scalar_t* grad_qk, scalar_t* grad_kn,
+                                 scalar_t* grad_v, const ReformerParams& p) {
   constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
   const int64_t BH = p.batch * p.heads, T = p.t, D = p.d, Dv = p.dv;
   const int64_t nc = (T + p.chunk - 1) / p.chunk, half = (nc + 1) / 2;
@@ -350,8 +354,8 @@ void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const s
             ds_row(pr + i * cv.nk, ds.data() + i * cv.nk, cv.nk, di[cv.bh * T + buf.qpos[i]]);
           }
           // dQ += scale·dS K   [nq, D];  dK += scale·dSᵀ Q   [nk, D]
-          gemm(false, false, cv.nq, D, cv.nk, scale, ds.data(), cv.nk, buf.k.data(), D,
-               scalar_t(0), buf.o.data(), D);
+          gemm(false, false, cv.nq, D, cv.nk, scale, ds.data(), cv.nk, buf.k.data(), D, scalar_t(0),
+               buf.o.data(), D);
           scatter_add_rows(buf.o.data(), buf.qpos.data(), cv.nq, D, grad_qk + cv.bh * T * D);
           gemm(true, false, cv.nk, D, cv.nq, scale, ds.data(), cv.nk, buf.q.data(), D, scalar_t(0),
                buf.d.data(), D);
@@ -362,12 +366,12 @@ void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const s
   }
 }
 
-#define LONGSEQ_INSTANTIATE_REFORMER(T_)                                                          \
-  template void reformer_attention_forward<T_>(const T_*, const T_*, const T_*, const int64_t*,   \
-                                               const int64_t*, const int64_t*, const bool*, T_*,  \
-                                               T_*, const ReformerParams&);                       \
-  template void reformer_attention_backward<T_>(                                                  \
-      const T_*, const T_*, const T_*, const int64_t*, const int64_t*, const int64_t*,            \
+#define LONGSEQ_INSTANTIATE_REFORMER(T_)                                                         \
+  template void reformer_attention_forward<T_>(const T_*, const T_*, const T_*, const int64_t*,  \
+                                               const int64_t*, const int64_t*, const bool*, T_*, \
+                                               T_*, const ReformerParams&);                      \
+  template void reformer_attention_backward<T_>(                                                 \
+      const T_*, const T_*, const T_*, const int64_t*, const int64_t*, const int64_t*,           \
       const bool*, const T_*, const T_*, const T_*, T_*, T_*, T_*, const ReformerParams&);
 LONGSEQ_INSTANTIATE_REFORMER(float)
 LONGSEQ_INSTANTIATE_REFORMER(double)

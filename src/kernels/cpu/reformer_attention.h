@@ -36,9 +36,8 @@ void reformer_attention_forward(const scalar_t* qk, const scalar_t* kn, const sc
 template <typename scalar_t>
 void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const scalar_t* v,
                                  const int64_t* perm, const int64_t* inv, const int64_t* bucket,
-                                 const bool* key_padding, const scalar_t* out,
-                                 const scalar_t* lse, const scalar_t* grad_out,
-                                 scalar_t* grad_qk, scalar_t* grad_kn, scalar_t* grad_v,
-                                 const ReformerParams& p);
+                                 const bool* key_padding, const scalar_t* out, const scalar_t* lse,
+                                 const scalar_t* grad_out, scalar_t* grad_qk, scalar_t* grad_kn,
+                                 scalar_t* grad_v, const ReformerParams& p);
 
 }  // namespace longseq::cpu

@@ -69,62 +69,64 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
   BlasSingleThread one_blas_thread;
   // Sequences are independent: each block of rows [b0, b1) runs through every step.
   for_each_row_block(B, [&](int64_t b0, int64_t b1) {
-  std::vector<scalar_t> rec((b1 - b0) * GH);  // W_hh h (+ b_hh for gru) of this step
-  for (int64_t s = 0; s < T; ++s) {
-    const int64_t t = time_of(p, s);
-    const scalar_t* h = hs + s * B * H;
-    scalar_t* h_new = hs + (s + 1) * B * H;
-    gemm(false, true, b1 - b0, GH, H, scalar_t(1), h + b0 * H, H, w_hh, H, scalar_t(0),
-         rec.data(), GH);
-    for (int64_t b = b0; b < b1; ++b) {
-      const scalar_t* xp = xproj + (b * T + t) * GH;
-      const scalar_t* r = rec.data() + (b - b0) * GH;
-      const scalar_t* hb = h + b * H;
-      scalar_t* hb_new = h_new + b * H;
-      scalar_t* o = out + (b * T + t) * H;
-      scalar_t* act = acts + (s * B + b) * GH;
-      if (valid && !valid[b * T + t]) {
-        std::copy(hb, hb + H, hb_new);
-        if (lstm) std::copy(cs + s * B * H + b * H, cs + s * B * H + (b + 1) * H, cs + (s + 1) * B * H + b * H);
-        std::fill(o, o + H, scalar_t(0));
-        std::fill(act, act + GH, scalar_t(0));
-        if (gru) std::fill(hn + (s * B + b) * H, hn + (s * B + b + 1) * H, scalar_t(0));
-        continue;
-      }
-      if (p.kind == RnnCellKind::kElman) {
-        for (int64_t j = 0; j < H; ++j) hb_new[j] = std::tanh(xp[j] + r[j]);
-      } else if (lstm) {
-        const scalar_t* c = cs + s * B * H + b * H;
-        scalar_t* c_new = cs + (s + 1) * B * H + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t ig = sigmoid(xp[j] + r[j]);
-          const scalar_t fg = sigmoid(xp[H + j] + r[H + j]);
-          const scalar_t gg = std::tanh(xp[2 * H + j] + r[2 * H + j]);
-          const scalar_t og = sigmoid(xp[3 * H + j] + r[3 * H + j]);
-          act[j] = ig;
-          act[H + j] = fg;
-          act[2 * H + j] = gg;
-          act[3 * H + j] = og;
-          c_new[j] = fg * c[j] + ig * gg;
-          hb_new[j] = og * std::tanh(c_new[j]);
+    std::vector<scalar_t> rec((b1 - b0) * GH);  // W_hh h (+ b_hh for gru) of this step
+    for (int64_t s = 0; s < T; ++s) {
+      const int64_t t = time_of(p, s);
+      const scalar_t* h = hs + s * B * H;
+      scalar_t* h_new = hs + (s + 1) * B * H;
+      gemm(false, true, b1 - b0, GH, H, scalar_t(1), h + b0 * H, H, w_hh, H, scalar_t(0),
+           rec.data(), GH);
+      for (int64_t b = b0; b < b1; ++b) {
+        const scalar_t* xp = xproj + (b * T + t) * GH;
+        const scalar_t* r = rec.data() + (b - b0) * GH;
+        const scalar_t* hb = h + b * H;
+        scalar_t* hb_new = h_new + b * H;
+        scalar_t* o = out + (b * T + t) * H;
+        scalar_t* act = acts + (s * B + b) * GH;
+        if (valid && !valid[b * T + t]) {
+          std::copy(hb, hb + H, hb_new);
+          if (lstm)
+            std::copy(cs + s * B * H + b * H, cs + s * B * H + (b + 1) * H,
+                      cs + (s + 1) * B * H + b * H);
+          std::fill(o, o + H, scalar_t(0));
+          std::fill(act, act + GH, scalar_t(0));
+          if (gru) std::fill(hn + (s * B + b) * H, hn + (s * B + b + 1) * H, scalar_t(0));
+          continue;
         }
-      } else {
-        scalar_t* hnb = hn + (s * B + b) * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t hh_n = r[2 * H + j] + b_hh[2 * H + j];
-          const scalar_t rg = sigmoid(xp[j] + r[j] + b_hh[j]);
-          const scalar_t zg = sigmoid(xp[H + j] + r[H + j] + b_hh[H + j]);
-          const scalar_t ng = std::tanh(xp[2 * H + j] + rg * hh_n);
-          act[j] = rg;
-          act[H + j] = zg;
-          act[2 * H + j] = ng;
-          hnb[j] = hh_n;
-          hb_new[j] = (scalar_t(1) - zg) * ng + zg * hb[j];
+        if (p.kind == RnnCellKind::kElman) {
+          for (int64_t j = 0; j < H; ++j) hb_new[j] = std::tanh(xp[j] + r[j]);
+        } else if (lstm) {
+          const scalar_t* c = cs + s * B * H + b * H;
+          scalar_t* c_new = cs + (s + 1) * B * H + b * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t ig = sigmoid(xp[j] + r[j]);
+            const scalar_t fg = sigmoid(xp[H + j] + r[H + j]);
+            const scalar_t gg = std::tanh(xp[2 * H + j] + r[2 * H + j]);
+            const scalar_t og = sigmoid(xp[3 * H + j] + r[3 * H + j]);
+            act[j] = ig;
+            act[H + j] = fg;
+            act[2 * H + j] = gg;
+            act[3 * H + j] = og;
+            c_new[j] = fg * c[j] + ig * gg;
+            hb_new[j] = og * std::tanh(c_new[j]);
+          }
+        } else {
+          scalar_t* hnb = hn + (s * B + b) * H;
+          for (int64_t j = 0; j < H; ++j) {
+            const scalar_t hh_n = r[2 * H + j] + b_hh[2 * H + j];
+            const scalar_t rg = sigmoid(xp[j] + r[j] + b_hh[j]);
+            const scalar_t zg = sigmoid(xp[H + j] + r[H + j] + b_hh[H + j]);
+            const scalar_t ng = std::tanh(xp[2 * H + j] + rg * hh_n);
+            act[j] = rg;
+            act[H + j] = zg;
+            act[2 * H + j] = ng;
+            hnb[j] = hh_n;
+            hb_new[j] = (scalar_t(1) - zg) * ng + zg * hb[j];
+          }
         }
+        std::copy(hb_new, hb_new + H, o);
       }
-      std::copy(hb_new, hb_new + H, o);
     }
-  }
   });
 }
 
@@ -141,70 +143,71 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   if (dh_last) std::copy(dh_last, dh_last + B * H, dh.begin());
   if (lstm && dc_last) std::copy(dc_last, dc_last + B * H, dc.begin());
   {
-  BlasSingleThread one_blas_thread;
-  // Sequences are independent: each block of rows [b0, b1) runs back through every step.
-  for_each_row_block(B, [&](int64_t b0, int64_t b1) {
-  std::vector<scalar_t> dh_next((b1 - b0) * H), dtot(H);
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = time_of(p, s);
-    scalar_t* dg_step = dhh.data() + s * B * GH;
-    for (int64_t b = b0; b < b1; ++b) {
-      scalar_t* dx = dxproj + (b * T + t) * GH;
-      scalar_t* dg = dg_step + b * GH;
-      scalar_t* dhb = dh.data() + b * H;
-      if (valid && !valid[b * T + t]) {  // state passed through: gradients pass through too
-        std::fill(dx, dx + GH, scalar_t(0));
-        std::fill(dg, dg + GH, scalar_t(0));
-        continue;
+    BlasSingleThread one_blas_thread;
+    // Sequences are independent: each block of rows [b0, b1) runs back through every step.
+    for_each_row_block(B, [&](int64_t b0, int64_t b1) {
+      std::vector<scalar_t> dh_next((b1 - b0) * H), dtot(H);
+      for (int64_t s = T - 1; s >= 0; --s) {
+        const int64_t t = time_of(p, s);
+        scalar_t* dg_step = dhh.data() + s * B * GH;
+        for (int64_t b = b0; b < b1; ++b) {
+          scalar_t* dx = dxproj + (b * T + t) * GH;
+          scalar_t* dg = dg_step + b * GH;
+          scalar_t* dhb = dh.data() + b * H;
+          if (valid && !valid[b * T + t]) {  // state passed through: gradients pass through too
+            std::fill(dx, dx + GH, scalar_t(0));
+            std::fill(dg, dg + GH, scalar_t(0));
+            continue;
+          }
+          const scalar_t* go = dout ? dout + (b * T + t) * H : nullptr;
+          for (int64_t j = 0; j < H; ++j) dtot[j] = dhb[j] + (go ? go[j] : scalar_t(0));
+          const scalar_t* act = acts + (s * B + b) * GH;
+          const scalar_t* h_new = hs + ((s + 1) * B + b) * H;
+          if (p.kind == RnnCellKind::kElman) {
+            for (int64_t j = 0; j < H; ++j) {
+              dx[j] = dg[j] = dtot[j] * (scalar_t(1) - h_new[j] * h_new[j]);
+            }
+          } else if (lstm) {
+            const scalar_t* c = cs + (s * B + b) * H;
+            const scalar_t* c_new = cs + ((s + 1) * B + b) * H;
+            scalar_t* dcb = dc.data() + b * H;
+            for (int64_t j = 0; j < H; ++j) {
+              const scalar_t ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
+              const scalar_t tc = std::tanh(c_new[j]);
+              const scalar_t dct = dcb[j] + dtot[j] * og * (scalar_t(1) - tc * tc);
+              dx[j] = dg[j] = dct * gg * ig * (scalar_t(1) - ig);                      // di
+              dx[H + j] = dg[H + j] = dct * c[j] * fg * (scalar_t(1) - fg);            // df
+              dx[2 * H + j] = dg[2 * H + j] = dct * ig * (scalar_t(1) - gg * gg);      // dg
+              dx[3 * H + j] = dg[3 * H + j] = dtot[j] * tc * og * (scalar_t(1) - og);  // do
+              dcb[j] = dct * fg;                                                       // dc_{t−1}
+            }
+          } else {
+            const scalar_t* hb = hs + (s * B + b) * H;
+            const scalar_t* hnb = hn + (s * B + b) * H;
+            for (int64_t j = 0; j < H; ++j) {
+              const scalar_t rg = act[j], zg = act[H + j], ng = act[2 * H + j];
+              const scalar_t dn =
+                  dtot[j] * (scalar_t(1) - zg) * (scalar_t(1) - ng * ng);  // pre-tanh
+              const scalar_t dz = dtot[j] * (hb[j] - ng) * zg * (scalar_t(1) - zg);
+              const scalar_t dr = dn * hnb[j] * rg * (scalar_t(1) - rg);
+              dx[j] = dg[j] = dr;
+              dx[H + j] = dg[H + j] = dz;
+              dx[2 * H + j] = dn;
+              dg[2 * H + j] = dn * rg;
+            }
+          }
+          // dh_{t−1}: the direct path (gru: z ⊙ dh) here, the W_hh path by the GEMM below.
+          for (int64_t j = 0; j < H; ++j) dhb[j] = gru ? dtot[j] * act[H + j] : scalar_t(0);
+        }
+        // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
+        gemm(false, false, b1 - b0, H, GH, scalar_t(1), dg_step + b0 * GH, GH, w_hh, H, scalar_t(0),
+             dh_next.data(), H);
+        for (int64_t b = b0; b < b1; ++b) {
+          if (valid && !valid[b * T + time_of(p, s)]) continue;
+          for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[(b - b0) * H + j];
+        }
       }
-      const scalar_t* go = dout ? dout + (b * T + t) * H : nullptr;
-      for (int64_t j = 0; j < H; ++j) dtot[j] = dhb[j] + (go ? go[j] : scalar_t(0));
-      const scalar_t* act = acts + (s * B + b) * GH;
-      const scalar_t* h_new = hs + ((s + 1) * B + b) * H;
-      if (p.kind == RnnCellKind::kElman) {
-        for (int64_t j = 0; j < H; ++j) {
-          dx[j] = dg[j] = dtot[j] * (scalar_t(1) - h_new[j] * h_new[j]);
-        }
-      } else if (lstm) {
-        const scalar_t* c = cs + (s * B + b) * H;
-        const scalar_t* c_new = cs + ((s + 1) * B + b) * H;
-        scalar_t* dcb = dc.data() + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
-          const scalar_t tc = std::tanh(c_new[j]);
-          const scalar_t dct = dcb[j] + dtot[j] * og * (scalar_t(1) - tc * tc);
-          dx[j] = dg[j] = dct * gg * ig * (scalar_t(1) - ig);                       // di
-          dx[H + j] = dg[H + j] = dct * c[j] * fg * (scalar_t(1) - fg);            // df
-          dx[2 * H + j] = dg[2 * H + j] = dct * ig * (scalar_t(1) - gg * gg);      // dg
-          dx[3 * H + j] = dg[3 * H + j] = dtot[j] * tc * og * (scalar_t(1) - og);  // do
-          dcb[j] = dct * fg;                                                        // dc_{t−1}
-        }
-      } else {
-        const scalar_t* hb = hs + (s * B + b) * H;
-        const scalar_t* hnb = hn + (s * B + b) * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t rg = act[j], zg = act[H + j], ng = act[2 * H + j];
-          const scalar_t dn = dtot[j] * (scalar_t(1) - zg) * (scalar_t(1) - ng * ng);  // pre-tanh
-          const scalar_t dz = dtot[j] * (hb[j] - ng) * zg * (scalar_t(1) - zg);
-          const scalar_t dr = dn * hnb[j] * rg * (scalar_t(1) - rg);
-          dx[j] = dg[j] = dr;
-          dx[H + j] = dg[H + j] = dz;
-          dx[2 * H + j] = dn;
-          dg[2 * H + j] = dn * rg;
-        }
-      }
-      // dh_{t−1}: the direct path (gru: z ⊙ dh) here, the W_hh path by the GEMM below.
-      for (int64_t j = 0; j < H; ++j) dhb[j] = gru ? dtot[j] * act[H + j] : scalar_t(0);
-    }
-    // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
-    gemm(false, false, b1 - b0, H, GH, scalar_t(1), dg_step + b0 * GH, GH, w_hh, H, scalar_t(0),
-         dh_next.data(), H);
-    for (int64_t b = b0; b < b1; ++b) {
-      if (valid && !valid[b * T + time_of(p, s)]) continue;
-      for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[(b - b0) * H + j];
-    }
-  }
-  });
+    });
   }  // per-step GEMMs done
   std::copy(dh.begin(), dh.end(), dh0);
   if (lstm) std::copy(dc.begin(), dc.end(), dc0);
@@ -220,16 +223,14 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   }
 }
 
-#define LONGSEQ_INSTANTIATE_RNN(scalar_t)                                                         \
-  template void rnn_forward<scalar_t>(const scalar_t*, const scalar_t*, const scalar_t*,          \
-                                      const scalar_t*, const scalar_t*, const bool*, scalar_t*,   \
-                                      scalar_t*, scalar_t*, scalar_t*, scalar_t*,                 \
-                                      const RnnParams&);                                          \
-  template void rnn_backward<scalar_t>(const scalar_t*, const bool*, const scalar_t*,             \
-                                       const scalar_t*, const scalar_t*, const scalar_t*,         \
-                                       const scalar_t*, const scalar_t*, const scalar_t*,         \
-                                       scalar_t*, scalar_t*, scalar_t*, scalar_t*, scalar_t*,     \
-                                       const RnnParams&);
+#define LONGSEQ_INSTANTIATE_RNN(scalar_t)                                                       \
+  template void rnn_forward<scalar_t>(                                                          \
+      const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*,      \
+      const bool*, scalar_t*, scalar_t*, scalar_t*, scalar_t*, scalar_t*, const RnnParams&);    \
+  template void rnn_backward<scalar_t>(                                                         \
+      const scalar_t*, const bool*, const scalar_t*, const scalar_t*, const scalar_t*,          \
+      const scalar_t*, const scalar_t*, const scalar_t*, const scalar_t*, scalar_t*, scalar_t*, \
+      scalar_t*, scalar_t*, scalar_t*, const RnnParams&);
 LONGSEQ_INSTANTIATE_RNN(float)
 LONGSEQ_INSTANTIATE_RNN(double)
 #undef LONGSEQ_INSTANTIATE_RNN

@@ -16,9 +16,9 @@ inline int64_t rnn_gate_count(RnnCellKind kind) {
 
 struct RnnParams {
   RnnCellKind kind = RnnCellKind::kLstm;
-  int64_t batch = 0;   ///< B
-  int64_t t = 0;       ///< T
-  int64_t hidden = 0;  ///< H
+  int64_t batch = 0;     ///< B
+  int64_t t = 0;         ///< T
+  int64_t hidden = 0;    ///< H
   bool reverse = false;  ///< run t = T-1 .. 0
 };
 

@@ -53,8 +53,8 @@
 namespace longseq::cpu {
 namespace {
 
-constexpr int64_t kChunkC = 64;  // linear scan: channels per work item
-constexpr int64_t kLanes = 16;   // selective scan: channels per block (vector lanes)
+constexpr int64_t kChunkC = 64;    // linear scan: channels per work item
+constexpr int64_t kLanes = 16;     // selective scan: channels per block (vector lanes)
 constexpr int64_t kMinItems = 16;  // selective scan backward: aim for at least this many items
 
 // Σ_l x[l] over the kLanes = 16 lanes as a fixed tree (vectorisable, and the same order always).
@@ -101,13 +101,10 @@ LONGSEQ_INLINE void linear_fwd_rows_impl(const scalar_t* __restrict__ a,
 // Reverse pass for the cw channels of one batch row:
 //   db_t = dh_t = dout_t + a_{t+1} ⊙ dh_{t+1};  da_t = dh_t ⊙ h_{t-1};  dh0 = a_0 ⊙ dh_0.
 template <typename scalar_t>
-LONGSEQ_INLINE void linear_bwd_rows_impl(const scalar_t* __restrict__ a,
-                                         const scalar_t* __restrict__ h,
-                                         const scalar_t* __restrict__ h0,
-                                         const scalar_t* __restrict__ dout,
-                                         scalar_t* __restrict__ da, scalar_t* __restrict__ db,
-                                         scalar_t* __restrict__ dh0, int64_t T, int64_t C,
-                                         int64_t cw) {
+LONGSEQ_INLINE void linear_bwd_rows_impl(
+    const scalar_t* __restrict__ a, const scalar_t* __restrict__ h, const scalar_t* __restrict__ h0,
+    const scalar_t* __restrict__ dout, scalar_t* __restrict__ da, scalar_t* __restrict__ db,
+    scalar_t* __restrict__ dh0, int64_t T, int64_t C, int64_t cw) {
   for (int64_t t = T - 1; t >= 0; --t) {
     const scalar_t* dot = dout + t * C;
     scalar_t* dbt = db + t * C;
@@ -185,7 +182,8 @@ LONGSEQ_INLINE void ss_load_block(const SsBlock<scalar_t>& s, scalar_t* at, scal
 // Forward over all T for one block. h [N, kLanes] holds h_{-1} on entry and h_{T-1} on exit.
 // With kStore, the state after each step t goes to states[t] ([T, N, kLanes]) instead of h, and
 // y is not written (the backward's recompute); otherwise y [B, T, E] rows get y_t.
-//   h_tn = exp(delta_t · A_n) · h_{t-1,n} + (delta_t · u_t) · Bm_tn;  y_t = D · u_t + Σ_n Cm_tn h_tn
+//   h_tn = exp(delta_t · A_n) · h_{t-1,n} + (delta_t · u_t) · Bm_tn;  y_t = D · u_t + Σ_n Cm_tn
+//   h_tn
 template <bool kStore, typename scalar_t>
 LONGSEQ_INLINE void ss_forward_block_impl(const SsBlock<scalar_t>& s, const scalar_t* at,
                                           scalar_t* h, const scalar_t* d, scalar_t* y,
@@ -242,8 +240,8 @@ LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const sca
                                            scalar_t* du_row, scalar_t* ddelta_row,
                                            scalar_t* dBm_row, scalar_t* dCm_row) {
   const int64_t N = s.N, E = s.E;
-  alignas(64) scalar_t dt[kLanes], uu[kLanes], dy[kLanes], dtu[kLanes], du[kLanes],
-      ddt[kLanes], xb[kLanes], xc[kLanes];
+  alignas(64) scalar_t dt[kLanes], uu[kLanes], dy[kLanes], dtu[kLanes], du[kLanes], ddt[kLanes],
+      xb[kLanes], xc[kLanes];
   for (int64_t t = s.T - 1; t >= 0; --t) {
     load_lanes(dt, s.delta + t * E, s.w);
     load_lanes(uu, s.u + t * E, s.w);
@@ -268,15 +266,15 @@ LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const sca
       scalar_t* gn = g + n * kLanes;
       scalar_t* dan = dA_acc + n * kLanes;
       for (int64_t l = 0; l < kLanes; ++l) {
-        const scalar_t gv = dy[l] * cn + gn[l];            // g_tn
-        const scalar_t a = exp_fast(dt[l] * an[l]);        // a_tn
-        const scalar_t ha = gv * hp[l] * a;                // g · h_{t-1} · a
-        dan[l] += ha * dt[l];                              // dA
-        ddt[l] += ha * an[l] + gv * bn * uu[l];            // ddelta
-        du[l] += gv * dt[l] * bn;                          // du
-        xb[l] = gv * dtu[l];                               // dBm term of channel l
-        xc[l] = dy[l] * hc[l];                             // dCm term of channel l
-        gn[l] = a * gv;                                    // G_{t-1} = a_t · g_t
+        const scalar_t gv = dy[l] * cn + gn[l];      // g_tn
+        const scalar_t a = exp_fast(dt[l] * an[l]);  // a_tn
+        const scalar_t ha = gv * hp[l] * a;          // g · h_{t-1} · a
+        dan[l] += ha * dt[l];                        // dA
+        ddt[l] += ha * an[l] + gv * bn * uu[l];      // ddelta
+        du[l] += gv * dt[l] * bn;                    // du
+        xb[l] = gv * dtu[l];                         // dBm term of channel l
+        xc[l] = dy[l] * hc[l];                       // dCm term of channel l
+        gn[l] = a * gv;                              // G_{t-1} = a_t · g_t
       }
       dbt[n] += sum_lanes(xb);
       dct[n] += sum_lanes(xc);
@@ -375,9 +373,8 @@ void linear_scan_backward(const scalar_t* a, const scalar_t* h, const scalar_t* 
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bi = item / nc, c0 = (item % nc) * kChunkC, cw = std::min(kChunkC, C - c0);
       const int64_t off = bi * T * C + c0;
-      linear_bwd_rows(a + off, h + off, h0 ? h0 + bi * C + c0 : nullptr, grad_h + off,
-                      grad_a + off, grad_b + off, grad_h0 ? grad_h0 + bi * C + c0 : nullptr, T, C,
-                      cw);
+      linear_bwd_rows(a + off, h + off, h0 ? h0 + bi * C + c0 : nullptr, grad_h + off, grad_a + off,
+                      grad_b + off, grad_h0 ? grad_h0 + bi * C + c0 : nullptr, T, C, cw);
     }
   });
 }
@@ -464,8 +461,7 @@ void selective_scan_backward(const scalar_t* u, const scalar_t* delta, const sca
         std::fill(dD_acc, dD_acc + kLanes, scalar_t(0));
         const int64_t off = bi * T * E + e0;
         ss_backward_block(s, atr.data(), h0l.data(), d, states.data(), grad_y + off, g.data(),
-                          dA_acc.data(), dD_acc, grad_u + off, grad_delta + off, dbm_row,
-                          dcm_row);
+                          dA_acc.data(), dD_acc, grad_u + off, grad_delta + off, dbm_row, dcm_row);
         scalar_t* da = da_base + (B > 1 ? bi * E * N : 0) + e0 * N;
         scalar_t* dd = dd_base + (B > 1 ? bi * E : 0) + e0;
         for (int64_t l = 0; l < s.w; ++l) {
@@ -515,17 +511,17 @@ void selective_scan_backward(const scalar_t* u, const scalar_t* delta, const sca
   }
 }
 
-#define LONGSEQ_INSTANTIATE_SCAN(T_)                                                              \
-  template void linear_scan_forward<T_>(const T_*, const T_*, const T_*, T_*,                     \
-                                        const LinearScanParams&);                                 \
-  template void linear_scan_backward<T_>(const T_*, const T_*, const T_*, const T_*, T_*, T_*,    \
-                                         T_*, const LinearScanParams&);                           \
-  template void selective_scan_forward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*, \
-                                           const T_*, const T_*, T_*, T_*,                        \
-                                           const SelectiveScanParams&);                           \
-  template void selective_scan_backward<T_>(                                                      \
-      const T_*, const T_*, const T_*, const T_*, const T_*, const T_*, const T_*, const T_*,     \
-      const T_*, T_*, T_*, T_*, T_*, T_*, T_*, T_*, const SelectiveScanParams&);
+#define LONGSEQ_INSTANTIATE_SCAN(T_)                                                               \
+  template void linear_scan_forward<T_>(const T_*, const T_*, const T_*, T_*,                      \
+                                        const LinearScanParams&);                                  \
+  template void linear_scan_backward<T_>(const T_*, const T_*, const T_*, const T_*, T_*, T_*,     \
+                                         T_*, const LinearScanParams&);                            \
+  template void selective_scan_forward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*,  \
+                                           const T_*, const T_*, T_*, T_*,                         \
+                                           const SelectiveScanParams&);                            \
+  template void selective_scan_backward<T_>(const T_*, const T_*, const T_*, const T_*, const T_*, \
+                                            const T_*, const T_*, const T_*, const T_*, T_*, T_*,  \
+                                            T_*, T_*, T_*, T_*, T_*, const SelectiveScanParams&);
 LONGSEQ_INSTANTIATE_SCAN(float)
 LONGSEQ_INSTANTIATE_SCAN(double)
 #undef LONGSEQ_INSTANTIATE_SCAN

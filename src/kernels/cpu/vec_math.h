@@ -12,8 +12,7 @@ namespace longseq::cpu {
 // listed target and an ifunc resolver picks the best at load time, so the library still runs on
 // any x86-64 (the "default" clone is baseline SSE2) without ISA flags on the file.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LONGSEQ_ISA_CLONES \
-  __attribute__((target_clones("avx512f", "avx2", "default")))
+#define LONGSEQ_ISA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LONGSEQ_ISA_CLONES
 #endif

@@ -61,7 +61,8 @@ at::Tensor performer_causal_naive(const at::Tensor& fq_in, const at::Tensor& fk_
   const auto fk = fk_in.to(at::kDouble).contiguous();
   const auto v = v_in.to(at::kDouble).contiguous();
   const int64_t B = fq.size(0), H = fq.size(1), T = fq.size(2), R = fq.size(3), Dv = v.size(3);
-  const auto m = m_in.defined() ? m_in.to(at::kDouble).contiguous() : at::zeros({B, H, T}, fq.options());
+  const auto m =
+      m_in.defined() ? m_in.to(at::kDouble).contiguous() : at::zeros({B, H, T}, fq.options());
   auto out = at::zeros({B, H, T, Dv}, fq.options());
   auto qa = fq.accessor<double, 4>();
   auto ka = fk.accessor<double, 4>();

@@ -34,13 +34,10 @@ at::Tensor linear_scan_naive(const at::Tensor& a_in, const at::Tensor& b_in,
   return h;
 }
 
-std::tuple<at::Tensor, at::Tensor> selective_scan_naive(const at::Tensor& u_in,
-                                                        const at::Tensor& delta_in,
-                                                        const at::Tensor& A_in,
-                                                        const at::Tensor& Bm_in,
-                                                        const at::Tensor& Cm_in,
-                                                        const at::Tensor& D_in,
-                                                        const at::Tensor& h0_in) {
+std::tuple<at::Tensor, at::Tensor> selective_scan_naive(
+    const at::Tensor& u_in, const at::Tensor& delta_in, const at::Tensor& A_in,
+    const at::Tensor& Bm_in, const at::Tensor& Cm_in, const at::Tensor& D_in,
+    const at::Tensor& h0_in) {
   const auto u = to_f64(u_in), delta = to_f64(delta_in), A = to_f64(A_in), Bm = to_f64(Bm_in),
              Cm = to_f64(Cm_in);
   const int64_t B = u.size(0), T = u.size(1), E = u.size(2), N = A.size(1);
