@@ -17,6 +17,7 @@ PACKAGES=(
   dataset-fashion-mnist   # sequential Fashion-MNIST task
   libgloo-dev             # c10d's Gloo backend headers (distributed training)
   python3-torch python3-pytest  # the Python package and its tests (Debian's /usr/bin/python3)
+  clang-14 libclang-rt-14-dev   # libFuzzer targets (scripts/fuzz.sh, run by CI)
 )
 
 SUDO=""

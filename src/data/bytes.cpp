@@ -2,12 +2,12 @@
 // byte. The file splits 90/5/5 into train/validation/test; training windows start at random
 // offsets, validation/test walk their part in order. Loss in nats per byte; bits = nats / ln 2.
 #include "data/task_impls.h"
+#include "util/json_read.h"
 
 #include <ATen/ATen.h>
 
 #include <cmath>
-#include <fstream>
-#include <iterator>
+#include <cstring>
 
 namespace longseq::data {
 namespace {
@@ -17,10 +17,9 @@ class Bytes : public Task {
   Bytes(const ResolvedOptions& o, uint64_t seed) : seed_(seed), t_(o.get_int("length")) {
     const std::string path = o.get_string("file");
     TORCH_CHECK(!path.empty(), "bytes: option `file` is required (a text file to model)");
-    std::ifstream f(path, std::ios::binary);
-    TORCH_CHECK(f.good(), "bytes: cannot open `file` '", path, "'");
-    std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     check_range("bytes", "length", t_, 1, 1 << 24);
+    // A regular file only (a FIFO would block, a device never end), of at most 4 GiB in memory.
+    const std::string raw = read_regular_file(path, "bytes: option `file`", int64_t{4} << 30);
     const int64_t n = static_cast<int64_t>(raw.size());
     TORCH_CHECK(n >= 20 * (t_ + 1), "bytes: `file` '", path, "' has ", n, " bytes; with `length` ",
                 t_, " it needs at least ", 20 * (t_ + 1), " (5% of it must hold one sequence)");

@@ -4,13 +4,15 @@
 #include <longseq/config.h>
 #include <longseq/registry.h>
 
+#include "util/json_read.h"
+
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <fstream>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 namespace longseq {
 namespace {
@@ -100,11 +102,25 @@ class Section {
   void get(const char* key, T& out) {
     known_.insert(key);
     if (!j_.contains(key)) return;
-    try {
-      out = j_.at(key).get<T>();
-    } catch (const json::exception& e) {
-      TORCH_CHECK(false, "config: `", name_, ".", key, "` has the wrong type (", j_.at(key).dump(),
-                  "): ", e.what());
+    const json& v = j_.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // nlohmann would truncate 8.9 to 8 and wrap -1 to 2^64 - 1: integers only, in range.
+      std::string text;
+      TORCH_CHECK(json_to_text(v, OptionKind::kInt, text), "config: `", name_, ".", key,
+                  "` must be an integer, got ", v.dump());
+      int64_t x = 0;
+      TORCH_CHECK(option_text::parse(text, x), "config: `", name_, ".", key,
+                  "` is out of range: ", text);
+      TORCH_CHECK(std::is_signed_v<T> || x >= 0, "config: `", name_, ".", key,
+                  "` must be >= 0, got ", x);
+      out = static_cast<T>(x);
+    } else {
+      try {
+        out = v.get<T>();
+      } catch (const json::exception& e) {
+        TORCH_CHECK(false, "config: `", name_, ".", key, "` has the wrong type (", v.dump(),
+                    "): ", e.what());
+      }
     }
   }
   /// Every option of `set` (but `skip`) present in the section, checked and set in `out`.
@@ -152,6 +168,23 @@ std::map<std::string, std::string> string_map(const json& j, const std::string& 
   return out;
 }
 
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80           ? 1
+                  : (c >> 5) == 0x6  ? 2
+                  : (c >> 4) == 0xe  ? 3
+                  : (c >> 3) == 0x1e ? 4
+                                     : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    for (int k = 1; k < n; ++k) {
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 // "a.b.c=value": sets j["a"]["b"]["c"]; value is read as JSON when it parses, else as a string;
 // a comma list for `model.mixers` becomes an array.
 void apply_override(json& j, const std::string& o) {
@@ -159,11 +192,15 @@ void apply_override(json& j, const std::string& o) {
   TORCH_CHECK(eq != std::string::npos && eq > 0, "config: `--set` expects key=value, got '", o,
               "'");
   const std::string path = o.substr(0, eq), text = o.substr(eq + 1);
+  // JSON text is UTF-8: a value in another encoding (a Latin-1 file name) could be read but never
+  // written back into a checkpoint's state.json.
+  TORCH_CHECK(valid_utf8(o), "config: `--set ", valid_utf8(path) ? path : std::string("?"),
+              "`: the text is not valid UTF-8");
   json value;
   try {
-    value = json::parse(text);
-  } catch (const json::exception&) {
-    value = text;
+    value = parse_json_strict(text, "config: `--set " + path + "`: ");
+  } catch (const c10::Error&) {
+    value = text;  // not JSON: the text itself (a name, a path)
   }
   if (path == "model.mixers" && value.is_string()) {
     json arr = json::array();
@@ -188,12 +225,10 @@ void apply_override(json& j, const std::string& o) {
 
 TrainConfig parse_train_config(const std::string& text, const std::vector<std::string>& overrides,
                                const std::string& source) {
-  json j;
-  try {
-    j = text.empty() ? json::object() : json::parse(text);
-  } catch (const json::exception& e) {
-    TORCH_CHECK(false, "config: ", source, " is not valid JSON: ", e.what());
-  }
+  // Depth-limited, duplicate keys refused (nlohmann would keep the last one silently).
+  json j = text.empty() ? json::object() : parse_json_strict(text, "config: " + source + ": ");
+  TORCH_CHECK(j.is_object(), "config: ", source, " must be a JSON object {\"task\": ..., ",
+              "\"model\": ..., \"train\": ...}, got ", j.type_name());
   for (const auto& o : overrides) apply_override(j, o);
   TrainConfig c;
   Section root(j, "config");
@@ -243,11 +278,9 @@ TrainConfig parse_train_config(const std::string& text, const std::vector<std::s
 TrainConfig load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::string text;
   if (!path.empty()) {
-    std::ifstream f(path);
-    TORCH_CHECK(f.good(), "config: cannot read '", path, "'");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    text = read_regular_file(path, "config", int64_t{16} << 20);  // configs are a few KB
+    TORCH_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, "config: '", path,
+                "' is empty");
   }
   return parse_train_config(text, overrides, path.empty() ? "defaults" : path);
 }

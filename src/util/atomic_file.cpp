@@ -107,7 +107,14 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
   TORCH_CHECK(!path.empty(), "write_file_atomic: empty path");
   TempFile tmp;
   tmp.path = atomic_temp_path(path);
-  tmp.fd = ::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  // Created exclusively, never through a link: O_EXCL fails on any existing entry, a symbolic
+  // link included. An entry of our name is a leftover of an earlier process with our (recycled)
+  // pid or a planted link; it is unlinked (a link as a link) and the create tried once more.
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  tmp.fd = ::open(tmp.path.c_str(), flags, 0666);
+  if (tmp.fd < 0 && errno == EEXIST && ::unlink(tmp.path.c_str()) == 0) {
+    tmp.fd = ::open(tmp.path.c_str(), flags, 0666);
+  }
   if (tmp.fd < 0) {
     const int err = errno;
     tmp.keep = true;  // not ours to remove: we did not create it

@@ -9,6 +9,9 @@
 //   "__metadata__" first, and pads the header with spaces to a multiple of 8 bytes.
 #include <longseq/atomic_file.h>
 #include <longseq/safetensors.h>
+
+#include "util/json_read.h"
+
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <fcntl.h>
@@ -112,31 +115,18 @@ struct Entry {
   uint64_t begin, end;
 };
 
-// Parses the header, rejecting duplicate keys at any level (nlohmann keeps the last silently;
-// the format forbids duplicates).
+// Longest array a valid header holds: a shape (LibTorch allows 64 dims) or data_offsets (2).
+constexpr int64_t kMaxHeaderArray = 64;
+
+// Parses the header in one linear pass: duplicate keys at any level refused (nlohmann keeps the
+// last silently; the format forbids duplicates), nesting beyond the format's 3 levels and arrays
+// longer than a shape refused before they are built, so a hostile header costs neither stack nor
+// memory.
 nlohmann::json parse_header(const std::string& text, const std::string& where) {
-  std::vector<std::set<std::string>> keys;
-  std::string duplicate;
-  nlohmann::json::parser_callback_t cb = [&](int /*depth*/, nlohmann::json::parse_event_t event,
-                                             nlohmann::json& parsed) {
-    using E = nlohmann::json::parse_event_t;
-    if (event == E::object_start) {
-      keys.emplace_back();
-    } else if (event == E::object_end) {
-      if (!keys.empty()) keys.pop_back();
-    } else if (event == E::key && !keys.empty() && parsed.is_string()) {
-      const auto& k = parsed.get_ref<const std::string&>();
-      if (!keys.back().insert(k).second && duplicate.empty()) duplicate = k;
-    }
-    return true;
-  };
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(text, cb);
-  } catch (const nlohmann::json::exception& e) {
-    TORCH_CHECK(false, where, "header is not valid JSON: ", e.what());
-  }
-  TORCH_CHECK(duplicate.empty(), where, "duplicate key \"", duplicate, "\" in the header");
+  JsonLimits limits;
+  limits.max_depth = 3;  // {"name": {"shape": [..]}}
+  limits.max_array = kMaxHeaderArray;
+  nlohmann::json header = parse_json_strict(text, where + "header: ", limits);
   TORCH_CHECK(header.is_object(), where, "header must be a JSON object, got ", header.type_name());
   return header;
 }
@@ -234,6 +224,8 @@ void write_safetensors(std::ostream& os, const NamedTensors& tensors,
     const DtypeInfo* d = dtype_by_type(t.scalar_type());
     TORCH_CHECK(d != nullptr, "write_safetensors: tensor `", name, "` has unsupported dtype ",
                 t.scalar_type(), " (supported: ", supported_dtype_list(), ")");
+    TORCH_CHECK(t.dim() <= kMaxHeaderArray, "write_safetensors: tensor `", name, "` has ", t.dim(),
+                " dimensions, more than the ", kMaxHeaderArray, " a header may hold");
     items.push_back({&name, &t, d});
   }
   std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
@@ -261,6 +253,9 @@ void write_safetensors(std::ostream& os, const NamedTensors& tensors,
     TORCH_CHECK(
         false, "write_safetensors: a tensor name or metadata entry is not valid UTF-8: ", e.what());
   }
+  // Never write what load_safetensors would refuse.
+  TORCH_CHECK(text.size() <= kMaxHeaderBytes, "write_safetensors: the header would be ",
+              text.size(), " bytes, above the readers' limit of ", kMaxHeaderBytes);
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(uint64_t{text.size()} >> (8 * i));
@@ -282,7 +277,9 @@ NamedTensors load_safetensors(const std::string& path,
                               std::map<std::string, std::string>* metadata) {
   const std::string where = "load_safetensors: `" + path + "`: ";
   TORCH_CHECK(host_is_little_endian(), where, "big-endian hosts are not supported");
-  FileCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  // O_NONBLOCK: a FIFO given as a checkpoint file must be refused, not wait for a writer (the
+  // flag changes nothing for the regular files read below).
+  FileCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
   if (file.fd < 0) {
     const int err = errno;
     TORCH_CHECK(false, where, "cannot open: ", errno_text(err));

@@ -22,6 +22,10 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
+  TORCH_CHECK(a.batch_size >= 0, "eval: `--batch-size` must be >= 0 (0 = the run's), got ",
+              a.batch_size);
+  TORCH_CHECK(a.max_batches >= 0, "eval: `--max-batches` must be >= 0 (0 = all), got ",
+              a.max_batches);
   const std::string dir = resolve_checkpoint(a.checkpoint);
   Trainer trainer(checkpoint_config(dir));
   load_checkpoint(trainer, dir);

@@ -2,6 +2,7 @@
 // quality level, from a report's measurements (--from report.json) or a quick measurement now.
 #include "commands.h"
 #include "report_io.h"
+#include "util/json_read.h"
 
 #include <longseq/registry.h>
 #include <longseq/report.h>
@@ -66,11 +67,8 @@ void run_recommend(const RecommendArgs& a) {
   if (!a.memory.empty()) q.memory_bytes = parse_bytes(a.memory, "recommend: `--memory`");
   Report r;
   if (!a.from.empty()) {
-    std::ifstream in(a.from);
-    TORCH_CHECK(in.good(), "recommend: cannot read `--from` report '", a.from, "'");
-    std::stringstream text;
-    text << in.rdbuf();
-    r = report_from_json(text.str(), a.from);
+    r = report_from_json(read_regular_file(a.from, "recommend: `--from`", int64_t{256} << 20),
+                         a.from);
   } else {
     r = quick_measurement(a, q);
   }

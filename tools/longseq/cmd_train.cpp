@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <atomic>
 #include <chrono>
@@ -41,7 +42,46 @@ std::string eta(double secs) {
                    : fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
+// The run directory a --resume path belongs to: the path itself, or the parent of a step
+// directory (one holding state.json), so a resumed run saves beside its checkpoints, not inside.
+std::string run_dir_of(const std::string& resume) {
+  const std::string dir = resolve_checkpoint(resume);
+  if (dir != resume) return resume;  // resume named a run directory through its `latest`
+  std::string trimmed = resume;
+  while (trimmed.size() > 1 && trimmed.back() == '/') trimmed.pop_back();
+  const auto slash = trimmed.find_last_of('/');
+  return slash == std::string::npos ? "." : trimmed.substr(0, slash == 0 ? 1 : slash);
+}
+
+// Keys that define the learning-rate schedule: changing them on resume follows another schedule
+// than the uninterrupted run would have.
+void warn_schedule_changes(const TrainConfig& saved, const TrainConfig& now) {
+  auto warn = [](const char* key, const std::string& was, const std::string& is) {
+    fmt::print(stderr,
+               "warning: train.{} was {} in the checkpoint and is {} now: the resumed run follows "
+               "another learning-rate schedule than an uninterrupted one\n",
+               key, was, is);
+  };
+  if (saved.steps != now.steps)
+    warn("steps", std::to_string(saved.steps), std::to_string(now.steps));
+  if (saved.warmup != now.warmup) {
+    warn("warmup", std::to_string(saved.warmup), std::to_string(now.warmup));
+  }
+  if (saved.lr != now.lr) warn("lr", fmt::format("{}", saved.lr), fmt::format("{}", now.lr));
+  if (saved.min_lr_ratio != now.min_lr_ratio) {
+    warn("min_lr_ratio", fmt::format("{}", saved.min_lr_ratio),
+         fmt::format("{}", now.min_lr_ratio));
+  }
+}
+
 void run_train(const TrainArgs& a) {
+  TORCH_CHECK(a.save_every >= 0, "train: `--save-every` must be >= 0, got ", a.save_every);
+  TORCH_CHECK(a.keep_last >= 0, "train: `--keep` must be >= 0, got ", a.keep_last);
+  const std::string out_dir = !a.out_dir.empty()  ? a.out_dir
+                              : !a.resume.empty() ? run_dir_of(a.resume)
+                                                  : std::string();
+  // Where checkpoints go is checked now, not found unwritable after the training.
+  if (!out_dir.empty()) check_checkpoint_dir(out_dir, a.keep_last);
   // --resume without --config continues the checkpoint's own config (overrides still apply).
   TrainConfig config;
   if (!a.resume.empty() && a.config_path.empty()) {
@@ -50,13 +90,20 @@ void run_train(const TrainArgs& a) {
   } else {
     config = load_train_config(a.config_path, a.sets);
   }
+  if (!a.resume.empty()) warn_schedule_changes(checkpoint_config(a.resume), config);
+  if (!out_dir.empty()) {
+    const int64_t stale = clean_stale_checkpoint_temps(out_dir);
+    if (stale > 0) {
+      fmt::print("# removed {} temporary checkpoint director{} left by killed saves in {}\n", stale,
+                 stale == 1 ? "y" : "ies", out_dir);
+    }
+  }
   Trainer trainer(config);
   if (!a.resume.empty()) {
     load_checkpoint(trainer, a.resume);
-    fmt::print("# resumed from {} at step {}\n", resolve_checkpoint(a.resume),
-               trainer.current_step());
+    fmt::print("# resumed from {} at step {}; checkpoints go to {}\n", resolve_checkpoint(a.resume),
+               trainer.current_step(), out_dir);
   }
-  const std::string out_dir = !a.out_dir.empty() ? a.out_dir : a.resume;
   const auto& info = trainer.task().info();
   fmt::print("# {}\n# task {} (T = {}, {}), mixers", machine_line(), config.task, info.seq_len,
              info.baseline_text);
@@ -67,6 +114,9 @@ void run_train(const TrainArgs& a) {
              params);
   std::ofstream metrics;
   if (!a.metrics_path.empty()) {
+    struct stat st {};
+    TORCH_CHECK(::stat(a.metrics_path.c_str(), &st) != 0 || S_ISREG(st.st_mode),
+                "train: `--metrics` '", a.metrics_path, "' exists and is not a regular file");
     metrics.open(a.metrics_path, std::ios::app);
     TORCH_CHECK(metrics.good(), "train: cannot write `--metrics` file '", a.metrics_path, "'");
   }
@@ -118,14 +168,24 @@ void run_train(const TrainArgs& a) {
                                 {"loss", r.loss}, {"accuracy", r.accuracy}, {"count", r.count}}
                      .dump()
               << "\n";
+      metrics.flush();
     }
   };
   // SIGINT/SIGTERM finish the current step, save, and exit cleanly.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  // A step is saved once: a signal that arrives during a periodic save ends the run after it
+  // without writing the same step again.
+  int64_t saved_step = -1;
   auto save = [&](const char* why) {
     if (out_dir.empty()) return;
+    if (trainer.current_step() == saved_step) {
+      fmt::print("{}checkpoint ({}): step {} is already saved\n", tty ? "\n" : "", why, saved_step);
+      return;
+    }
     const auto dir = save_checkpoint(trainer, out_dir, a.keep_last);
+    saved_step = trainer.current_step();
+    if (metrics.is_open()) metrics.flush();  // the metrics up to the checkpoint survive a kill
     fmt::print("{}checkpoint ({}) saved to {}\n", tty ? "\n" : "", why, dir);
   };
   while (trainer.current_step() < config.steps && !trainer.stopped() && !g_interrupted) {

@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -57,8 +58,33 @@ int main(int argc, char** argv) {
       {"report", longseq::cli::add_report_command(app)},
       {"recommend", longseq::cli::add_recommend_command(app)},
   };
+  // CLI11's own errors in our form: `error: ` and the flag, then where to look.
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    std::string msg = "error: " + std::string(e.what()) + "\n";
+    if (a != nullptr)
+      msg += "hint: `longseq --help` (or `longseq <command> --help`) lists the options\n";
+    return msg;
+  });
   try {
+    // The first word that is neither a flag nor --threads' value names the command.
+    for (int i = 1; i < argc; ++i) {
+      const std::string word = argv[i];
+      if (word == "--threads") {
+        ++i;
+        continue;
+      }
+      if (word.empty() || word[0] == '-') continue;
+      if (runners.count(word)) break;
+      std::string names;
+      for (const auto& [name, runner] : runners) names += (names.empty() ? "" : ", ") + name;
+      TORCH_CHECK(false, "unknown command '", word, "'; commands: ", names);
+    }
     app.parse(argc, argv);
+    // Far more threads than CPUs only contend (and a huge count takes minutes to spawn).
+    const int cpus = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    const int cap = std::max(256, 16 * cpus);
+    TORCH_CHECK(threads <= cap, "`--threads` ", threads, " is above the limit of ", cap,
+                " for this machine's ", cpus, " logical CPUs (16 per CPU, at least 256)");
     at::set_num_threads(threads);
     for (const auto* sub : app.get_subcommands()) runners.at(sub->get_name())();
   } catch (const CLI::ParseError& e) {

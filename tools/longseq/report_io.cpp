@@ -1,6 +1,8 @@
 // report.json in and out, and the analysis shared by `report` and `recommend` (report_io.h).
 #include "report_io.h"
 
+#include "util/json_read.h"
+
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
 
@@ -119,12 +121,7 @@ nlohmann::json report_to_json(const Report& r) {
 }
 
 Report report_from_json(const std::string& text, const std::string& source) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    TORCH_CHECK(false, "report: '", source, "' is not valid JSON: ", e.what());
-  }
+  const nlohmann::json j = parse_json_strict(text, "report: '" + source + "': ");
   TORCH_CHECK(j.is_object() && j.value("schema", "") == kReportSchema, "report: '", source,
               "' is not a longseq report (expected `schema` \"", kReportSchema, "\")");
   Report r;

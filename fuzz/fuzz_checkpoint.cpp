@@ -1,0 +1,70 @@
+// Fuzzes longseq::load_checkpoint (src/train/checkpoint.cpp): state.json, model.safetensors and
+// optimizer.safetensors of a checkpoint directory. Once per process a tiny Trainer (task copy,
+// blanks 10, 2 exact layers, dim 16, heads 2, as tests/train/test_checkpoint.cpp) takes one step
+// and saves a checkpoint: the template. Per input, byte 0 picks the file (0/3: state.json,
+// 1: model.safetensors, 2: optimizer.safetensors) that the rest of the input replaces; the
+// others keep the template's bytes; then load_checkpoint(trainer, dir). Rejection by c10::Error
+// is expected.
+#include "fuzz_util.h"
+
+#include <longseq/checkpoint.h>
+#include <longseq/train.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+longseq::TrainConfig tiny() {
+  longseq::TrainConfig c;
+  c.task = "copy";
+  c.task_options = {{"blanks", "10"}};
+  c.model.layers = 2;
+  c.model.mixers = {"exact"};
+  c.model.mixer.dim = 16;
+  c.model.mixer.heads = 2;
+  c.model.mixer.causal = true;
+  c.model.ffn_mult = 2;
+  c.steps = 8;
+  c.batch_size = 2;
+  c.warmup = 2;
+  c.eval_every = 0;
+  c.seed = 5;
+  return c;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+const char* const kFiles[3] = {"state.json", "model.safetensors", "optimizer.safetensors"};
+
+struct Fixture {
+  longseq::Trainer trainer{tiny()};
+  std::string dir;
+  std::string original[3];
+  Fixture() {
+    trainer.step();
+    dir = longseq::save_checkpoint(trainer, longseq_fuzz::scratch_dir() + "/run");
+    for (int i = 0; i < 3; ++i) original[i] = read_all(dir + "/" + kFiles[i]);
+  }
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static Fixture* fx = new Fixture();  // never destroyed: the trainer lives for the process
+  static int dirty = -1;
+  if (size < 1) return 0;
+  const int which = (data[0] & 3) == 3 ? 0 : (data[0] & 3);
+  if (dirty >= 0 && dirty != which) {
+    longseq_fuzz::write_file(fx->dir + "/" + kFiles[dirty], fx->original[dirty]);
+  }
+  dirty = which;
+  longseq_fuzz::write_file(fx->dir + "/" + kFiles[which], data + 1, size - 1);
+  longseq_fuzz::expect_c10_errors_only([&] { longseq::load_checkpoint(fx->trainer, fx->dir); });
+  return 0;
+}
