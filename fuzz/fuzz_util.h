@@ -3,13 +3,13 @@
 
 #include <c10/util/Exception.h>
 
+#include <unistd.h>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <string>
-#include <unistd.h>
 
 namespace longseq_fuzz {
 

@@ -36,7 +36,8 @@ inline std::string idx_labels(uint32_t n, uint32_t seed) {
 inline void write_gz(const std::string& path, const void* data, size_t size) {
   gzFile f = gzopen(path.c_str(), "wb");
   if (!f) std::abort();
-  if (size > 0 && gzwrite(f, data, static_cast<unsigned>(size)) != static_cast<int>(size)) std::abort();
+  if (size > 0 && gzwrite(f, data, static_cast<unsigned>(size)) != static_cast<int>(size))
+    std::abort();
   if (gzclose(f) != Z_OK) std::abort();
 }
 

@@ -51,8 +51,8 @@ void safetensors_seeds(const std::string& out) {
     put(out, name, read_all(tmp));
   };
   at::manual_seed(0);
-  save("f32_i64.safetensors",
-       {{"w", at::randn({2, 3})}, {"idx", at::arange(4, at::kLong)}}, {{"format", "pt"}});
+  save("f32_i64.safetensors", {{"w", at::randn({2, 3})}, {"idx", at::arange(4, at::kLong)}},
+       {{"format", "pt"}});
   NamedTensors all;
   for (auto t : {at::kBool, at::kByte, at::kChar, at::kShort, at::kHalf, at::kBFloat16, at::kInt,
                  at::kFloat, at::kDouble, at::kLong}) {
@@ -60,7 +60,9 @@ void safetensors_seeds(const std::string& out) {
   }
   save("all_dtypes.safetensors", all, {{"format", "pt"}, {"note", "every dtype"}});
   save("empty_scalar.safetensors",
-       {{"empty", at::zeros({0, 4})}, {"scalar", at::full({}, 3.5)}, {"b", at::zeros({1, 1, 2}, at::kByte)}},
+       {{"empty", at::zeros({0, 4})},
+        {"scalar", at::full({}, 3.5)},
+        {"b", at::zeros({1, 1, 2}, at::kByte)}},
        {});
   save("none.safetensors", {}, {});
   save("meta_only.safetensors", {}, {{"format", "pt"}, {"step", "7"}});
@@ -79,7 +81,8 @@ void config_seeds(const std::string& src, const std::string& out) {
   for (const auto& n : names) put(out, n, read_all(src + "/configs/" + n));
   const std::string copy = read_all(src + "/configs/copy.json");
   const std::string mqar = read_all(src + "/configs/mqar.json");
-  put(out, "set_copy.txt", "train.steps=5\nmodel.mixers=exact,linear\ntask.options.blanks=20\n\n" + copy);
+  put(out, "set_copy.txt",
+      "train.steps=5\nmodel.mixers=exact,linear\ntask.options.blanks=20\n\n" + copy);
   put(out, "set_mqar.txt", "model.dim=32\nseed=3\ntrain.lr=1e-4\n\n" + mqar);
   put(out, "set_empty.txt", "task.name=copy\nmodel.layers=1\n\n{}");
   put(out, "defaults.json", longseq::train_config_to_json(longseq::TrainConfig{}));
@@ -115,9 +118,9 @@ void idx_seeds(const std::string& out) {
     longseq_fuzz::write_gz(tmp, v.data(), v.size());
     const std::string gz = read_all(tmp);
     const std::string base = longseq_fuzz::kIdxFiles[i];
-    put(out, base + ".gzwrite", with_selector(i, v));         // fuzz_idx gzips it
-    put(out, base + ".raw", with_selector(i | 4, v));         // plain IDX
-    put(out, base + ".rawgz", with_selector(i | 4, gz));      // a real gzip stream, mutated raw
+    put(out, base + ".gzwrite", with_selector(i, v));     // fuzz_idx gzips it
+    put(out, base + ".raw", with_selector(i | 4, v));     // plain IDX
+    put(out, base + ".rawgz", with_selector(i | 4, gz));  // a real gzip stream, mutated raw
   }
 }
 
@@ -140,7 +143,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string src = argv[1], out = argv[2];
-  for (const char* t : {"safetensors", "config", "checkpoint", "idx", "bytes"}) mkdirs(out + "/" + t);
+  for (const char* t : {"safetensors", "config", "checkpoint", "idx", "bytes"})
+    mkdirs(out + "/" + t);
   safetensors_seeds(out + "/safetensors");
   config_seeds(src, out + "/config");
   checkpoint_seeds(out + "/checkpoint");
