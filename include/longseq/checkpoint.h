@@ -22,8 +22,9 @@ std::string save_checkpoint(Trainer& trainer, const std::string& out_dir, int64_
 /// checkpoint. `longseq train` calls it before training, so a bad `--out` is not found at the end.
 void check_checkpoint_dir(const std::string& out_dir, int64_t keep_last);
 
-/// Removes `out_dir/step_*.tmp.<pid>` directories left by saves that were killed (their process is
-/// gone); a save in progress in a live process is left alone. Returns how many were removed.
+/// Removes `out_dir/step_*.tmp.<pid>` directories and `out_dir/latest.tmp.<pid>` files left by
+/// saves that were killed (their process is gone); a save in progress in a live process is left
+/// alone. Returns how many were removed.
 int64_t clean_stale_checkpoint_temps(const std::string& out_dir);
 
 /// `path` is a checkpoint directory or an out_dir (then its `latest` is used).

@@ -158,6 +158,8 @@ int64_t clean_stale_checkpoint_temps(const std::string& out_dir) {
     remove_tree(out_dir + "/" + name);
     ++removed;
   }
+  // A kill while `latest` was being replaced leaves write_file_atomic's latest.tmp.<pid>.
+  removed += remove_stale_temp_files(out_dir + "/latest");
   return removed;
 }
 

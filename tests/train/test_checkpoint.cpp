@@ -211,8 +211,12 @@ TEST(Checkpoint, StaleTemporariesOfDeadSavesAreRemoved) {
   ASSERT_EQ(::mkdir(dead.c_str(), 0755), 0);
   write_file(dead + "/model.safetensors", "partial");
   ASSERT_EQ(::mkdir(live.c_str(), 0755), 0);
-  EXPECT_EQ(clean_stale_checkpoint_temps(dir), 1);
+  // A kill while `latest` was replaced leaves write_file_atomic's temporary file.
+  const std::string dead_latest = dir + "/latest.tmp.999999999";
+  write_file(dead_latest, "step_00000004\n");
+  EXPECT_EQ(clean_stale_checkpoint_temps(dir), 2);
   EXPECT_FALSE(exists(dead));
+  EXPECT_FALSE(exists(dead_latest));
   EXPECT_TRUE(exists(live));
 }
 
