@@ -68,7 +68,8 @@ def main():
                                                                                left_before))
     # SIGINT and SIGTERM: one save each, a clean exit.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        p = subprocess.Popen(base[:-4] + ["--save-every", "0"], stdout=subprocess.PIPE,
+        p = subprocess.Popen([CLI, "--threads", "1", "train", "--config", config, "--out", run_dir,
+                              "--log-every", "1000000"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)
         p.send_signal(sig)
