@@ -1,11 +1,11 @@
 // Fuzzes longseq::load_checkpoint (src/train/checkpoint.cpp): state.json, model.safetensors and
-// optimizer.safetensors of a checkpoint directory. Once per process a tiny Trainer (task copy,
-// blanks 10, 2 exact layers, dim 16, heads 2, as tests/train/test_checkpoint.cpp) takes one step
+// optimizer.safetensors of a checkpoint directory. Once per process a tiny Trainer (fuzz/tiny_trainer.h) takes one step
 // and saves a checkpoint: the template. Per input, byte 0 picks the file (0/3: state.json,
 // 1: model.safetensors, 2: optimizer.safetensors) that the rest of the input replaces; the
 // others keep the template's bytes; then load_checkpoint(trainer, dir). Rejection by c10::Error
 // is expected.
 #include "fuzz_util.h"
+#include "tiny_trainer.h"
 
 #include <longseq/checkpoint.h>
 #include <longseq/train.h>
@@ -14,24 +14,6 @@
 #include <sstream>
 
 namespace {
-
-longseq::TrainConfig tiny() {
-  longseq::TrainConfig c;
-  c.task = "copy";
-  c.task_options = {{"blanks", "10"}};
-  c.model.layers = 2;
-  c.model.mixers = {"exact"};
-  c.model.mixer.dim = 16;
-  c.model.mixer.heads = 2;
-  c.model.mixer.causal = true;
-  c.model.ffn_mult = 2;
-  c.steps = 8;
-  c.batch_size = 2;
-  c.warmup = 2;
-  c.eval_every = 0;
-  c.seed = 5;
-  return c;
-}
 
 std::string read_all(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -43,7 +25,7 @@ std::string read_all(const std::string& path) {
 const char* const kFiles[3] = {"state.json", "model.safetensors", "optimizer.safetensors"};
 
 struct Fixture {
-  longseq::Trainer trainer{tiny()};
+  longseq::Trainer trainer{longseq_fuzz::tiny_trainer_config()};
   std::string dir;
   std::string original[3];
   Fixture() {

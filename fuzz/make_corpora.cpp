@@ -6,6 +6,7 @@
 // idx: valid small IDX files, gzip-compressed and raw (fuzz_idx's layout); bytes: text snippets.
 #include "fuzz_util.h"
 #include "idx_util.h"
+#include "tiny_trainer.h"
 
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
@@ -89,21 +90,7 @@ void config_seeds(const std::string& src, const std::string& out) {
 }
 
 void checkpoint_seeds(const std::string& out) {
-  longseq::TrainConfig c;
-  c.task = "copy";
-  c.task_options = {{"blanks", "10"}};
-  c.model.layers = 2;
-  c.model.mixers = {"exact"};
-  c.model.mixer.dim = 16;
-  c.model.mixer.heads = 2;
-  c.model.mixer.causal = true;
-  c.model.ffn_mult = 2;
-  c.steps = 8;
-  c.batch_size = 2;
-  c.warmup = 2;
-  c.eval_every = 0;
-  c.seed = 5;  // must match fuzz_checkpoint.cpp's tiny()
-  longseq::Trainer t(c);
+  longseq::Trainer t(longseq_fuzz::tiny_trainer_config());  // fuzz_checkpoint's template
   t.step();
   const std::string dir = longseq::save_checkpoint(t, longseq_fuzz::scratch_dir() + "/run");
   put(out, "state.json.bin", with_selector(0, read_all(dir + "/state.json")));

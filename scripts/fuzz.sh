@@ -9,9 +9,16 @@
 #   scripts/fuzz.sh --seeds              regenerate fuzz/corpus/ with fuzz_make_corpora
 #   FUZZ_KEEP_GOING=1 scripts/fuzz.sh    libFuzzer fork mode: keep fuzzing after a crash (every
 #                                        crashing input is saved; the run still fails)
+#   FUZZ_RUNS=20000 FUZZ_SEED=1 scripts/fuzz.sh
+#                                        a fixed number of inputs per target from a fixed seed:
+#                                        the same inputs on every machine (what CI runs)
+#
+# Before fuzzing, each target replays the minimized reproducers of past findings
+# (fuzz/findings/<target>-*), so a fixed bug that comes back fails at once.
 #
 # Environment: BUILD_DIR (default <repo>/build-fuzz), FUZZ_TARGETS, FUZZ_NICE (default 15),
-# FUZZ_JOBS (ninja -j, default 1), CC/CXX (default clang-14/clang++-14).
+# FUZZ_JOBS (ninja -j, default 1), FUZZ_RUNS (-runs, instead of a time), FUZZ_SEED (-seed; 0 or
+# unset: libFuzzer picks one and logs it), CC/CXX (default clang-14/clang++-14).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,14 +75,37 @@ for t in $TARGETS; do
   mkdir -p "$work/corpus" "$work/artifacts" "$work/tmp"
   cp "$ROOT/fuzz/corpus/$t/"* "$work/corpus/" 2>/dev/null || true
   max_len=$(max_len_for "$t")
-  echo "== fuzz_$t: ${SECONDS_PER_TARGET}s, -max_len=$max_len, log $work/fuzz.log"
+  findings=("$ROOT/fuzz/findings/$t-"*)
+  if [[ -e "${findings[0]}" ]]; then
+    rc=0
+    TMPDIR="$work/tmp" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "${findings[@]}" >"$work/replay.log" 2>&1 || rc=$?
+    line="fuzz_$t: replay of ${#findings[@]} past findings exit=$rc"
+    echo "$line"
+    if [[ $rc -ne 0 ]]; then
+      failed=1
+      summary+=("$line (log $work/replay.log)")
+      grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:|FINDING:|terminate called' \
+        "$work/replay.log" | sed 's/^/    /' || true
+    fi
+  fi
+  limit=(-max_total_time="$SECONDS_PER_TARGET")
+  what="${SECONDS_PER_TARGET}s"
+  if [[ -n "${FUZZ_RUNS:-}" ]]; then
+    limit=(-runs="$FUZZ_RUNS")
+    what="$FUZZ_RUNS inputs"
+  fi
+  if [[ -n "${FUZZ_SEED:-}" && "${FUZZ_SEED}" != 0 ]]; then
+    limit+=(-seed="$FUZZ_SEED")
+    what+=", seed $FUZZ_SEED"
+  fi
+  echo "== fuzz_$t: $what, -max_len=$max_len, log $work/fuzz.log"
   keep=()
   if [[ "${FUZZ_KEEP_GOING:-0}" == 1 ]]; then
     keep=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   fi
   rc=0
   TMPDIR="$work/tmp" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "$work/corpus" \
-    -max_total_time="$SECONDS_PER_TARGET" -max_len="$max_len" -timeout=30 -rss_limit_mb=4096 \
+    "${limit[@]}" -max_len="$max_len" -timeout=30 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${keep[@]}" >"$work/fuzz.log" 2>&1 || rc=$?
   rm -rf "$work/tmp"
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/fuzz.log" | grep -o '[0-9]*$' | tail -1 || true)

@@ -58,4 +58,9 @@ void save_module_safetensors(const torch::nn::Module& module, const std::string&
 void load_module_safetensors(torch::nn::Module& module, const std::string& path,
                              std::map<std::string, std::string>* metadata = nullptr);
 
+/// load_module_safetensors() for tensors already read (e.g. checked further by the caller first):
+/// all-or-nothing, and `source` names them in the error.
+void load_module_tensors(torch::nn::Module& module, const NamedTensors& tensors,
+                         const std::string& source);
+
 }  // namespace longseq

@@ -21,7 +21,13 @@ using detail::kReluFloor;
 
 namespace {
 
-void check_chunk(const char* op, const PerformerCoreOptions& opts) {
+// The checks both paths make, so that they refuse the same inputs with the same words.
+void check_attention_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& omega, const PerformerCoreOptions& opts,
+                            const AttentionMask& mask) {
+  constexpr const char* op = "performer_attention";
+  check_qkv(op, q, k, v);
+  detail::check_performer_inputs(op, q, k, omega, mask);
   TORCH_CHECK(opts.chunk > 0, op, ": expected `chunk` > 0, got ", opts.chunk);
 }
 
@@ -30,10 +36,7 @@ void check_chunk(const char* op, const PerformerCoreOptions& opts) {
 at::Tensor performer_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& omega, const PerformerCoreOptions& opts,
                                const AttentionMask& mask) {
-  constexpr const char* op = "performer_attention";
-  check_qkv(op, q, k, v);
-  detail::check_performer_inputs(op, q, k, omega, mask);
-  check_chunk(op, opts);
+  check_attention_inputs(q, k, v, omega, opts, mask);
   // Padded keys get zero features, so linear attention needs no key padding of its own.
   const auto f = performer_features(q, k, omega, opts.kernel, mask);
   return detail::stabilised_linear_attention(f.fq, f.fk, v, f.m, mask.causal, opts.chunk,
@@ -44,10 +47,7 @@ at::Tensor performer_attention_composite(const at::Tensor& q, const at::Tensor& 
                                          const at::Tensor& v, const at::Tensor& omega,
                                          const PerformerCoreOptions& opts,
                                          const AttentionMask& mask) {
-  constexpr const char* op = "performer_attention";
-  check_qkv(op, q, k, v);
-  detail::check_performer_inputs(op, q, k, omega, mask);
-  check_chunk(op, opts);
+  check_attention_inputs(q, k, v, omega, opts, mask);
   const auto f = performer_features_composite(q, k, omega, opts.kernel, mask);
   return detail::stabilised_linear_attention(f.fq, f.fk, v, f.m, mask.causal, opts.chunk,
                                              /*composite=*/true);  // [B, H, T, Dv]

@@ -334,10 +334,11 @@ void load_checkpoint(Trainer& trainer, const std::string& path) {
   TORCH_CHECK(step <= trainer.config().steps, "checkpoint: step ", step,
               " is outside this run's 0..", trainer.config().steps, " steps");
   // Read and check everything before touching the trainer: weights (names, shapes and dtypes
-  // are checked by load_module_safetensors before it copies; finiteness here), then the
+  // are checked by load_module_tensors before it copies; finiteness here), then the
   // optimizer state, complete per parameter.
   const std::string model_file = dir + "/model.safetensors";
-  for (const auto& [name, t] : load_safetensors(model_file)) check_finite(t, model_file, name);
+  const NamedTensors weights = load_safetensors(model_file);
+  for (const auto& [name, t] : weights) check_finite(t, model_file, name);
   const std::string opt_file = dir + "/optimizer.safetensors";
   auto opt = load_safetensors(opt_file);
   std::map<std::string, at::Tensor> opt_map(opt.begin(), opt.end());
@@ -381,7 +382,7 @@ void load_checkpoint(Trainer& trainer, const std::string& path) {
   }
   // Commit: weights (all-or-nothing inside), then optimizer state, counters and RNG, none of
   // which can fail now.
-  load_module_safetensors(*trainer.model(), model_file);
+  load_module_tensors(*trainer.model(), weights, model_file);
   auto& state = trainer.optimizer().state();
   state.clear();
   for (size_t i = 0; i < params.size(); ++i) {

@@ -35,8 +35,12 @@ bool json_to_text(const json& v, OptionKind kind, std::string& out) {
   switch (kind) {
     case OptionKind::kInt:
       if (v.is_number_integer()) return out = v.dump(), true;
-      if (v.is_number_float() && std::trunc(v.get<double>()) == v.get<double>()) {
-        return out = std::to_string(static_cast<int64_t>(v.get<double>())), true;
+      if (v.is_number_float()) {
+        // 2.0 is an integer; 1e27 is one too, but beyond int64_t (converting it would be UB).
+        const double d = v.get<double>();
+        if (std::trunc(d) != d) return false;
+        if (!(d >= -0x1p63 && d < 0x1p63)) return out = v.dump(), true;  // parse: out of range
+        return out = std::to_string(static_cast<int64_t>(d)), true;
       }
       return false;
     case OptionKind::kFloat: return v.is_number() ? (out = v.dump(), true) : false;

@@ -379,6 +379,13 @@ void save_module_safetensors(const torch::nn::Module& module, const std::string&
 
 void load_module_safetensors(torch::nn::Module& module, const std::string& path,
                              std::map<std::string, std::string>* metadata) {
+  std::map<std::string, std::string> meta;
+  load_module_tensors(module, load_safetensors(path, &meta), path);
+  if (metadata != nullptr) *metadata = std::move(meta);
+}
+
+void load_module_tensors(torch::nn::Module& module, const NamedTensors& loaded,
+                         const std::string& path) {
   std::map<std::string, at::Tensor> want;
   for (const auto& p : module.named_parameters(/*recurse=*/true)) {
     if (p.value().defined()) want.emplace(p.key(), p.value());
@@ -386,8 +393,6 @@ void load_module_safetensors(torch::nn::Module& module, const std::string& path,
   for (const auto& b : module.named_buffers(/*recurse=*/true)) {
     if (b.value().defined()) want.emplace(b.key(), b.value());
   }
-  std::map<std::string, std::string> meta;
-  NamedTensors loaded = load_safetensors(path, &meta);
   std::map<std::string, const at::Tensor*> got;
   for (const auto& [name, t] : loaded) got.emplace(name, &t);
 
@@ -424,7 +429,6 @@ void load_module_safetensors(torch::nn::Module& module, const std::string& path,
   }
   torch::NoGradGuard no_grad;
   for (auto& [name, dst] : want) dst.copy_(*got.at(name));
-  if (metadata != nullptr) *metadata = std::move(meta);
 }
 
 }  // namespace longseq

@@ -50,5 +50,25 @@ TEST(Config, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("{}", {"train.lr"}).find("key=value"), std::string::npos);
 }
 
+// Integers written as JSON floats: 2.0 is taken, 2.5 and values beyond int64_t are refused by
+// name (1e27 once reached an out-of-range double-to-int64 conversion; fuzz_config found it).
+TEST(Config, IntegerValuesWrittenAsFloats) {
+  EXPECT_EQ(parse_train_config("{\"train\": {\"steps\": 2.0}}", {}).steps, 2);
+  for (const char* v : {"1e27", "-1e27", "9.3e18", "1e308"}) {
+    for (const char* key : {"steps", "batch_size"}) {
+      const std::string text = std::string("{\"train\": {\"") + key + "\": " + v + "}}";
+      EXPECT_NE(error_of(text).find(std::string("option `") + key + "` expects an int, got"),
+                std::string::npos)
+          << text << ": " << error_of(text);
+    }
+    const std::string seed = std::string("{\"seed\": ") + v + "}";
+    EXPECT_NE(error_of(seed).find("seed"), std::string::npos) << seed << ": " << error_of(seed);
+  }
+  EXPECT_NE(
+      error_of("{\"train\": {\"steps\": 2.5}}").find("`train.steps` has the wrong type (2.5)"),
+      std::string::npos)
+      << error_of("{\"train\": {\"steps\": 2.5}}");
+}
+
 }  // namespace
 }  // namespace longseq
