@@ -16,6 +16,9 @@
 
 namespace longseq {
 
+class Distributed;
+class GradientSync;
+
 struct TrainConfig {
   std::string task = "mqar";
   std::map<std::string, std::string> task_options;
@@ -38,7 +41,8 @@ struct TrainConfig {
   int64_t eval_batches = 0;    ///< validation batches per evaluation; 0 = the whole split
   int64_t max_bad_steps = 10;  ///< stop after this many non-finite steps in a row
   uint64_t seed = 0;
-  std::string metrics_path;  ///< JSON lines; empty = none
+  std::string dtype = "float32";  ///< parameters and compute: float32 or float64
+  std::string metrics_path;       ///< JSON lines; empty = none
 
   void validate() const;
 };
@@ -73,12 +77,23 @@ struct LossParts {
 };
 LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch);
 
+/// Evaluates `model` on `split` in batches of `batch_size` (at most `max_batches`; 0 = all).
+/// With `dist`, rank r evaluates batches r, r+N, ... and the sums are reduced: every rank gets
+/// the result of the whole split.
 EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
-                    int64_t max_batches = 0);
+                    int64_t max_batches = 0, Distributed* dist = nullptr);
+
+/// Rows [rank·B/N, (rank+1)·B/N) of `b` (all of its tensors): rank's shard of a global batch.
+Batch shard_batch(const Batch& b, int rank, int ranks);
 
 class Trainer {
  public:
-  explicit Trainer(TrainConfig config);
+  /// With `dist` (data parallel over dist->size() ranks), `config.batch_size` is per rank: each
+  /// step every rank draws the same global batch of N × batch_size sequences and trains on its
+  /// own rows; gradients, losses and evaluations are averaged over the ranks, so N ranks follow
+  /// the run of one process at batch N × batch_size. Rank 0's initial parameters are broadcast.
+  explicit Trainer(TrainConfig config, std::shared_ptr<Distributed> dist = nullptr);
+  ~Trainer();
   /// Runs until config.steps (or a stop); `on_step` sees every step, `on_eval` every evaluation.
   void run(const std::function<void(const StepStats&)>& on_step = {},
            const std::function<void(int64_t, const EvalResult&)>& on_eval = {});
@@ -94,6 +109,13 @@ class Trainer {
   bool stopped() const { return stopped_; }
   const std::string& stop_reason() const { return stop_reason_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
+  Distributed* distributed() const { return dist_.get(); }
+  /// This process's rank (0 without data parallel) and the number of ranks.
+  int rank() const;
+  int ranks() const;
+  /// Sequences per micro-batch over all ranks (batch_size × ranks): also the evaluation batch, so
+  /// that N ranks evaluate the batches one process at this batch size would.
+  int64_t global_batch() const { return config_.batch_size * ranks(); }
   /// For checkpoint loading: continue from `step` with these run totals.
   void restore_counters(int64_t step, int64_t skipped, int64_t clipped) {
     step_ = step;
@@ -108,6 +130,8 @@ class Trainer {
   // over counted positions) and backpropagates it times `scale`.
   double truncated_backward(const Batch& b, double scale, bool* finite);
   TrainConfig config_;
+  std::shared_ptr<Distributed> dist_;
+  std::unique_ptr<GradientSync> grad_sync_;
   std::unique_ptr<Task> task_;
   SequenceModel model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;

@@ -23,12 +23,35 @@ class GeneratedTask : public Task {
       TORCH_CHECK(index * batch_size < size, "task: ", split_name(split), " batch ", index,
                   " of size ", batch_size, " starts past the split's ", size, " sequences");
     }
-    // Validation/test: the last batch is cut to the split size.
-    const int64_t b =
-        split == Split::kTrain ? batch_size : std::min(batch_size, size - index * batch_size);
-    auto gen = generator_for(seed_, split, index);
-    return make(b, gen);
+    if (split == Split::kTrain) {
+      auto gen = generator_for(seed_, split, index);
+      return make(batch_size, gen);
+    }
+    // Validation/test sequences [first, last) (the last batch cut to the split size), generated
+    // in fixed blocks of kBlock sequences: the same sets whatever the batch size, so that runs at
+    // different batch sizes (or ranks) evaluate the same sequences.
+    const int64_t first = index * batch_size, last = std::min(size, first + batch_size);
+    std::vector<Batch> parts;
+    for (int64_t blk = first / kBlock; blk * kBlock < last; ++blk) {
+      const int64_t b0 = blk * kBlock, n = std::min(kBlock, size - b0);
+      auto gen = generator_for(seed_, split, blk);
+      const Batch whole = make(n, gen);
+      const int64_t lo = std::max(first, b0) - b0, hi = std::min(last, b0 + n) - b0;
+      auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, lo, hi - lo) : t; };
+      parts.push_back(
+          {cut(whole.inputs), cut(whole.targets), cut(whole.loss_mask), cut(whole.key_padding)});
+    }
+    if (parts.size() == 1) return parts[0];
+    auto cat = [&](at::Tensor Batch::*field) {
+      std::vector<at::Tensor> ts;
+      for (const auto& p : parts) ts.push_back(p.*field);
+      return ts[0].defined() ? at::cat(ts) : at::Tensor();
+    };
+    return {cat(&Batch::inputs), cat(&Batch::targets), cat(&Batch::loss_mask),
+            cat(&Batch::key_padding)};
   }
+
+  static constexpr int64_t kBlock = 64;  ///< validation/test sequences per generator draw
 
  protected:
   virtual Batch make(int64_t b, at::Generator& gen) const = 0;

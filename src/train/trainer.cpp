@@ -1,6 +1,7 @@
 // Trainer: AdamW with linear warm-up then cosine decay, global-norm clipping (pre-clip norm
 // reported), gradient accumulation over consecutive data indices, and a guard that skips steps
 // whose loss or gradient is not finite and stops after max_bad_steps of them in a row.
+#include <longseq/distributed.h>
 #include <longseq/train.h>
 
 #include <ATen/ATen.h>
@@ -36,7 +37,9 @@ const OptionSet<TrainConfig>& train_options() {
                    .non_negative())
           .add(option("max_bad_steps", &O::max_bad_steps,
                       "stop after this many non-finite steps in a row")
-                   .positive());
+                   .positive())
+          .add(option("dtype", &O::dtype, "parameter and compute dtype")
+                   .choices({"float32", "float64"}));
   return set;
 }
 
@@ -57,8 +60,10 @@ ModelConfig resolve_model_config(const ModelConfig& model, const TaskInfo& info)
 
 LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch) {
   LossParts parts;
+  // float64 models keep their precision; lower precisions compute the loss in float32.
+  const auto loss_dtype = output.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   if (info.head == "classify") {
-    auto logits = output.to(at::kFloat);  // [B, K]
+    auto logits = output.to(loss_dtype);  // [B, K]
     parts.loss = at::cross_entropy_loss(logits, batch.targets);
     parts.correct = logits.argmax(-1).eq(batch.targets).sum().item<int64_t>();
     parts.count = batch.targets.size(0);
@@ -67,12 +72,12 @@ LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch&
   const auto& mask = batch.loss_mask;  // [B, T]
   parts.count = mask.sum().item<int64_t>();
   if (info.loss == "mse") {
-    auto pred = output.squeeze(-1).to(at::kFloat);  // [B, T]
-    auto err = (pred - batch.targets.to(at::kFloat)).pow(2) * mask.to(at::kFloat);
+    auto pred = output.squeeze(-1).to(loss_dtype);  // [B, T]
+    auto err = (pred - batch.targets.to(loss_dtype)).pow(2) * mask.to(loss_dtype);
     parts.loss = err.sum() / std::max<int64_t>(parts.count, 1);
     return parts;
   }
-  auto logits = output.to(at::kFloat);  // [B, T, K]
+  auto logits = output.to(loss_dtype);  // [B, T, K]
   const int64_t k = logits.size(-1);
   auto targets = batch.targets.masked_fill(mask.logical_not(), -100);  // [B, T]
   parts.loss = at::cross_entropy_loss(logits.reshape({-1, k}), targets.reshape({-1}));
@@ -80,8 +85,18 @@ LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch&
   return parts;
 }
 
+Batch shard_batch(const Batch& b, int rank, int ranks) {
+  if (ranks == 1) return b;
+  const int64_t rows = b.inputs.size(0);
+  TORCH_CHECK(rows % ranks == 0, "shard_batch: ", rows, " rows do not split into ", ranks,
+              " equal shards");
+  const int64_t n = rows / ranks, first = rank * n;
+  auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, first, n) : t; };
+  return {cut(b.inputs), cut(b.targets), cut(b.loss_mask), cut(b.key_padding)};
+}
+
 EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
-                    int64_t max_batches) {
+                    int64_t max_batches, Distributed* dist) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -92,7 +107,8 @@ EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t
   if (max_batches > 0) batches = std::min(batches, max_batches);
   double loss_sum = 0;
   int64_t correct = 0, count = 0;
-  for (int64_t i = 0; i < batches; ++i) {
+  const int rank = dist ? dist->rank() : 0, ranks = dist ? dist->size() : 1;
+  for (int64_t i = rank; i < batches; i += ranks) {
     auto b = task.batch(split, i, batch_size);
     auto out = model->forward(b.inputs, b.key_padding);
     auto parts = task_loss(info, out, b);
@@ -101,6 +117,13 @@ EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t
     count += parts.count;
   }
   if (was_training) model->train();
+  if (dist != nullptr) {  // exact in float64 for counts below 2^53
+    const auto sums =
+        dist->sum({loss_sum, static_cast<double>(correct), static_cast<double>(count)});
+    loss_sum = sums[0];
+    correct = static_cast<int64_t>(sums[1]);
+    count = static_cast<int64_t>(sums[2]);
+  }
   EvalResult r;
   r.count = count;
   r.loss = loss_sum / std::max<int64_t>(count, 1);
@@ -108,13 +131,21 @@ EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t
   return r;
 }
 
-Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
+Trainer::Trainer(TrainConfig config, std::shared_ptr<Distributed> dist)
+    : config_(std::move(config)), dist_(std::move(dist)) {
   config_.validate();
   task_ = make_task(config_.task, config_.task_options, config_.seed);
   config_.model = resolve_model_config(config_.model, task_->info());
   torch::manual_seed(config_.seed);
   model_ = SequenceModel(config_.model);
+  if (config_.dtype == "float64") model_->to(at::kDouble);
   model_->train();
+  if (dist_) {
+    TORCH_CHECK(dist_->size() * config_.batch_size <= (int64_t{1} << 40),
+                "train: the global batch is too large");
+    dist_->broadcast_module(*model_);
+    grad_sync_ = std::make_unique<GradientSync>(*dist_, model_->parameters());
+  }
   auto opts = torch::optim::AdamWOptions(config_.lr)
                   .betas({config_.beta1, config_.beta2})
                   .eps(config_.adam_eps)
@@ -125,6 +156,11 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
     TORCH_CHECK(why.empty(), "train: `tbptt` runs the model step by step, which it cannot: ", why);
   }
 }
+
+Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return dist_ ? dist_->rank() : 0; }
+int Trainer::ranks() const { return dist_ ? dist_->size() : 1; }
 
 double Trainer::truncated_backward(const Batch& b, double scale, bool* finite) {
   TORCH_CHECK(!b.key_padding.defined(), "train: `tbptt` needs unpadded sequences; task `",
@@ -144,7 +180,7 @@ double Trainer::truncated_backward(const Batch& b, double scale, bool* finite) {
       const double l = weighted.item<double>();
       *finite = *finite && std::isfinite(l);
       loss += l;
-      if (*finite) (weighted * scale).backward();
+      if (*finite || dist_) (weighted * scale).backward();  // collective under data parallel
     }
     if (state.last_embedding.defined()) state.last_embedding = state.last_embedding.detach();
     for (auto& layer : state.layers) {  // the truncation: no gradient into earlier chunks
@@ -179,19 +215,47 @@ StepStats Trainer::step() {
   double loss_sum = 0;
   int64_t tokens = 0;
   bool finite = true;
+  const int N = ranks();
   for (int64_t micro = 0; micro < config_.accumulate; ++micro) {
-    auto b = task_->batch(Split::kTrain, step_ * config_.accumulate + micro, config_.batch_size);
-    tokens += b.inputs.size(0) * b.inputs.size(1);
+    // Every rank draws the global batch and trains on its rows (deterministic, disjoint shards).
+    const auto global =
+        task_->batch(Split::kTrain, step_ * config_.accumulate + micro, global_batch());
+    tokens += global.inputs.size(0) * global.inputs.size(1);
+    const auto b = shard_batch(global, rank(), N);
+    // This shard's share of the global mean loss, times N because the ranks' gradients are
+    // averaged: sum over ranks of (loss_r · count_r / count) is the mean over the global batch.
+    double share = 1.0;
+    if (N > 1) {
+      const bool per_sequence = task_->info().head == "classify";
+      const double local = per_sequence ? b.inputs.size(0) : b.loss_mask.sum().item<double>();
+      const double total =
+          per_sequence ? global.inputs.size(0) : global.loss_mask.sum().item<double>();
+      share = local / std::max(total, 1.0);
+    }
+    const double scale = share * N / static_cast<double>(config_.accumulate);
     if (config_.tbptt > 0 && b.inputs.size(1) > config_.tbptt) {
-      loss_sum += truncated_backward(b, 1.0 / static_cast<double>(config_.accumulate), &finite);
+      loss_sum += share * truncated_backward(b, scale, &finite);
       continue;
     }
     auto out = model_->forward(b.inputs, b.key_padding);
     auto parts = task_loss(task_->info(), out, b);
     const double l = parts.loss.item<double>();
     finite = finite && std::isfinite(l);
-    loss_sum += l;
-    if (finite) (parts.loss / static_cast<double>(config_.accumulate)).backward();
+    loss_sum += share * l;
+    // Every rank runs every backward, whatever its loss: the gradient averaging is collective.
+    // The last one reduces buckets while it runs (not for reversible stacks, whose backward
+    // recomputes and may accumulate a gradient twice).
+    if (grad_sync_ && micro + 1 == config_.accumulate && !config_.model.reversible) {
+      grad_sync_->arm();
+    }
+    if (finite || dist_)
+      (parts.loss * (share * N) / static_cast<double>(config_.accumulate)).backward();
+  }
+  if (dist_) {
+    grad_sync_->finish();
+    const auto sums = dist_->sum({loss_sum, finite ? 0.0 : 1.0});
+    loss_sum = sums[0];
+    finite = sums[1] == 0;
   }
   s.loss = loss_sum / config_.accumulate;
   const auto params = model_->parameters();
@@ -227,8 +291,8 @@ void Trainer::run(const std::function<void(const StepStats&)>& on_step,
     if (on_step) on_step(s);
     const bool last = step_ == config_.steps;
     if (config_.eval_every > 0 && (step_ % config_.eval_every == 0 || last) && on_eval) {
-      on_eval(step_, evaluate(model_, *task_, Split::kValidation, config_.batch_size,
-                              config_.eval_batches));
+      on_eval(step_, evaluate(model_, *task_, Split::kValidation, global_batch(),
+                              config_.eval_batches, dist_.get()));
     }
   }
 }

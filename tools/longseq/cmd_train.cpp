@@ -1,10 +1,14 @@
 // `longseq train`: trains a model on a task from a JSON config (+ --set overrides), with a
 // progress bar on a terminal (plain periodic lines otherwise) and metrics as JSON lines.
 #include "commands.h"
+#include "launch.h"
 
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
+#include <longseq/distributed.h>
 #include <longseq/train.h>
+
+#include <ATen/Parallel.h>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -33,6 +37,8 @@ struct TrainArgs {
   std::string metrics_path;
   int64_t log_every = 0;
   std::string eval_split = "test";
+  int nproc = 0;             ///< > 0: launch this many data-parallel ranks here
+  double dist_timeout = 60;  ///< seconds a collective waits for a dead or hung rank
 };
 
 std::string eta(double secs) {
@@ -74,14 +80,52 @@ void warn_schedule_changes(const TrainConfig& saved, const TrainConfig& now) {
   }
 }
 
+void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist);
+
 void run_train(const TrainArgs& a) {
   TORCH_CHECK(a.save_every >= 0, "train: `--save-every` must be >= 0, got ", a.save_every);
   TORCH_CHECK(a.keep_last >= 0, "train: `--keep` must be >= 0, got ", a.keep_last);
+  TORCH_CHECK(a.nproc >= 0 && a.nproc <= 1024, "train: `--nproc` must be in [1, 1024], got ",
+              a.nproc);
+  TORCH_CHECK(std::isfinite(a.dist_timeout) && a.dist_timeout > 0 && a.dist_timeout <= 86400,
+              "train: `--dist-timeout` must be in (0, 86400] seconds, got ", a.dist_timeout);
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout * 1000));
+  const auto env = rank_info_from_env();
+  if (a.nproc > 0) {
+    TORCH_CHECK(!env, "train: `--nproc` starts its own ranks; this process is already rank ",
+                env ? env->rank : 0, " of ", env ? env->world_size : 0,
+                " (WORLD_SIZE is set, e.g. by torchrun): drop `--nproc`");
+    // The config and the output directory are checked once, here, before any rank starts.
+    if (!a.out_dir.empty()) check_checkpoint_dir(a.out_dir, a.keep_last);
+    if (a.resume.empty() || !a.config_path.empty()) (void)load_train_config(a.config_path, a.sets);
+    const std::string failed =
+        launch_ranks(a.nproc, at::get_num_threads(), program_arguments(), timeout);
+    TORCH_CHECK(failed.empty(), failed);
+    return;
+  }
+  std::shared_ptr<Distributed> dist;
+  if (env && env->world_size > 1) dist = std::make_shared<Distributed>(*env, timeout);
+  if (!dist) return train_rank(a, nullptr);
+  try {
+    train_rank(a, dist);
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
+    const std::string what = c10 ? c10->what_without_backtrace() : e.what();
+    // A collective that failed because another rank died or hung says so, naming that rank;
+    // a failure of our own is announced to the others.
+    const std::string why = dist->explain_failure(what);
+    if (why == what) dist->announce_failure(what);
+    TORCH_CHECK(false, "rank ", dist->rank(), " of ", dist->size(), ": ", why);
+  }
+}
+
+void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
+  const bool lead = !dist || dist->rank() == 0;  // prints, writes metrics and checkpoints
   const std::string out_dir = !a.out_dir.empty()  ? a.out_dir
                               : !a.resume.empty() ? run_dir_of(a.resume)
                                                   : std::string();
   // Where checkpoints go is checked now, not found unwritable after the training.
-  if (!out_dir.empty()) check_checkpoint_dir(out_dir, a.keep_last);
+  if (!out_dir.empty() && lead) check_checkpoint_dir(out_dir, a.keep_last);
   // --resume without --config continues the checkpoint's own config (overrides still apply).
   TrainConfig config;
   if (!a.resume.empty() && a.config_path.empty()) {
@@ -90,37 +134,48 @@ void run_train(const TrainArgs& a) {
   } else {
     config = load_train_config(a.config_path, a.sets);
   }
-  if (!a.resume.empty()) warn_schedule_changes(checkpoint_config(a.resume), config);
-  if (!out_dir.empty()) {
+  if (!a.resume.empty() && lead) warn_schedule_changes(checkpoint_config(a.resume), config);
+  if (!out_dir.empty() && lead) {
     const int64_t stale = clean_stale_checkpoint_temps(out_dir);
     if (stale > 0) {
       fmt::print("# removed {} temporary checkpoint director{} left by killed saves in {}\n", stale,
                  stale == 1 ? "y" : "ies", out_dir);
     }
   }
-  Trainer trainer(config);
+  if (dist) dist->barrier();  // stale temporaries are gone before any rank reads the directory
+  Trainer trainer(config, dist);
   if (!a.resume.empty()) {
-    load_checkpoint(trainer, a.resume);
-    fmt::print("# resumed from {} at step {}; checkpoints go to {}\n", resolve_checkpoint(a.resume),
-               trainer.current_step(), out_dir);
+    load_checkpoint(trainer, a.resume);  // every rank reads the same checkpoint
+    if (lead) {
+      fmt::print("# resumed from {} at step {}; checkpoints go to {}\n",
+                 resolve_checkpoint(a.resume), trainer.current_step(), out_dir);
+    }
   }
+
   const auto& info = trainer.task().info();
-  fmt::print("# {}\n# task {} (T = {}, {}), mixers", machine_line(), config.task, info.seq_len,
-             info.baseline_text);
-  for (const auto& m : trainer.config().model.mixers) fmt::print(" {}", m);
   int64_t params = 0;
   for (const auto& p : trainer.model()->parameters()) params += p.numel();
-  fmt::print(", {} layers, dim {}, {} parameters\n", config.model.layers, config.model.mixer.dim,
-             params);
+  if (lead) {
+    fmt::print("# {}\n# task {} (T = {}, {}), mixers", machine_line(), config.task, info.seq_len,
+               info.baseline_text);
+    for (const auto& m : trainer.config().model.mixers) fmt::print(" {}", m);
+    fmt::print(", {} layers, dim {}, {} parameters\n", config.model.layers, config.model.mixer.dim,
+               params);
+    if (dist) {
+      fmt::print("# data parallel: {} ranks x batch {} = global batch {} (Gloo, {}:{})\n",
+                 dist->size(), config.batch_size, dist->size() * config.batch_size,
+                 dist->info().master_addr, dist->info().master_port);
+    }
+  }
   std::ofstream metrics;
-  if (!a.metrics_path.empty()) {
+  if (!a.metrics_path.empty() && lead) {
     struct stat st {};
     TORCH_CHECK(::stat(a.metrics_path.c_str(), &st) != 0 || S_ISREG(st.st_mode),
                 "train: `--metrics` '", a.metrics_path, "' exists and is not a regular file");
     metrics.open(a.metrics_path, std::ios::app);
     TORCH_CHECK(metrics.good(), "train: cannot write `--metrics` file '", a.metrics_path, "'");
   }
-  const bool tty = isatty(fileno(stdout));
+  const bool tty = lead && isatty(fileno(stdout));
   const int64_t log_every = a.log_every > 0 ? a.log_every : std::max<int64_t>(1, config.steps / 20);
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -180,41 +235,67 @@ void run_train(const TrainArgs& a) {
   auto save = [&](const char* why) {
     if (out_dir.empty()) return;
     if (trainer.current_step() == saved_step) {
-      fmt::print("{}checkpoint ({}): step {} is already saved\n", tty ? "\n" : "", why, saved_step);
+      if (lead) {
+        fmt::print("{}checkpoint ({}): step {} is already saved\n", tty ? "\n" : "", why,
+                   saved_step);
+      }
       return;
     }
-    const auto dir = save_checkpoint(trainer, out_dir, a.keep_last);
+    if (lead) {  // one writer; the other ranks hold the same state
+      const auto dir = save_checkpoint(trainer, out_dir, a.keep_last);
+      if (metrics.is_open()) metrics.flush();  // the metrics up to the checkpoint survive a kill
+      fmt::print("{}checkpoint ({}) saved to {}\n", tty ? "\n" : "", why, dir);
+    }
     saved_step = trainer.current_step();
-    if (metrics.is_open()) metrics.flush();  // the metrics up to the checkpoint survive a kill
-    fmt::print("{}checkpoint ({}) saved to {}\n", tty ? "\n" : "", why, dir);
+    if (dist) dist->barrier();  // no rank runs ahead of a checkpoint
   };
-  while (trainer.current_step() < config.steps && !trainer.stopped() && !g_interrupted) {
-    on_step(trainer.step());
+  // Every rank stops at the same step: a signal seen by any rank stops all of them.
+  bool interrupted = false;
+  auto poll_interrupt = [&] {
+    interrupted = dist ? dist->sum({g_interrupted ? 1.0 : 0.0})[0] > 0 : g_interrupted.load();
+    return interrupted;
+  };
+  while (trainer.current_step() < config.steps && !trainer.stopped() && !poll_interrupt()) {
+    const auto stats = trainer.step();
+    if (lead) on_step(stats);
     const int64_t step = trainer.current_step();
     const bool last = step == config.steps;
     if (config.eval_every > 0 && (step % config.eval_every == 0 || last)) {
-      on_eval(step, evaluate(trainer.model(), trainer.task(), Split::kValidation, config.batch_size,
-                             config.eval_batches));
+      const auto r = evaluate(trainer.model(), trainer.task(), Split::kValidation,
+                              trainer.global_batch(), config.eval_batches, dist.get());
+      if (lead) on_eval(step, r);
     }
     if (a.save_every > 0 && step % a.save_every == 0 && !last) save("periodic");
   }
   if (tty) fmt::print("\n");
-  if (g_interrupted) {
+  if (interrupted) {
     save("interrupted");
-    fmt::print("train: interrupted at step {}{}\n", trainer.current_step(),
-               out_dir.empty() ? " (no --out: nothing saved)"
-                               : "; continue with: longseq train --resume " + out_dir);
+    if (lead)
+      fmt::print("train: interrupted at step {}{}\n", trainer.current_step(),
+                 out_dir.empty() ? " (no --out: nothing saved)"
+                                 : "; continue with: longseq train --resume " + out_dir);
     return;
   }
   if (trainer.stopped()) {
     save("stopped");
-    fmt::print("train: {}\n", trainer.stop_reason());
+    if (lead) fmt::print("train: {}\n", trainer.stop_reason());
   } else {
     save("final");
   }
-  const auto final =
-      evaluate(trainer.model(), trainer.task(),
-               a.eval_split == "test" ? Split::kTest : Split::kValidation, config.batch_size);
+  if (dist) {  // the ranks' copies of the model must not have drifted apart
+    uint64_t hash = 0;
+    const bool same = dist->identical_on_all_ranks(trainer.model()->parameters(), &hash);
+    TORCH_CHECK(same, "train: the ranks' parameters differ at step ", trainer.current_step(),
+                " (this rank's hash ", fmt::format("{:016x}", hash), ")");
+    if (lead) {
+      fmt::print("# data parallel: parameters identical on all {} ranks (hash {:016x})\n",
+                 dist->size(), hash);
+    }
+  }
+  const auto final = evaluate(trainer.model(), trainer.task(),
+                              a.eval_split == "test" ? Split::kTest : Split::kValidation,
+                              trainer.global_batch(), 0, dist.get());
+  if (!lead) return;
   fmt::print(
       "final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
       "skipped\n",
@@ -254,6 +335,12 @@ Runner add_train_command(CLI::App& app) {
                   "override a config key: train.lr=3e-4, model.mixers=exact,performer");
   cmd->add_option("--metrics", a->metrics_path, "append metrics as JSON lines to this file");
   cmd->add_option("--log-every", a->log_every, "steps between plain progress lines (default: 5%)");
+  cmd->add_option("--nproc", a->nproc,
+                  "data parallel on this machine: start this many ranks (torchrun's variables, "
+                  "--threads split between them); under torchrun, leave it out");
+  cmd->add_option("--dist-timeout", a->dist_timeout,
+                  "seconds a data-parallel rank waits for a dead or hung one before it stops")
+      ->capture_default_str();
   cmd->add_option("--final-split", a->eval_split, "split of the final evaluation")
       ->check(CLI::IsMember({"validation", "test"}))
       ->capture_default_str();

@@ -1,6 +1,7 @@
 // longseq: command-line tool. Errors from anywhere surface here once, as `error: ...` plus a
 // `hint: ...` where the fix is obvious, and a non-zero exit.
 #include "commands.h"
+#include "launch.h"
 
 #include <longseq/machine.h>
 #include <longseq/memory_tracker.h>
@@ -42,9 +43,16 @@ int main(int argc, char** argv) {
   longseq::keep_freed_memory_by_default();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
-  app.fallthrough();  // --threads may follow the subcommand too
+  app.fallthrough();                                // --threads may follow the subcommand too
+  longseq::cli::set_program_arguments(argc, argv);  // `train --nproc` starts ranks with them
   int threads = static_cast<int>(std::thread::hardware_concurrency());
-  app.add_option("--threads", threads, "intra-op threads (default: all cores)")
+  // A data-parallel rank (torchrun's LOCAL_WORLD_SIZE ranks on this machine) takes its share.
+  if (const char* local = std::getenv("LOCAL_WORLD_SIZE")) {
+    const int n = std::atoi(local);
+    if (n > 1) threads = std::max(1, threads / n);
+  }
+  app.add_option("--threads", threads,
+                 "intra-op threads (default: all cores, or their share on a data-parallel rank)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   std::map<std::string, longseq::cli::Runner> runners = {
