@@ -66,6 +66,12 @@ max_len_for() {
   esac
 }
 
+# The first sanitizer, libFuzzer or harness report of a log, indented.
+first_error() {
+  grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:|FINDING:|terminate called' \
+    "$1" | sed 's/^/    /' || true
+}
+
 OUT="$BUILD_DIR/fuzz/runs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$OUT"
 failed=0
@@ -84,8 +90,7 @@ for t in $TARGETS; do
     if [[ $rc -ne 0 ]]; then
       failed=1
       summary+=("$line (log $work/replay.log)")
-      grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:|FINDING:|terminate called' \
-        "$work/replay.log" | sed 's/^/    /' || true
+      first_error "$work/replay.log"
     fi
   fi
   limit=(-max_total_time="$SECONDS_PER_TARGET")
@@ -117,8 +122,7 @@ for t in $TARGETS; do
   if [[ $rc -ne 0 || $crashes -ne 0 ]]; then
     failed=1
     line+=" artifacts: $(find "$work/artifacts" -type f | tr '\n' ' ')"
-    grep -m1 -E 'ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error:|FINDING:|terminate called' \
-      "$work/fuzz.log" | sed 's/^/    /' || true
+    first_error "$work/fuzz.log"
   fi
   echo "$line"
   summary+=("$line")

@@ -5,9 +5,8 @@
 /// A run of N ranks trains one model: every rank holds all parameters (rank 0's initial values,
 /// broadcast), computes the gradient of its shard of the global batch, and the gradients are
 /// averaged by a bucketed allreduce (as PyTorch's DistributedDataParallel does: buckets of about
-/// 25 MiB, each reduced as soon as backward has
-/// produced all of its gradients, while backward goes on). Every rank then takes the same AdamW
-/// step. docs/distributed.md has the details and the cost model.
+/// 25 MiB, each reduced as soon as backward has produced all of its gradients, while backward
+/// goes on). Every rank then takes the same AdamW step. docs/distributed.md has the details.
 
 #include <ATen/core/Tensor.h>
 #include <c10/util/intrusive_ptr.h>
@@ -53,7 +52,7 @@ std::optional<RankInfo> rank_info_from_env();
 
 /// One rank's membership of the run: the TCP store (rank 0 hosts it unless torchrun's agent does)
 /// and a Gloo process group. Every collective is bounded by `timeout`: a rank that died or hangs
-/// makes the others fail within it, with an error that names the rank (see check_peers()).
+/// makes the others fail within it, with an error that names the rank (explain_failure()).
 class Distributed {
  public:
   Distributed(const RankInfo& info, std::chrono::milliseconds timeout);
@@ -64,7 +63,6 @@ class Distributed {
   int rank() const { return info_.rank; }
   int size() const { return info_.world_size; }
   const RankInfo& info() const { return info_; }
-  std::chrono::milliseconds timeout() const { return timeout_; }
 
   /// Rank 0's parameters and buffers into every rank's `module` (in place).
   void broadcast_module(torch::nn::Module& module);
@@ -89,7 +87,6 @@ class Distributed {
  private:
   void heartbeat_loop();
   RankInfo info_;
-  std::chrono::milliseconds timeout_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
   struct Heartbeat;
@@ -117,7 +114,6 @@ class GradientSync {
   GradientSync& operator=(const GradientSync&) = delete;
   void arm();
   void finish();
-  size_t buckets() const { return buckets_.size(); }
 
  private:
   struct Hook;

@@ -25,6 +25,11 @@ struct Batch {
   at::Tensor key_padding;  ///< bool [B, T] (true = real token), or undefined when none is padded
 };
 
+/// Rows [first, first + n) of every tensor of `b` (views).
+Batch batch_rows(const Batch& b, int64_t first, int64_t n);
+/// `parts` stacked along the rows (the first part itself when there is one).
+Batch cat_batches(const std::vector<Batch>& parts);
+
 struct TaskInfo {
   int64_t vocab_size = 0;   ///< > 0 for token inputs
   int64_t input_dim = 0;    ///< > 0 for float inputs

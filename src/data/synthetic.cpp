@@ -35,20 +35,10 @@ class GeneratedTask : public Task {
     for (int64_t blk = first / kBlock; blk * kBlock < last; ++blk) {
       const int64_t b0 = blk * kBlock, n = std::min(kBlock, size - b0);
       auto gen = generator_for(seed_, split, blk);
-      const Batch whole = make(n, gen);
       const int64_t lo = std::max(first, b0) - b0, hi = std::min(last, b0 + n) - b0;
-      auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, lo, hi - lo) : t; };
-      parts.push_back(
-          {cut(whole.inputs), cut(whole.targets), cut(whole.loss_mask), cut(whole.key_padding)});
+      parts.push_back(batch_rows(make(n, gen), lo, hi - lo));
     }
-    if (parts.size() == 1) return parts[0];
-    auto cat = [&](at::Tensor Batch::*field) {
-      std::vector<at::Tensor> ts;
-      for (const auto& p : parts) ts.push_back(p.*field);
-      return ts[0].defined() ? at::cat(ts) : at::Tensor();
-    };
-    return {cat(&Batch::inputs), cat(&Batch::targets), cat(&Batch::loss_mask),
-            cat(&Batch::key_padding)};
+    return cat_batches(parts);
   }
 
   static constexpr int64_t kBlock = 64;  ///< validation/test sequences per generator draw

@@ -16,6 +16,23 @@ const char* split_name(Split split) {
   return "?";
 }
 
+Batch batch_rows(const Batch& b, int64_t first, int64_t n) {
+  auto rows = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, first, n) : t; };
+  return {rows(b.inputs), rows(b.targets), rows(b.loss_mask), rows(b.key_padding)};
+}
+
+Batch cat_batches(const std::vector<Batch>& parts) {
+  TORCH_CHECK(!parts.empty(), "cat_batches: no batches");
+  if (parts.size() == 1) return parts[0];
+  auto cat = [&](at::Tensor Batch::*field) {
+    std::vector<at::Tensor> ts;
+    for (const auto& p : parts) ts.push_back(p.*field);
+    return ts[0].defined() ? at::cat(ts) : at::Tensor();
+  };
+  return {cat(&Batch::inputs), cat(&Batch::targets), cat(&Batch::loss_mask),
+          cat(&Batch::key_padding)};
+}
+
 uint64_t batch_seed(uint64_t seed, Split split, int64_t index) {
   // splitmix64 over the three inputs: nearby (split, index) pairs give unrelated seeds.
   auto mix = [](uint64_t z) {

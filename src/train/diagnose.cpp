@@ -74,20 +74,8 @@ double sigma_max_at(Block& block, const at::Tensor& input, int64_t t, int64_t it
       }
     }
   }
-  auto flat = [](const std::vector<at::Tensor>& ts) {
-    std::vector<at::Tensor> parts;
-    for (const auto& t : ts) parts.push_back(t.reshape(-1));
-    return at::cat(parts);
-  };
-  auto unflat = [&](const at::Tensor& v) {
-    std::vector<at::Tensor> out;
-    int64_t off = 0;
-    for (const auto& t : s0) {
-      out.push_back(v.narrow(0, off, t.numel()).view(t.sizes()));
-      off += t.numel();
-    }
-    return out;
-  };
+  auto flat = [](const std::vector<at::Tensor>& ts) { return at::flatten_dense_tensors(ts); };
+  auto unflat = [&](const at::Tensor& v) { return at::unflatten_dense_tensors(v, s0); };
   const auto base = flat(s0);
   const double scale = std::max(1.0, base.norm().item<double>());
   const double eps = (base.scalar_type() == at::kDouble ? 1e-6 : 1e-3) * scale;

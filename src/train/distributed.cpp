@@ -1,7 +1,8 @@
 // Data parallel on c10d: torchrun's environment, the TCP store and Gloo process group, parameter
 // broadcast, bucketed gradient averaging that overlaps backward (as DDP's Reducer, whose header
 // Debian's libtorch-dev cannot compile: it includes torch/csrc/distributed/autograd, which the
-// package does not ship), and errors that name the rank at fault. include/longseq/distributed.h has the contract; docs/distributed.md the cost model.
+// package does not ship), and errors that name the rank at fault. The contract is in
+// include/longseq/distributed.h, the behaviour in docs/distributed.md.
 //
 // Failure detection. Gloo reports a dead peer as a closed connection and a hung one as a timeout,
 // naming addresses, not ranks. So every rank also beats a counter in the store once a second
@@ -17,16 +18,15 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/nn/module.h>
-#include <torch/version.h>
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -121,8 +121,7 @@ struct Distributed::Heartbeat {
   bool stop = false;
 };
 
-Distributed::Distributed(const RankInfo& info, std::chrono::milliseconds timeout)
-    : info_(info), timeout_(timeout) {
+Distributed::Distributed(const RankInfo& info, std::chrono::milliseconds timeout) : info_(info) {
   TORCH_CHECK(info.world_size >= 1 && info.rank >= 0 && info.rank < info.world_size,
               "distributed: rank ", info.rank, " is outside 0..", info.world_size - 1);
   TORCH_CHECK(timeout.count() > 0, "distributed: the timeout must be > 0 ms, got ",
@@ -228,31 +227,18 @@ std::string Distributed::explain_failure(const std::string& what) noexcept {
 }
 
 void Distributed::broadcast_module(torch::nn::Module& module) {
-  std::vector<at::Tensor> tensors;
-  for (const auto& p : module.parameters(/*recurse=*/true)) tensors.push_back(p);
-  for (const auto& b : module.buffers(/*recurse=*/true)) tensors.push_back(b);
   // One flat buffer per dtype, as DDP's _sync_module_states (broadcast_coalesced) does.
+  std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;
+  for (const auto& p : module.parameters(/*recurse=*/true)) by_dtype[p.scalar_type()].push_back(p);
+  for (const auto& b : module.buffers(/*recurse=*/true)) by_dtype[b.scalar_type()].push_back(b);
   torch::NoGradGuard no_grad;
-  std::vector<at::ScalarType> dtypes;
-  for (const auto& t : tensors) {
-    if (std::find(dtypes.begin(), dtypes.end(), t.scalar_type()) == dtypes.end())
-      dtypes.push_back(t.scalar_type());
-  }
-  for (const auto dtype : dtypes) {
-    std::vector<at::Tensor> same;
-    for (const auto& t : tensors) {
-      if (t.scalar_type() == dtype) same.push_back(t.reshape({-1}));
-    }
-    std::vector<at::Tensor> flat{at::cat(same)};
+  for (auto& [dtype, tensors] : by_dtype) {
+    std::vector<at::Tensor> flat{at::flatten_dense_tensors(tensors)};
     c10d::BroadcastOptions o;
     o.rootRank = 0;
     wait_work(group_->broadcast(flat, o));
-    int64_t off = 0;
-    for (auto& t : tensors) {
-      if (t.scalar_type() != dtype) continue;
-      t.copy_(flat[0].narrow(0, off, t.numel()).view(t.sizes()));
-      off += t.numel();
-    }
+    const auto parts = at::unflatten_dense_tensors(flat[0], tensors);
+    for (size_t i = 0; i < tensors.size(); ++i) tensors[i].copy_(parts[i]);
   }
 }
 
@@ -364,7 +350,7 @@ void GradientSync::launch(size_t b) {
     grads.push_back(g.defined() ? g.reshape({-1})
                                 : at::zeros({params_[k].numel()}, params_[k].options()));
   }
-  flat_[b] = at::cat(grads);
+  flat_[b] = at::flatten_dense_tensors(grads);
   std::vector<at::Tensor> v{flat_[b]};
   work_[b] = dist_.group()->allreduce(v);
 }
@@ -376,14 +362,14 @@ void GradientSync::finish() {
   torch::NoGradGuard no_grad;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     wait_work(work_[b]);
-    int64_t off = 0;
+    std::vector<at::Tensor> grads;
     for (size_t k : buckets_[b]) {
       auto& p = params_[k];
       if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      auto& g = p.mutable_grad();
-      g.copy_(flat_[b].narrow(0, off, g.numel()).view(g.sizes())).div_(dist_.size());
-      off += g.numel();
+      grads.push_back(p.grad());
     }
+    const auto parts = at::unflatten_dense_tensors(flat_[b], grads);
+    for (size_t i = 0; i < grads.size(); ++i) grads[i].copy_(parts[i]).div_(dist_.size());
     flat_[b] = at::Tensor();
     work_[b] = {};
   }

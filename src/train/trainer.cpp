@@ -90,9 +90,8 @@ Batch shard_batch(const Batch& b, int rank, int ranks) {
   const int64_t rows = b.inputs.size(0);
   TORCH_CHECK(rows % ranks == 0, "shard_batch: ", rows, " rows do not split into ", ranks,
               " equal shards");
-  const int64_t n = rows / ranks, first = rank * n;
-  auto cut = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, first, n) : t; };
-  return {cut(b.inputs), cut(b.targets), cut(b.loss_mask), cut(b.key_padding)};
+  const int64_t n = rows / ranks;
+  return batch_rows(b, rank * n, n);
 }
 
 EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
@@ -232,9 +231,10 @@ StepStats Trainer::step() {
           per_sequence ? global.inputs.size(0) : global.loss_mask.sum().item<double>();
       share = local / std::max(total, 1.0);
     }
-    const double scale = share * N / static_cast<double>(config_.accumulate);
+    const double weight = share * N;  // 1 for a single process
     if (config_.tbptt > 0 && b.inputs.size(1) > config_.tbptt) {
-      loss_sum += share * truncated_backward(b, scale, &finite);
+      loss_sum +=
+          share * truncated_backward(b, weight / static_cast<double>(config_.accumulate), &finite);
       continue;
     }
     auto out = model_->forward(b.inputs, b.key_padding);
@@ -248,8 +248,7 @@ StepStats Trainer::step() {
     if (grad_sync_ && micro + 1 == config_.accumulate && !config_.model.reversible) {
       grad_sync_->arm();
     }
-    if (finite || dist_)
-      (parts.loss * (share * N) / static_cast<double>(config_.accumulate)).backward();
+    if (finite || dist_) (parts.loss * weight / static_cast<double>(config_.accumulate)).backward();
   }
   if (dist_) {
     grad_sync_->finish();

@@ -80,6 +80,21 @@ void warn_schedule_changes(const TrainConfig& saved, const TrainConfig& now) {
   }
 }
 
+// Where checkpoints go: --out, else the run directory that --resume continues, else nowhere.
+std::string out_dir_of(const TrainArgs& a) {
+  return !a.out_dir.empty() ? a.out_dir : !a.resume.empty() ? run_dir_of(a.resume) : std::string();
+}
+
+// --config with --set overrides; --resume without --config continues the checkpoint's own config
+// (overrides still apply).
+TrainConfig config_of(const TrainArgs& a) {
+  if (!a.resume.empty() && a.config_path.empty()) {
+    return parse_train_config(train_config_to_json(checkpoint_config(a.resume)), a.sets,
+                              resolve_checkpoint(a.resume));
+  }
+  return load_train_config(a.config_path, a.sets);
+}
+
 void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist);
 
 void run_train(const TrainArgs& a) {
@@ -96,8 +111,8 @@ void run_train(const TrainArgs& a) {
                 env ? env->rank : 0, " of ", env ? env->world_size : 0,
                 " (WORLD_SIZE is set, e.g. by torchrun): drop `--nproc`");
     // The config and the output directory are checked once, here, before any rank starts.
-    if (!a.out_dir.empty()) check_checkpoint_dir(a.out_dir, a.keep_last);
-    if (a.resume.empty() || !a.config_path.empty()) (void)load_train_config(a.config_path, a.sets);
+    if (!out_dir_of(a).empty()) check_checkpoint_dir(out_dir_of(a), a.keep_last);
+    (void)config_of(a);
     const std::string failed =
         launch_ranks(a.nproc, at::get_num_threads(), program_arguments(), timeout);
     TORCH_CHECK(failed.empty(), failed);
@@ -121,19 +136,10 @@ void run_train(const TrainArgs& a) {
 
 void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
   const bool lead = !dist || dist->rank() == 0;  // prints, writes metrics and checkpoints
-  const std::string out_dir = !a.out_dir.empty()  ? a.out_dir
-                              : !a.resume.empty() ? run_dir_of(a.resume)
-                                                  : std::string();
+  const std::string out_dir = out_dir_of(a);
   // Where checkpoints go is checked now, not found unwritable after the training.
   if (!out_dir.empty() && lead) check_checkpoint_dir(out_dir, a.keep_last);
-  // --resume without --config continues the checkpoint's own config (overrides still apply).
-  TrainConfig config;
-  if (!a.resume.empty() && a.config_path.empty()) {
-    config = parse_train_config(train_config_to_json(checkpoint_config(a.resume)), a.sets,
-                                resolve_checkpoint(a.resume));
-  } else {
-    config = load_train_config(a.config_path, a.sets);
-  }
+  const TrainConfig config = config_of(a);
   if (!a.resume.empty() && lead) warn_schedule_changes(checkpoint_config(a.resume), config);
   if (!out_dir.empty() && lead) {
     const int64_t stale = clean_stale_checkpoint_temps(out_dir);
