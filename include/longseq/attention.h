@@ -54,6 +54,9 @@ void check_key_padding(const char* op, const at::Tensor& key_padding, int64_t ba
 /// offset..offset+T-1: pairs (x_i, x_{i+D/2}) rotate by angle t·θ_i, θ_i = 10000^(-2i/D), so
 /// dot products of rotated q_t and k_s depend on t − s only.
 at::Tensor rotary_embedding(const at::Tensor& x, int64_t offset = 0);
+/// The same at explicit positions: int64 [T], position of each row of x (sequence parallelism,
+/// where a rank holds positions that are not one range).
+at::Tensor rotary_embedding(const at::Tensor& x, const at::Tensor& positions);
 
 /// Exact softmax attention: softmax(q kᵀ · scale + mask) v, scale defaults to 1/√D.
 /// Dropout `dropout_p` applies to the attention probabilities when `train` is true.

@@ -81,6 +81,26 @@ class Distributed {
   /// announced its failure, or one whose heartbeat stopped. Returns `what` when none is known.
   std::string explain_failure(const std::string& what) noexcept;
 
+  /// A pair of point-to-point transfers in flight (ring_exchange()). wait() returns when both
+  /// are done; a failure or the run's timeout throws, as a collective does.
+  class Transfer {
+   public:
+    Transfer();
+    ~Transfer();
+    Transfer(Transfer&&) noexcept;
+    Transfer& operator=(Transfer&&) noexcept;
+    void wait();
+
+   private:
+    friend class Distributed;
+    c10::intrusive_ptr<c10d::Work> send_, recv_;
+  };
+  /// Starts sending `to_next` to rank (r + 1) mod N and receiving `from_prev` from rank
+  /// (r − 1) mod N (both contiguous CPU tensors; `from_prev` is allocated by the caller with
+  /// the size its sender sends). Every rank must make the same sequence of calls: each call's
+  /// message tag is a per-process counter. N = 1 is an error (there is no ring).
+  Transfer ring_exchange(const at::Tensor& to_next, at::Tensor& from_prev);
+
   /// The process group, for the gradient averaging of GradientSync.
   const c10::intrusive_ptr<c10d::ProcessGroupGloo>& group() const { return group_; }
 
@@ -91,6 +111,7 @@ class Distributed {
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group_;
   struct Heartbeat;
   std::unique_ptr<Heartbeat> heartbeat_;
+  uint32_t ring_tag_ = 0;
 };
 
 /// Averages the gradients of `params` over the ranks, in buckets of about `bucket_bytes` (a

@@ -14,6 +14,8 @@
 
 namespace longseq {
 
+struct SequenceShard;
+
 /// Options every mixer shares. Mechanism options sit beside these in each mixer's own Options.
 struct MixerConfig {
   int64_t dim = 512;          ///< C, model width
@@ -98,6 +100,11 @@ class SequenceMixerImpl : public torch::nn::Module {
   const MixerConfig& config() const { return config_; }
   const std::string& mixer_name() const { return name_; }
 
+  /// Sequence parallelism (ModelConfig::sequence_parallel): from now on forward() gets this
+  /// rank's positions of the sequence `shard` describes. Only mixers with a sequence-parallel form
+  /// accept it (exact: ring attention); the others throw, naming themselves.
+  virtual void set_sequence_shard(std::shared_ptr<SequenceShard> shard);
+
  protected:
   /// Checks x is [B, T, C] with C == dim and T <= max_len, and key_padding is bool [B, T].
   void check_input(const at::Tensor& x, const at::Tensor& key_padding) const;
@@ -132,6 +139,8 @@ class AttentionMixerImpl : public SequenceMixerImpl {
   static at::Tensor merge_heads(const at::Tensor& x);
 
   torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, wo_{nullptr};
+  /// Set by a subclass's set_sequence_shard(): rotary then uses the shard's positions.
+  std::shared_ptr<SequenceShard> shard_;
 };
 
 }  // namespace longseq

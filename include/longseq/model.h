@@ -12,10 +12,14 @@
 #include <torch/nn/modules/linear.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace longseq {
+
+class Distributed;
+struct SequenceShard;
 
 struct ModelConfig {
   int64_t vocab_size = 0;  ///< > 0: token ids [B, T] in; 0: continuous inputs [B, T, input_dim]
@@ -46,6 +50,13 @@ struct ModelConfig {
   /// a previous-token feature, which associative recall (MQAR, induction) otherwise has to build
   /// with a whole attention layer first.
   bool token_shift = false;
+  /// Sequence parallelism: when trained on N ranks, each rank holds T/N positions of every
+  /// sequence (the zig-zag layout of longseq/ring_attention.h) through the whole model:
+  /// embedding, positions, norms, feed-forward and head run on the local positions, attention is
+  /// ring attention across the ranks. Activation memory per rank falls to about 1/N. Needs every
+  /// layer `exact`, a per-position head (lm or per_position), no token_shift, no reversible
+  /// stack, no attention dropout and unpadded batches. A single process runs the model as usual.
+  bool sequence_parallel = false;
 
   /// Throws naming the bad field, what was expected and what was given.
   void validate() const;
@@ -130,11 +141,19 @@ class SequenceModelImpl : public torch::nn::Module {
   /// Reversible models only: false runs the coupling through ordinary autograd (keeps every
   /// block's activations; for tests and debugging). Default true.
   void set_reversible_recompute(bool on) { reversible_recompute_ = on; }
+  /// ModelConfig::sequence_parallel over the ranks of `dist`: forward() then takes whole
+  /// sequences (the same on every rank) and returns this rank's positions only, in the order
+  /// SequenceLayout(T, N).positions(rank) gives. Throws unless the config allows it.
+  void shard_sequence(std::shared_ptr<Distributed> dist);
+  bool sequence_sharded() const { return shard_ != nullptr; }
 
  private:
   /// `previous` [B, 1, C]: the embedding before position `offset` (token_shift; zeros if
   /// undefined).
-  at::Tensor embed(const at::Tensor& input, int64_t offset = 0, at::Tensor* previous = nullptr);
+  /// `positions` int64 [T]: the positions of the rows of `input` (sequence parallelism);
+  /// undefined means offset .. offset + T − 1.
+  at::Tensor embed(const at::Tensor& input, int64_t offset = 0, at::Tensor* previous = nullptr,
+                   const at::Tensor& positions = {});
   at::Tensor head_output(const at::Tensor& stream, const at::Tensor& key_padding);
   ModelConfig config_;
   torch::nn::Embedding tok_{nullptr};
@@ -147,6 +166,7 @@ class SequenceModelImpl : public torch::nn::Module {
   torch::nn::Linear out_{nullptr};
   torch::nn::Dropout drop_{nullptr};
   bool reversible_recompute_ = true;
+  std::shared_ptr<SequenceShard> shard_;
 };
 TORCH_MODULE(SequenceModel);
 

@@ -27,6 +27,9 @@ struct Batch {
 
 /// Rows [first, first + n) of every tensor of `b` (views).
 Batch batch_rows(const Batch& b, int64_t first, int64_t n);
+/// Positions `positions` (int64 [n]) of every per-position tensor of `b`, in that order (sequence
+/// parallelism); classification targets [B] are kept whole.
+Batch batch_positions(const Batch& b, const at::Tensor& positions);
 /// `parts` stacked along the rows (the first part itself when there is one).
 Batch cat_batches(const std::vector<Batch>& parts);
 

@@ -78,8 +78,9 @@ struct LossParts {
 LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch& batch);
 
 /// Evaluates `model` on `split` in batches of `batch_size` (at most `max_batches`; 0 = all).
-/// With `dist`, rank r evaluates batches r, r+N, ... and the sums are reduced: every rank gets
-/// the result of the whole split.
+/// With `dist`, rank r evaluates batches r, r+N, ... (or, for a sequence-parallel model, every
+/// batch on its positions) and the sums are reduced: every rank gets the result of the whole
+/// split.
 EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
                     int64_t max_batches = 0, Distributed* dist = nullptr);
 
@@ -92,6 +93,8 @@ class Trainer {
   /// step every rank draws the same global batch of N × batch_size sequences and trains on its
   /// own rows; gradients, losses and evaluations are averaged over the ranks, so N ranks follow
   /// the run of one process at batch N × batch_size. Rank 0's initial parameters are broadcast.
+  /// With `model.sequence_parallel`, the N ranks share each sequence instead (the global batch
+  /// is batch_size, each rank trains on its positions of every row, attention is the ring).
   explicit Trainer(TrainConfig config, std::shared_ptr<Distributed> dist = nullptr);
   ~Trainer();
   /// Runs until config.steps (or a stop); `on_step` sees every step, `on_eval` every evaluation.
@@ -113,9 +116,10 @@ class Trainer {
   /// This process's rank (0 without data parallel) and the number of ranks.
   int rank() const;
   int ranks() const;
-  /// Sequences per micro-batch over all ranks (batch_size × ranks): also the evaluation batch, so
-  /// that N ranks evaluate the batches one process at this batch size would.
-  int64_t global_batch() const { return config_.batch_size * ranks(); }
+  /// Sequences per micro-batch over all ranks (batch_size × ranks; batch_size when the ranks
+  /// share each sequence, model.sequence_parallel): also the evaluation batch, so that N ranks
+  /// evaluate the batches one process at this batch size would.
+  int64_t global_batch() const;
   /// For checkpoint loading: continue from `step` with these run totals.
   void restore_counters(int64_t step, int64_t skipped, int64_t clipped) {
     step_ = step;

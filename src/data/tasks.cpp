@@ -21,6 +21,13 @@ Batch batch_rows(const Batch& b, int64_t first, int64_t n) {
   return {rows(b.inputs), rows(b.targets), rows(b.loss_mask), rows(b.key_padding)};
 }
 
+Batch batch_positions(const Batch& b, const at::Tensor& positions) {
+  auto cols = [&](const at::Tensor& t) {
+    return t.defined() && t.dim() >= 2 ? t.index_select(1, positions.to(t.device())) : t;
+  };
+  return {cols(b.inputs), cols(b.targets), cols(b.loss_mask), cols(b.key_padding)};
+}
+
 Batch cat_batches(const std::vector<Batch>& parts) {
   TORCH_CHECK(!parts.empty(), "cat_batches: no batches");
   if (parts.size() == 1) return parts[0];

@@ -1,5 +1,6 @@
 #include <longseq/mixers/exact.h>
 #include <longseq/registry.h>
+#include <longseq/ring_attention.h>
 
 namespace longseq {
 
@@ -9,7 +10,18 @@ ExactAttentionImpl::ExactAttentionImpl(const ExactAttentionOptions& options)
 at::Tensor ExactAttentionImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                                       const at::Tensor& k, const at::Tensor& v,
                                       const AttentionMask& mask) {
+  if (shard_) {
+    TORCH_CHECK(!mask.key_padding.defined(),
+                "exact: sequence parallelism (ring attention) takes no padding mask");
+    TORCH_CHECK(config_.attn_dropout == 0 || !is_training(),
+                "exact: sequence parallelism (ring attention) has no attention dropout");
+    return ring_attention(q, k, v, mask.causal, *shard_->dist, shard_->length);  // [B, H, T, D]
+  }
   return exact_attention(q, k, v, mask, config_.attn_dropout, is_training());  // [B, H, T, D]
+}
+
+void ExactAttentionImpl::set_sequence_shard(std::shared_ptr<SequenceShard> shard) {
+  shard_ = std::move(shard);
 }
 
 std::string ExactAttentionImpl::step_unsupported() const {

@@ -3,6 +3,7 @@
 #include <longseq/attention.h>
 #include <longseq/mixer.h>
 #include <longseq/registry.h>
+#include <longseq/ring_attention.h>
 
 #include <ATen/ATen.h>
 
@@ -87,6 +88,11 @@ void SequenceMixerImpl::check_input(const at::Tensor& x, const at::Tensor& key_p
   }
 }
 
+void SequenceMixerImpl::set_sequence_shard(std::shared_ptr<SequenceShard> /*shard*/) {
+  TORCH_CHECK(false, name_, ": no sequence-parallel form (model.sequence_parallel needs every "
+              "layer to be `exact`, whose form is ring attention)");
+}
+
 std::string SequenceMixerImpl::step_unsupported() const {
   if (!config_.causal)
     return name_ + " is not causal, so a prefix's outputs change as tokens arrive";
@@ -129,10 +135,13 @@ at::Tensor AttentionMixerImpl::merge_heads(const at::Tensor& x) {
 
 at::Tensor AttentionMixerImpl::forward(const at::Tensor& x, const at::Tensor& key_padding) {
   check_input(x, key_padding);
+  auto rotate = [&](const at::Tensor& t) {  // at this rank's positions under sequence parallelism
+    return shard_ ? rotary_embedding(t, shard_->positions.to(t.device())) : rotary_embedding(t);
+  };
   auto q = split_heads(wq_->forward(x));  // [B, H, T, D]
-  if (config_.rotary) q = rotary_embedding(q);
+  if (config_.rotary) q = rotate(q);
   auto k = wk_ ? split_heads(wk_->forward(x)) : q;  // [B, H, T, D]
-  if (config_.rotary && wk_) k = rotary_embedding(k);
+  if (config_.rotary && wk_) k = rotate(k);
   auto v = split_heads(wv_->forward(x));  // [B, H, T, D]
   AttentionMask mask;
   mask.causal = config_.causal;

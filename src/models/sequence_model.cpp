@@ -2,6 +2,7 @@
 // feed-forward, optionally chunked over T), final norm, head.
 #include <longseq/model.h>
 #include <longseq/registry.h>
+#include <longseq/ring_attention.h>
 
 #include <ATen/ATen.h>
 #include <torch/nn/functional/activation.h>
@@ -28,7 +29,9 @@ const OptionSet<ModelConfig>& model_options() {
           .add(option("pooling", &O::pooling, "classify: pooling over the sequence")
                    .choices({"mean", "first"}))
           .add(option("reversible", &O::reversible, "reversible residual stack (RevNet)"))
-          .add(option("token_shift", &O::token_shift, "add W_s x_{t-1} to each embedding"));
+          .add(option("token_shift", &O::token_shift, "add W_s x_{t-1} to each embedding"))
+          .add(option("sequence_parallel", &O::sequence_parallel,
+                      "on N ranks: each holds T/N positions, attention is the ring"));
   return set;
 }
 
@@ -54,6 +57,19 @@ void ModelConfig::validate() const {
                 ".causal` is not accepted: causality is the model's, set it with `model.causal`");
   }
   mixer.validate("model");
+  if (sequence_parallel) {
+    auto refuse = [](bool bad, const std::string& why) {
+      TORCH_CHECK(!bad, "model: `sequence_parallel` ", why);
+    };
+    for (const auto& m : mixers) {
+      refuse(m != "exact", "needs every layer `exact` (ring attention), got mixer '" + m + "'");
+    }
+    refuse(head == "classify", "needs a per-position head (lm or per_position): a `classify` "
+                               "head pools over positions that live on other ranks");
+    refuse(token_shift, "cannot take `token_shift` (the previous position may be on another rank)");
+    refuse(reversible, "cannot take a `reversible` stack (its backward replays the ring)");
+    refuse(mixer.attn_dropout != 0, "has no attention dropout (`attn_dropout` must be 0)");
+  }
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
               "model: `head` must be one of lm, classify, per_position, got '", head, "'");
   TORCH_CHECK(head != "lm" || vocab_size > 0,
@@ -170,7 +186,17 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 }
 
-at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at::Tensor* previous) {
+void SequenceModelImpl::shard_sequence(std::shared_ptr<Distributed> dist) {
+  TORCH_CHECK(dist != nullptr, "model: shard_sequence() needs the ranks");
+  TORCH_CHECK(config_.sequence_parallel,
+              "model: shard_sequence() needs `sequence_parallel: true` in the model config");
+  shard_ = std::make_shared<SequenceShard>();
+  shard_->dist = std::move(dist);
+  for (auto& block : blocks_) block->mixer()->set_sequence_shard(shard_);
+}
+
+at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at::Tensor* previous,
+                                    const at::Tensor& positions) {
   at::Tensor h;
   if (config_.vocab_size > 0) {
     TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
@@ -190,8 +216,11 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at:
   const int64_t t = h.size(1);
   TORCH_CHECK(offset + t <= config_.mixer.max_len, "model: sequence length ", offset + t,
               " exceeds `max_len` = ", config_.mixer.max_len);
-  if (pos_) h = h + pos_->forward(torch::arange(offset, offset + t, torch::kLong).to(h.device()));
-  if (sinusoid_.defined()) h = h + sinusoid_.narrow(0, offset, t).to(h.scalar_type());  // [B, T, C]
+  const auto where = positions.defined()
+                         ? positions.to(h.device())
+                         : torch::arange(offset, offset + t, torch::kLong).to(h.device());  // [T]
+  if (pos_) h = h + pos_->forward(where);
+  if (sinusoid_.defined()) h = h + sinusoid_.index_select(0, where).to(h.scalar_type());  // [B, T, C]
   if (shift_) {
     at::Tensor before =
         previous && previous->defined() ? *previous : h.new_zeros({h.size(0), 1, h.size(2)});
@@ -204,7 +233,22 @@ at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at:
 }
 
 at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor& key_padding) {
-  auto h = embed(input);  // [B, T, C]
+  at::Tensor h;
+  if (shard_) {  // this rank's positions of the whole sequence: embedding to head are local
+    TORCH_CHECK(!key_padding.defined(),
+                "model: `sequence_parallel` takes unpadded batches only (got a key padding mask)");
+    TORCH_CHECK(input.dim() >= 2, "model: expected inputs [B, T, ...], got ", input.sizes());
+    const int64_t length = input.size(1);
+    TORCH_CHECK(length <= config_.mixer.max_len, "model: sequence length ", length,
+                " exceeds `max_len` = ", config_.mixer.max_len);
+    shard_->length = length;
+    shard_->positions =
+        SequenceLayout(length, shard_->dist->size()).positions(shard_->dist->rank());
+    h = embed(input.index_select(1, shard_->positions.to(input.device())), 0, nullptr,
+              shard_->positions);  // [B, T_r, C]
+  } else {
+    h = embed(input);  // [B, T, C]
+  }
   if (config_.reversible) {
     h = reversible_blocks(blocks_, h, key_padding, reversible_recompute_);  // [B, T, C]
   } else {
@@ -232,6 +276,7 @@ at::Tensor SequenceModelImpl::forward_recorded(const at::Tensor& input,
                                                const at::Tensor& key_padding,
                                                std::vector<at::Tensor>& stream) {
   TORCH_CHECK(!config_.reversible, "model: forward_recorded() does not support reversible stacks");
+  TORCH_CHECK(!shard_, "model: forward_recorded() runs in one process (not sequence parallel)");
   stream.clear();
   auto h = embed(input);  // [B, T, C]
   for (auto& block : blocks_) {
@@ -257,6 +302,7 @@ std::string SequenceModelImpl::step_unsupported() const {
 at::Tensor SequenceModelImpl::step(const at::Tensor& tokens, ModelDecodeState& state) {
   const std::string why = step_unsupported();
   TORCH_CHECK(why.empty(), "model: step() is not available: ", why);
+  TORCH_CHECK(!shard_, "model: step() runs in one process (not sequence parallel)");
   if (state.layers.empty()) state.layers.resize(blocks_.size());
   TORCH_CHECK(state.layers.size() == blocks_.size(), "model: decode state has ",
               state.layers.size(), " layers, the model ", blocks_.size());

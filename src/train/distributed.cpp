@@ -29,6 +29,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 namespace longseq {
 namespace {
@@ -257,6 +258,32 @@ std::vector<double> Distributed::sum(std::vector<double> values) {
 }
 
 void Distributed::barrier() { wait_work(group_->barrier()); }
+
+Distributed::Transfer::Transfer() = default;
+Distributed::Transfer::~Transfer() = default;
+Distributed::Transfer::Transfer(Transfer&&) noexcept = default;
+Distributed::Transfer& Distributed::Transfer::operator=(Transfer&&) noexcept = default;
+
+void Distributed::Transfer::wait() {
+  // Gloo bounds each wait by the group's timeout (ProcessGroupGloo::Options::timeout).
+  if (send_) wait_work(std::exchange(send_, {}));
+  if (recv_) wait_work(std::exchange(recv_, {}));
+}
+
+Distributed::Transfer Distributed::ring_exchange(const at::Tensor& to_next, at::Tensor& from_prev) {
+  const int n = info_.world_size, r = info_.rank;
+  TORCH_CHECK(n > 1, "distributed: ring_exchange needs at least 2 ranks");
+  TORCH_CHECK(to_next.is_contiguous() && from_prev.is_contiguous() && to_next.device().is_cpu() &&
+                  from_prev.device().is_cpu(),
+              "distributed: ring_exchange needs contiguous CPU tensors");
+  const int tag = static_cast<int>(ring_tag_++ & 0x7fffffffu);
+  Transfer t;
+  std::vector<at::Tensor> recv{from_prev}, send{to_next};
+  // Receive first: the matching send of the previous rank may already be on its way.
+  t.recv_ = group_->recv(recv, (r + n - 1) % n, tag);
+  t.send_ = group_->send(send, (r + 1) % n, tag);
+  return t;
+}
 
 bool Distributed::identical_on_all_ranks(const std::vector<at::Tensor>& tensors, uint64_t* hash) {
   uint64_t h = 1469598103934665603ull;  // FNV-1a, 64 bits

@@ -2,6 +2,7 @@
 // reported), gradient accumulation over consecutive data indices, and a guard that skips steps
 // whose loss or gradient is not finite and stops after max_bad_steps of them in a row.
 #include <longseq/distributed.h>
+#include <longseq/ring_attention.h>
 #include <longseq/train.h>
 
 #include <ATen/ATen.h>
@@ -80,6 +81,10 @@ LossParts task_loss(const TaskInfo& info, const at::Tensor& output, const Batch&
   auto logits = output.to(loss_dtype);  // [B, T, K]
   const int64_t k = logits.size(-1);
   auto targets = batch.targets.masked_fill(mask.logical_not(), -100);  // [B, T]
+  if (parts.count == 0) {  // no counted position (a sequence-parallel shard may have none): a
+    parts.loss = logits.sum() * 0.0;  // zero loss whose backward still runs through the model
+    return parts;
+  }
   parts.loss = at::cross_entropy_loss(logits.reshape({-1, k}), targets.reshape({-1}));
   parts.correct = logits.argmax(-1).eq(targets).logical_and(mask).sum().item<int64_t>();
   return parts;
@@ -106,10 +111,19 @@ EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t
   if (max_batches > 0) batches = std::min(batches, max_batches);
   double loss_sum = 0;
   int64_t correct = 0, count = 0;
-  const int rank = dist ? dist->rank() : 0, ranks = dist ? dist->size() : 1;
+  // Data parallel: rank r evaluates batches r, r + N, ...; sequence parallel: every rank every
+  // batch, on its positions.
+  const bool by_position = model->sequence_sharded();
+  TORCH_CHECK(!by_position || dist != nullptr,
+              "evaluate: a sequence-parallel model needs the ranks (`dist`)");
+  const int rank = dist && !by_position ? dist->rank() : 0;
+  const int ranks = dist && !by_position ? dist->size() : 1;
   for (int64_t i = rank; i < batches; i += ranks) {
     auto b = task.batch(split, i, batch_size);
     auto out = model->forward(b.inputs, b.key_padding);
+    if (by_position) {
+      b = batch_positions(b, SequenceLayout(b.inputs.size(1), dist->size()).positions(dist->rank()));
+    }
     auto parts = task_loss(info, out, b);
     loss_sum += parts.loss.item<double>() * parts.count;
     correct += parts.correct;
@@ -139,6 +153,10 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Distributed> dist)
   model_ = SequenceModel(config_.model);
   if (config_.dtype == "float64") model_->to(at::kDouble);
   model_->train();
+  if (dist_ && dist_->size() > 1 && config_.model.sequence_parallel) {
+    TORCH_CHECK(config_.tbptt == 0, "train: `model.sequence_parallel` cannot take `tbptt`");
+    model_->shard_sequence(dist_);
+  }
   if (dist_) {
     TORCH_CHECK(dist_->size() * config_.batch_size <= (int64_t{1} << 40),
                 "train: the global batch is too large");
@@ -157,6 +175,10 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Distributed> dist)
 }
 
 Trainer::~Trainer() = default;
+
+int64_t Trainer::global_batch() const {
+  return config_.batch_size * (model_->sequence_sharded() ? 1 : ranks());
+}
 
 int Trainer::rank() const { return dist_ ? dist_->rank() : 0; }
 int Trainer::ranks() const { return dist_ ? dist_->size() : 1; }
@@ -220,7 +242,11 @@ StepStats Trainer::step() {
     const auto global =
         task_->batch(Split::kTrain, step_ * config_.accumulate + micro, global_batch());
     tokens += global.inputs.size(0) * global.inputs.size(1);
-    const auto b = shard_batch(global, rank(), N);
+    // Data parallel: this rank's rows; sequence parallel: its positions of every row.
+    const auto b = model_->sequence_sharded()
+                       ? batch_positions(global, SequenceLayout(global.inputs.size(1), N)
+                                                     .positions(rank()))
+                       : shard_batch(global, rank(), N);
     // This shard's share of the global mean loss, times N because the ranks' gradients are
     // averaged: sum over ranks of (loss_r · count_r / count) is the mean over the global batch.
     double share = 1.0;
@@ -237,7 +263,9 @@ StepStats Trainer::step() {
           share * truncated_backward(b, weight / static_cast<double>(config_.accumulate), &finite);
       continue;
     }
-    auto out = model_->forward(b.inputs, b.key_padding);
+    // A sequence-parallel model takes whole sequences and returns this rank's positions.
+    const auto& in = model_->sequence_sharded() ? global : b;
+    auto out = model_->forward(in.inputs, in.key_padding);
     auto parts = task_loss(task_->info(), out, b);
     const double l = parts.loss.item<double>();
     finite = finite && std::isfinite(l);

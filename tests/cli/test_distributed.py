@@ -5,7 +5,9 @@
 - both launch paths: `--nproc 2`, and torchrun (`python3 -m torch.distributed.run --no-python`);
 - the same with gradient accumulation and with truncated BPTT (the post-backward averaging path);
 - resume with N=2 continues exactly;
-- a rank killed mid-run makes the other exit non-zero within the timeout, naming the rank.
+- a rank killed mid-run makes the other exit non-zero within the timeout, naming the rank;
+- sequence parallel (model.sequence_parallel, ring attention) on 2 and 3 ranks follows the single
+  process at the same batch, and its checkpoint evaluates the same in one process.
 
     LONGSEQ_CLI=build/longseq python3 -m pytest -q tests/cli/test_distributed.py
 """
@@ -22,13 +24,14 @@ CLI = os.environ.get("LONGSEQ_CLI", "longseq")
 PYTHON = "/usr/bin/python3"
 
 
-def config(tmp, **train):
+def config(tmp, model=None, **train):
     c = {
         "seed": 3,
         "task": {"name": "copy", "options": {"blanks": "6"}},
         "model": {"layers": 2, "mixers": ["exact"], "dim": 16, "heads": 2, "causal": True},
         "train": {"steps": 20, "batch_size": 8, "warmup": 2, "eval_every": 10, "lr": 3e-3},
     }
+    c["model"].update(model or {})
     c["train"].update(train)
     path = os.path.join(tmp, "config_%d.json" % len(os.listdir(tmp)))
     with open(path, "w") as f:
@@ -98,6 +101,35 @@ def test_accumulation_and_tbptt(tmp_path):
         two, _ = train(tmp, name + "2", config(tmp, batch_size=4, dtype="float64", steps=6,
                                                **extra), nproc=2)
         assert_close(two["loss"], one["loss"], 1e-10, name + " step losses")
+
+
+@pytest.mark.parametrize("nproc,positions,causal", [(2, "learned", True), (3, "rotary", True),
+                                                     (2, "sinusoidal", False)])
+def test_sequence_parallel_follows_one_process(tmp_path, nproc, positions, causal):
+    tmp = str(tmp_path)
+    model = {"sequence_parallel": True, "positions": positions, "causal": causal}
+    cfg = config(tmp, model=model, batch_size=4, dtype="float64", steps=8, eval_every=4)
+    one, _ = train(tmp, "one", cfg, "--out", os.path.join(tmp, "run1"))
+    sp, r = train(tmp, "sp", cfg, "--out", os.path.join(tmp, "run_sp"), nproc=nproc,
+                  threads=nproc)
+    assert "sequence parallel: %d ranks share each sequence" % nproc in r.stdout, r.stdout
+    assert "parameters identical on all %d ranks" % nproc in r.stdout, r.stdout
+    assert_close(sp["loss"], one["loss"], 1e-10, "step losses")
+    assert_close(sp["eval"], one["eval"], 1e-10, "validation losses")
+    assert_close(sp["final"], one["final"], 1e-10, "final test loss")
+    # The sequence-parallel checkpoint is an ordinary model: one process evaluates it the same.
+    e1, e2 = evaluate(os.path.join(tmp, "run1")), evaluate(os.path.join(tmp, "run_sp"))
+    assert abs(e1 - e2) <= 1e-10 * max(1.0, abs(e1)), (e1, e2)
+
+
+def test_sequence_parallel_refuses_what_it_cannot_shard(tmp_path):
+    tmp = str(tmp_path)
+    cfg = config(tmp, model={"sequence_parallel": True, "mixers": ["performer"]}, steps=1)
+    r = subprocess.run([CLI, "train", "--config", cfg, "--nproc", "2"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0
+    assert "error:" in r.stderr and "sequence_parallel" in r.stderr and "performer" in r.stderr, \
+        r.stderr
 
 
 def test_resume_with_two_ranks_continues_exactly(tmp_path):

@@ -167,7 +167,12 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
     for (const auto& m : trainer.config().model.mixers) fmt::print(" {}", m);
     fmt::print(", {} layers, dim {}, {} parameters\n", config.model.layers, config.model.mixer.dim,
                params);
-    if (dist) {
+    if (dist && trainer.model()->sequence_sharded()) {
+      fmt::print("# sequence parallel: {} ranks share each sequence of {} positions (about {} "
+                 "each, ring attention), batch {} (Gloo, {}:{})\n",
+                 dist->size(), info.seq_len, info.seq_len / dist->size(), config.batch_size,
+                 dist->info().master_addr, dist->info().master_port);
+    } else if (dist) {
       fmt::print("# data parallel: {} ranks x batch {} = global batch {} (Gloo, {}:{})\n",
                  dist->size(), config.batch_size, dist->size() * config.batch_size,
                  dist->info().master_addr, dist->info().master_port);
@@ -294,8 +299,7 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
     TORCH_CHECK(same, "train: the ranks' parameters differ at step ", trainer.current_step(),
                 " (this rank's hash ", fmt::format("{:016x}", hash), ")");
     if (lead) {
-      fmt::print("# data parallel: parameters identical on all {} ranks (hash {:016x})\n",
-                 dist->size(), hash);
+      fmt::print("# parameters identical on all {} ranks (hash {:016x})\n", dist->size(), hash);
     }
   }
   const auto final = evaluate(trainer.model(), trainer.task(),

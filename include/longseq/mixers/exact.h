@@ -16,6 +16,8 @@ class ExactAttentionImpl : public AttentionMixerImpl {
 
   /// Causal: a KV cache of every position.
   std::string step_unsupported() const override;
+  /// Ring attention over the shard's ranks (longseq/ring_attention.h).
+  void set_sequence_shard(std::shared_ptr<SequenceShard> shard) override;
 
  protected:
   at::Tensor attend(const at::Tensor& x, const at::Tensor& q, const at::Tensor& k,
