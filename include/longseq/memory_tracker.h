@@ -19,6 +19,9 @@ class MemoryTracker {
   static void reset_peak();
 };
 
+/// The highest resident set size of this process so far, in bytes (getrusage's ru_maxrss).
+int64_t peak_resident_bytes();
+
 /// Total physical memory of this machine in bytes.
 int64_t physical_memory_bytes();
 

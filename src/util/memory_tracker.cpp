@@ -7,6 +7,7 @@
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 #include <atomic>
 #include <cstdlib>
@@ -104,6 +105,12 @@ bool MemoryTracker::installed() { return g_installed; }
 int64_t MemoryTracker::current_bytes() { return g_current.load(); }
 int64_t MemoryTracker::peak_bytes() { return g_peak.load(); }
 void MemoryTracker::reset_peak() { g_peak.store(g_current.load()); }
+
+int64_t peak_resident_bytes() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;
+  return static_cast<int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
 
 int64_t physical_memory_bytes() {
   return static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) *

@@ -6,6 +6,7 @@
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
 #include <longseq/distributed.h>
+#include <longseq/memory_tracker.h>
 #include <longseq/train.h>
 
 #include <ATen/Parallel.h>
@@ -305,7 +306,14 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
   const auto final = evaluate(trainer.model(), trainer.task(),
                               a.eval_split == "test" ? Split::kTest : Split::kValidation,
                               trainer.global_batch(), 0, dist.get());
+  // Peak resident memory of every rank (a one-hot sum gathers them on every rank).
+  std::vector<double> peaks(dist ? dist->size() : 1, 0.0);
+  peaks[dist ? dist->rank() : 0] = static_cast<double>(peak_resident_bytes()) / (1 << 20);
+  if (dist) peaks = dist->sum(peaks);
   if (!lead) return;
+  std::string peak_text;
+  for (double p : peaks) peak_text += fmt::format("{}{:.0f}", peak_text.empty() ? "" : ", ", p);
+  fmt::print("# peak resident memory{}: {} MiB\n", dist ? " per rank" : "", peak_text);
   fmt::print(
       "final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
       "skipped\n",
@@ -322,7 +330,8 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
                               {"loss", final.loss},
                               {"accuracy", final.accuracy},
                               {"steps", trainer.current_step()},
-                              {"elapsed_s", elapsed()}}
+                              {"elapsed_s", elapsed()},
+                              {"peak_rss_mib", peaks}}
                    .dump()
             << "\n";
   }
