@@ -17,6 +17,11 @@ class MemoryTracker {
   static int64_t peak_bytes();
   /// Sets the peak to the current value.
   static void reset_peak();
+  /// A budget for tracked tensor bytes (0: none). An allocation that would take
+  /// current_bytes() above it fails with a c10::Error naming the budget, as an allocation the
+  /// machine cannot serve does: `longseq train --max-memory`.
+  static void set_limit(int64_t bytes);
+  static int64_t limit();
 };
 
 /// The highest resident set size of this process so far, in bytes (getrusage's ru_maxrss).

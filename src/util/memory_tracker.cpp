@@ -25,6 +25,7 @@ namespace {
 
 std::atomic<int64_t> g_current{0};
 std::atomic<int64_t> g_peak{0};
+std::atomic<int64_t> g_limit{0};
 
 // Sizes of live tracked blocks. The DataPtr context must equal the data pointer (LibTorch's
 // raw_allocate() asserts it), so sizes live in this side table instead of a per-block context.
@@ -67,6 +68,13 @@ class CountingAllocator final : public c10::Allocator {
     }
     const int64_t now = g_current.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed) +
                         static_cast<int64_t>(n);
+    const int64_t limit = g_limit.load(std::memory_order_relaxed);
+    if (limit > 0 && now > limit) {
+      counting_delete(data);
+      TORCH_CHECK(false, "out of memory: a tensor of ", n >> 20, " MiB would bring this process's ",
+                  "tensors to ", now >> 20, " MiB, above its budget of ", limit >> 20,
+                  " MiB (--max-memory)");
+    }
     int64_t peak = g_peak.load(std::memory_order_relaxed);
     while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
     }
@@ -105,6 +113,11 @@ bool MemoryTracker::installed() { return g_installed; }
 int64_t MemoryTracker::current_bytes() { return g_current.load(); }
 int64_t MemoryTracker::peak_bytes() { return g_peak.load(); }
 void MemoryTracker::reset_peak() { g_peak.store(g_current.load()); }
+void MemoryTracker::set_limit(int64_t bytes) {
+  TORCH_CHECK(bytes >= 0, "MemoryTracker: the limit must be >= 0 bytes, got ", bytes);
+  g_limit.store(bytes);
+}
+int64_t MemoryTracker::limit() { return g_limit.load(); }
 
 int64_t peak_resident_bytes() {
   rusage u{};

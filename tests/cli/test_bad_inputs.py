@@ -109,6 +109,8 @@ FLAG_CASES = [
     (["train", "--save-every", "-1"], "`--save-every` must be >= 0"),
     (["train", "--out", "/proc/nonexistent/run"], "/proc/nonexistent"),
     (["train", "--final-split", "dev"], "--final-split"),
+    (["train", "--max-memory", "-1"], "`--max-memory` must be in [0, 1048576] GiB"),
+    (["train", "--max-memory", "nan"], "`--max-memory` must be in [0, 1048576] GiB"),
 ]
 
 

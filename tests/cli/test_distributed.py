@@ -122,6 +122,27 @@ def test_sequence_parallel_follows_one_process(tmp_path, nproc, positions, causa
     assert abs(e1 - e2) <= 1e-10 * max(1.0, abs(e1)), (e1, e2)
 
 
+def test_sequence_parallel_trains_what_one_process_cannot_hold(tmp_path):
+    """Under a tensor budget (--max-memory) too small for one process at T = 4096, two ranks
+    sharing each sequence train, each holding about half the tensors."""
+    tmp = str(tmp_path)
+    c = json.load(open(config(tmp)))
+    c["task"]["options"] = {"blanks": "4076", "valid_size": "1", "test_size": "1"}
+    c["model"].update({"dim": 64, "positions": "rotary", "sequence_parallel": True})
+    c["train"].update({"steps": 2, "batch_size": 2, "eval_every": 0})
+    cfg = os.path.join(tmp, "long.json")
+    json.dump(c, open(cfg, "w"))
+    budget = str(60 / 1024)  # GiB: one process needs about 82 MiB of tensors, a rank about 42
+    one = subprocess.run([CLI, "--threads", "2", "train", "--config", cfg, "--max-memory",
+                          budget], capture_output=True, text=True, timeout=300)
+    assert one.returncode != 0 and "error: out of memory" in one.stderr, one.stderr
+    assert "above its budget of 60 MiB (--max-memory)" in one.stderr, one.stderr
+    two = subprocess.run([CLI, "--threads", "2", "train", "--config", cfg, "--max-memory", budget,
+                          "--nproc", "2"], capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "tensors at most" in two.stdout, two.stdout
+
+
 def test_sequence_parallel_refuses_what_it_cannot_shard(tmp_path):
     tmp = str(tmp_path)
     cfg = config(tmp, model={"sequence_parallel": True, "mixers": ["performer"]}, steps=1)

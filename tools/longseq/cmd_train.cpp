@@ -40,6 +40,7 @@ struct TrainArgs {
   std::string eval_split = "test";
   int nproc = 0;             ///< > 0: launch this many data-parallel ranks here
   double dist_timeout = 60;  ///< seconds a collective waits for a dead or hung rank
+  double max_memory_gib = 0;  ///< > 0: tensor memory budget of each process (rank)
 };
 
 std::string eta(double secs) {
@@ -105,6 +106,9 @@ void run_train(const TrainArgs& a) {
               a.nproc);
   TORCH_CHECK(std::isfinite(a.dist_timeout) && a.dist_timeout > 0 && a.dist_timeout <= 86400,
               "train: `--dist-timeout` must be in (0, 86400] seconds, got ", a.dist_timeout);
+  TORCH_CHECK(std::isfinite(a.max_memory_gib) && a.max_memory_gib >= 0 &&
+                  a.max_memory_gib <= 1 << 20,
+              "train: `--max-memory` must be in [0, 1048576] GiB, got ", a.max_memory_gib);
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout * 1000));
   const auto env = rank_info_from_env();
   if (a.nproc > 0) {
@@ -137,6 +141,10 @@ void run_train(const TrainArgs& a) {
 
 void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
   const bool lead = !dist || dist->rank() == 0;  // prints, writes metrics and checkpoints
+  if (a.max_memory_gib > 0) {  // every tensor from here on (model, optimizer, activations)
+    MemoryTracker::install();
+    MemoryTracker::set_limit(static_cast<int64_t>(a.max_memory_gib * (int64_t{1} << 30)));
+  }
   const std::string out_dir = out_dir_of(a);
   // Where checkpoints go is checked now, not found unwritable after the training.
   if (!out_dir.empty() && lead) check_checkpoint_dir(out_dir, a.keep_last);
@@ -313,7 +321,13 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
   if (!lead) return;
   std::string peak_text;
   for (double p : peaks) peak_text += fmt::format("{}{:.0f}", peak_text.empty() ? "" : ", ", p);
-  fmt::print("# peak resident memory{}: {} MiB\n", dist ? " per rank" : "", peak_text);
+  fmt::print("# peak resident memory{}: {} MiB", dist ? " per rank" : "", peak_text);
+  if (MemoryTracker::installed()) {
+    fmt::print("; tensors at most {} MiB{} (budget {} MiB, --max-memory)",
+               MemoryTracker::peak_bytes() >> 20, dist ? " on rank 0" : "",
+               MemoryTracker::limit() >> 20);
+  }
+  fmt::print("\n");
   fmt::print(
       "final {} loss {:.4f}{} ({} counted) after {} steps in {}; {} steps clipped, {} "
       "skipped\n",
@@ -360,6 +374,9 @@ Runner add_train_command(CLI::App& app) {
   cmd->add_option("--dist-timeout", a->dist_timeout,
                   "seconds a data-parallel rank waits for a dead or hung one before it stops")
       ->capture_default_str();
+  cmd->add_option("--max-memory", a->max_memory_gib,
+                  "GiB of tensors each process (rank) may hold; an allocation above it stops the "
+                  "run with an out-of-memory error (0 = no budget)");
   cmd->add_option("--final-split", a->eval_split, "split of the final evaluation")
       ->check(CLI::IsMember({"validation", "test"}))
       ->capture_default_str();
