@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -24,6 +25,16 @@ namespace longseq::test {
 
 /// Whether this process is a rank started by run_ranks().
 inline bool is_rank_worker() { return std::getenv("LONGSEQ_TEST_RANKS") != nullptr; }
+
+/// A worker's last statement: leaves done.<rank> in run_ranks()'s directory, so that a filter
+/// that matched no test (exit 0 all the same) fails the run.
+inline void mark_rank_done() {
+  const char* dir = std::getenv("LONGSEQ_TEST_RANKS");
+  const char* rank = std::getenv("RANK");
+  if (dir == nullptr || rank == nullptr || ::testing::Test::HasFailure()) return;
+  const std::string path = std::string(dir) + "/done." + rank;
+  if (FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+}
 
 /// Spawns `n` ranks of this binary running the tests that match `filter`, each with one thread
 /// and `extra_env` ("KEY=value"), and waits up to `timeout` (then kills them). Success when every
@@ -46,12 +57,17 @@ inline ::testing::AssertionResult run_ranks(int n, const std::string& filter,
     if (fd >= 0) ::close(fd);
   }
   if (port == 0) return ::testing::AssertionFailure() << "no free TCP port on 127.0.0.1";
+  char dir_template[] = "/tmp/longseq_ranks_XXXXXX";
+  if (::mkdtemp(dir_template) == nullptr) {
+    return ::testing::AssertionFailure() << "cannot create a directory under /tmp";
+  }
+  const std::string dir = dir_template;
   std::vector<pid_t> pids(n, -1);
   const std::string filter_arg = "--gtest_filter=" + filter;
   for (int r = 0; r < n; ++r) {
     // Ours and extra_env first, then the inherited variables they do not set.
     std::vector<std::string> env = {
-        "LONGSEQ_TEST_RANKS=1",        "RANK=" + std::to_string(r),
+        "LONGSEQ_TEST_RANKS=" + dir,    "RANK=" + std::to_string(r),
         "WORLD_SIZE=" + std::to_string(n), "LOCAL_RANK=" + std::to_string(r),
         "LOCAL_WORLD_SIZE=" + std::to_string(n), "MASTER_ADDR=127.0.0.1",
         "MASTER_PORT=" + std::to_string(port),   "OMP_NUM_THREADS=1"};
@@ -97,8 +113,12 @@ inline ::testing::AssertionResult run_ranks(int n, const std::string& filter,
     } else if (!WIFEXITED(status[r]) || WEXITSTATUS(status[r]) != 0) {
       failures += " rank " + std::to_string(r) + " ended with status " +
                   std::to_string(status[r]) + ";";
+    } else if (::access((dir + "/done." + std::to_string(r)).c_str(), F_OK) != 0) {
+      failures += " rank " + std::to_string(r) + " ran no worker test to its end;";
     }
+    ::unlink((dir + "/done." + std::to_string(r)).c_str());
   }
+  ::rmdir(dir.c_str());
   if (failures.empty()) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << filter << " on " << n << " ranks:" << failures
                                        << " (their output is above)";

@@ -150,6 +150,8 @@ class SequenceModelImpl : public torch::nn::Module {
  private:
   /// `previous` [B, 1, C]: the embedding before position `offset` (token_shift; zeros if
   /// undefined).
+  /// Throws unless `input` is what embed() takes (token ids in range, or features of input_dim).
+  void check_inputs(const at::Tensor& input) const;
   /// `positions` int64 [T]: the positions of the rows of `input` (sequence parallelism);
   /// undefined means offset .. offset + T − 1.
   at::Tensor embed(const at::Tensor& input, int64_t offset = 0, at::Tensor* previous = nullptr,

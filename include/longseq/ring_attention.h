@@ -5,7 +5,9 @@
 /// around the ring of ranks (c10d send/recv) while each rank runs the fused flash kernel on the
 /// block it has, merging the partial results by their log-sum-exp. Backward sends the key/value
 /// blocks around again, with their dK/dV accumulators travelling behind them back to their
-/// owners. Memory per rank: the rank's own q, k, v, out and two blocks in flight, O(T/N).
+/// owners. Memory per rank: the rank's own q, k, v, out and lse, plus key/value blocks in flight
+/// (two in forward; in backward about five: the block, the next one, and dK/dV accumulators
+/// being summed, sent and received), all O(T/N).
 /// docs/distributed.md has the cost model.
 
 #include <longseq/distributed.h>
@@ -23,7 +25,7 @@ namespace longseq {
 /// The sequence is cut into 2N chunks, chunk c of ⌊T/2N⌋ positions plus one for c < T mod 2N;
 /// rank r holds chunks r and 2N−1−r, in that order. Under a causal mask every rank then has the
 /// same number of (query, key) pairs to score, where plain contiguous shards would leave rank 0
-/// with 1/N² of the work of rank N−1 (the zig-zag of ring-flash-attention; Brandon et al. 2023,
+/// with 1/(2N−1) of the work of rank N−1 (the zig-zag of ring-flash-attention; Brandon et al. 2023,
 /// "Striped Attention", balance by striping instead).
 struct SequenceLayout {
   /// Throws unless ranks >= 1 and length >= 2·ranks (every chunk at least one position).

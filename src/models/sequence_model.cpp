@@ -9,6 +9,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace longseq {
 
@@ -69,6 +70,11 @@ void ModelConfig::validate() const {
     refuse(token_shift, "cannot take `token_shift` (the previous position may be on another rank)");
     refuse(reversible, "cannot take a `reversible` stack (its backward replays the ring)");
     refuse(mixer.attn_dropout != 0, "has no attention dropout (`attn_dropout` must be 0)");
+    for (const auto& [name, opts] : mixer_options) {
+      const auto it = opts.find("attn_dropout");
+      refuse(it != opts.end() && std::strtod(it->second.c_str(), nullptr) != 0,
+             "has no attention dropout (`mixer_options." + name + ".attn_dropout` must be 0)");
+    }
   }
   TORCH_CHECK(head == "lm" || head == "classify" || head == "per_position",
               "model: `head` must be one of lm, classify, per_position, got '", head, "'");
@@ -186,6 +192,22 @@ SequenceModelImpl::SequenceModelImpl(ModelConfig config) : config_(std::move(con
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 }
 
+void SequenceModelImpl::check_inputs(const at::Tensor& input) const {
+  if (config_.vocab_size > 0) {
+    TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
+                "model: expected int64 token ids [B, T], got ", input.scalar_type(), " of shape ",
+                input.sizes());
+    if (input.numel() > 0) {
+      const int64_t lo = input.min().item<int64_t>(), hi = input.max().item<int64_t>();
+      TORCH_CHECK(lo >= 0 && hi < config_.vocab_size, "model: token ids must be in [0, ",
+                  config_.vocab_size, "), got values in [", lo, ", ", hi, "]");
+    }
+  } else {
+    TORCH_CHECK(input.dim() == 3 && input.size(2) == config_.input_dim,
+                "model: expected inputs [B, T, ", config_.input_dim, "], got ", input.sizes());
+  }
+}
+
 void SequenceModelImpl::shard_sequence(std::shared_ptr<Distributed> dist) {
   TORCH_CHECK(dist != nullptr, "model: shard_sequence() needs the ranks");
   TORCH_CHECK(config_.sequence_parallel,
@@ -197,22 +219,10 @@ void SequenceModelImpl::shard_sequence(std::shared_ptr<Distributed> dist) {
 
 at::Tensor SequenceModelImpl::embed(const at::Tensor& input, int64_t offset, at::Tensor* previous,
                                     const at::Tensor& positions) {
-  at::Tensor h;
-  if (config_.vocab_size > 0) {
-    TORCH_CHECK(input.dim() == 2 && input.scalar_type() == at::kLong,
-                "model: expected int64 token ids [B, T], got ", input.scalar_type(), " of shape ",
-                input.sizes());
-    if (input.numel() > 0) {
-      const int64_t lo = input.min().item<int64_t>(), hi = input.max().item<int64_t>();
-      TORCH_CHECK(lo >= 0 && hi < config_.vocab_size, "model: token ids must be in [0, ",
-                  config_.vocab_size, "), got values in [", lo, ", ", hi, "]");
-    }
-    h = tok_->forward(input);  // [B, T, C]
-  } else {
-    TORCH_CHECK(input.dim() == 3 && input.size(2) == config_.input_dim,
-                "model: expected inputs [B, T, ", config_.input_dim, "], got ", input.sizes());
-    h = in_proj_->forward(input.to(in_proj_->weight.scalar_type()));  // [B, T, C]
-  }
+  check_inputs(input);
+  at::Tensor h = config_.vocab_size > 0
+                     ? tok_->forward(input)                                          // [B, T, C]
+                     : in_proj_->forward(input.to(in_proj_->weight.scalar_type()));  // [B, T, C]
   const int64_t t = h.size(1);
   TORCH_CHECK(offset + t <= config_.mixer.max_len, "model: sequence length ", offset + t,
               " exceeds `max_len` = ", config_.mixer.max_len);
@@ -237,7 +247,7 @@ at::Tensor SequenceModelImpl::forward(const at::Tensor& input, const at::Tensor&
   if (shard_) {  // this rank's positions of the whole sequence: embedding to head are local
     TORCH_CHECK(!key_padding.defined(),
                 "model: `sequence_parallel` takes unpadded batches only (got a key padding mask)");
-    TORCH_CHECK(input.dim() >= 2, "model: expected inputs [B, T, ...], got ", input.sizes());
+    check_inputs(input);  // the whole sequence: every rank fails alike, none waits in the ring
     const int64_t length = input.size(1);
     TORCH_CHECK(length <= config_.mixer.max_len, "model: sequence length ", length,
                 " exceeds `max_len` = ", config_.mixer.max_len);

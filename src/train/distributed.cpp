@@ -273,9 +273,10 @@ void Distributed::Transfer::wait() {
 Distributed::Transfer Distributed::ring_exchange(const at::Tensor& to_next, at::Tensor& from_prev) {
   const int n = info_.world_size, r = info_.rank;
   TORCH_CHECK(n > 1, "distributed: ring_exchange needs at least 2 ranks");
-  TORCH_CHECK(to_next.is_contiguous() && from_prev.is_contiguous() && to_next.device().is_cpu() &&
-                  from_prev.device().is_cpu(),
-              "distributed: ring_exchange needs contiguous CPU tensors");
+  TORCH_CHECK(to_next.is_contiguous() && to_next.device().is_cpu(),
+              "distributed: ring_exchange needs a contiguous CPU `to_next`");
+  TORCH_CHECK(from_prev.is_contiguous() && from_prev.device().is_cpu(),
+              "distributed: ring_exchange needs a contiguous CPU `from_prev`");
   const int tag = static_cast<int>(ring_tag_++ & 0x7fffffffu);
   Transfer t;
   std::vector<at::Tensor> recv{from_prev}, send{to_next};

@@ -155,6 +155,10 @@ Trainer::Trainer(TrainConfig config, std::shared_ptr<Distributed> dist)
   model_->train();
   if (dist_ && dist_->size() > 1 && config_.model.sequence_parallel) {
     TORCH_CHECK(config_.tbptt == 0, "train: `model.sequence_parallel` cannot take `tbptt`");
+    const int64_t ranks = dist_->size(), length = task_->info().seq_len;
+    TORCH_CHECK(length >= 2 * ranks, "train: `model.sequence_parallel` over ", ranks,
+                " ranks needs sequences of at least ", 2 * ranks, " positions (two chunks per "
+                "rank); task `", config_.task, "` has ", length, " (use fewer ranks, --nproc)");
     model_->shard_sequence(dist_);
   }
   if (dist_) {

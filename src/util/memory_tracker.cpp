@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -32,6 +33,13 @@ std::atomic<int64_t> g_limit{0};
 std::mutex g_mutex;
 std::unordered_map<void*, int64_t> g_sizes;
 c10::DeleterFnPtr g_inner_deleter = nullptr;
+
+// Bytes as MiB with one decimal ("0.1", "564.0").
+std::string mib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(bytes) / (1 << 20));
+  return buf;
+}
 
 void counting_delete(void* ptr) {
   if (!ptr) return;
@@ -71,9 +79,9 @@ class CountingAllocator final : public c10::Allocator {
     const int64_t limit = g_limit.load(std::memory_order_relaxed);
     if (limit > 0 && now > limit) {
       counting_delete(data);
-      TORCH_CHECK(false, "out of memory: a tensor of ", n >> 20, " MiB would bring this process's ",
-                  "tensors to ", now >> 20, " MiB, above its budget of ", limit >> 20,
-                  " MiB (--max-memory)");
+      TORCH_CHECK(false, "out of memory: a tensor of ", mib(static_cast<int64_t>(n)),
+                  " MiB would bring this process's tensors to ", mib(now),
+                  " MiB, above its budget of ", mib(limit), " MiB (--max-memory)");
     }
     int64_t peak = g_peak.load(std::memory_order_relaxed);
     while (now > peak && !g_peak.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {

@@ -122,6 +122,28 @@ def test_sequence_parallel_follows_one_process(tmp_path, nproc, positions, causa
     assert abs(e1 - e2) <= 1e-10 * max(1.0, abs(e1)), (e1, e2)
 
 
+@pytest.mark.parametrize("task,options,nproc", [
+    ("adding", {"length": "40"}, 3),                        # mse, only the last position counts
+    ("selective_copy", {"length": "30", "tokens": "4"}, 2),  # masked cross-entropy at the end
+])
+def test_sequence_parallel_with_masked_losses_and_accumulation(tmp_path, task, options, nproc):
+    """Shards whose positions count no loss still run their (collective) backward, and the loss
+    shares of unevenly counted shards and accumulated micro-batches give the single process's
+    losses."""
+    tmp = str(tmp_path)
+    c = json.load(open(config(tmp)))
+    c["task"] = {"name": task, "options": options}
+    c["model"].update({"sequence_parallel": True})
+    c["train"].update({"steps": 6, "batch_size": 4, "accumulate": 2, "dtype": "float64",
+                       "eval_every": 3})
+    cfg = os.path.join(tmp, task + ".json")
+    json.dump(c, open(cfg, "w"))
+    one, _ = train(tmp, "one", cfg)
+    sp, _ = train(tmp, "sp", cfg, nproc=nproc, threads=nproc)
+    assert_close(sp["loss"], one["loss"], 1e-10, "step losses")
+    assert_close(sp["eval"], one["eval"], 1e-10, "validation losses")
+
+
 def test_sequence_parallel_trains_what_one_process_cannot_hold(tmp_path):
     """Under a tensor budget (--max-memory) too small for one process at T = 4096, two ranks
     sharing each sequence train, each holding about half the tensors."""
@@ -136,7 +158,7 @@ def test_sequence_parallel_trains_what_one_process_cannot_hold(tmp_path):
     one = subprocess.run([CLI, "--threads", "2", "train", "--config", cfg, "--max-memory",
                           budget], capture_output=True, text=True, timeout=300)
     assert one.returncode != 0 and "error: out of memory" in one.stderr, one.stderr
-    assert "above its budget of 60 MiB (--max-memory)" in one.stderr, one.stderr
+    assert "above its budget of 60.0 MiB (--max-memory)" in one.stderr, one.stderr
     two = subprocess.run([CLI, "--threads", "2", "train", "--config", cfg, "--max-memory", budget,
                           "--nproc", "2"], capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stdout + two.stderr

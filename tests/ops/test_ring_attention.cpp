@@ -32,6 +32,16 @@ TEST(SequenceLayout, EveryPositionOnceInChunkOrder) {
         for (int64_t i = 0; i < pos.numel(); ++i) seen.insert(pos[i].item<int64_t>());
         // Chunk sizes differ by at most one.
         EXPECT_LE(std::abs(layout.local_length(r) - layout.local_length(0)), 2);
+        // Chunk r, then chunk 2N-1-r, each in increasing order.
+        const auto c = layout.chunks(r);
+        const int64_t n0 = layout.chunk_size(c[0]);
+        EXPECT_EQ(c[0], r);
+        EXPECT_EQ(c[1], 2 * ranks - 1 - r);
+        EXPECT_TRUE(pos.narrow(0, 0, n0).equal(
+            at::arange(layout.chunk_begin(c[0]), layout.chunk_begin(c[0]) + n0, at::kLong)));
+        EXPECT_TRUE(pos.narrow(0, n0, pos.numel() - n0)
+                        .equal(at::arange(layout.chunk_begin(c[1]), layout.chunk_begin(c[1] + 1),
+                                          at::kLong)));
       }
       EXPECT_EQ(total, length);
       EXPECT_EQ(static_cast<int64_t>(seen.size()), length);
@@ -112,6 +122,7 @@ TEST(RingAttentionWorker, MatchesExactAttention) {
       }
     }
   }
+  test::mark_rank_done();
 }
 
 TEST(RingAttention, TwoRanksFloat64) {

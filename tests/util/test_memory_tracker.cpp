@@ -26,7 +26,7 @@ TEST(MemoryTracker, AllocationAboveTheBudgetFailsAndChangesNothing) {
     FAIL() << "expected an out-of-memory error";
   } catch (const c10::Error& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("out of memory: a tensor of 2 MiB"), std::string::npos) << what;
+    EXPECT_NE(what.find("out of memory: a tensor of 2.0 MiB"), std::string::npos) << what;
     EXPECT_NE(what.find("(--max-memory)"), std::string::npos) << what;
   }
   EXPECT_EQ(MemoryTracker::current_bytes(), before + (int64_t{2} << 20));

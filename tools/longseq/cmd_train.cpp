@@ -109,6 +109,9 @@ void run_train(const TrainArgs& a) {
   TORCH_CHECK(std::isfinite(a.max_memory_gib) && a.max_memory_gib >= 0 &&
                   a.max_memory_gib <= 1 << 20,
               "train: `--max-memory` must be in [0, 1048576] GiB, got ", a.max_memory_gib);
+  TORCH_CHECK(a.max_memory_gib == 0 || a.max_memory_gib >= 1.0 / 1024,
+              "train: `--max-memory` must be 0 (no budget) or at least 1 MiB (0.0009765625 GiB), "
+              "got ", a.max_memory_gib, " GiB");
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(a.dist_timeout * 1000));
   const auto env = rank_info_from_env();
   if (a.nproc > 0) {
