@@ -5,13 +5,14 @@
 file(REMOVE_RECURSE ${OUT})
 file(MAKE_DIRECTORY ${OUT})
 
-# The lines of a metrics file without the wall-clock fields, kind step/final only.
+# The lines of a metrics file without the wall-clock and memory fields, kind step/final only.
 function(read_metrics path outvar)
   file(STRINGS ${path} lines)
   set(kept "")
   foreach(line IN LISTS lines)
     if(line MATCHES "\"kind\":\"(step|final)\"")
       string(REGEX REPLACE ",?\"(tokens_per_s|elapsed_s)\":[^,}]*" "" line "${line}")
+      string(REGEX REPLACE ",?\"peak_rss_mib\":\\[[-0-9.,e+ ]*\\]" "" line "${line}")
       list(APPEND kept "${line}")
     endif()
   endforeach()
