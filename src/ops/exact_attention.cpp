@@ -10,6 +10,7 @@
 #include <longseq/impl.h>
 
 #include "kernels/cpu/flash_attention.h"
+#include "ops/flash.h"
 #include "ops/fused.h"
 
 #include <ATen/ATen.h>
@@ -45,15 +46,7 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
     auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();  // [B, H, T|S, D]
     auto kp =
         mask.key_padding.defined() ? mask.key_padding.to(at::kCPU).contiguous() : at::Tensor();
-    const auto p = flash_params(q, k, v, mask.causal, scale);
-    auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
-    auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
-    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
-      cpu::flash_attention_forward<scalar_t>(q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(),
-                                             v.data_ptr<scalar_t>(),
-                                             kp.defined() ? kp.data_ptr<bool>() : nullptr,
-                                             out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(), p);
-    });
+    auto [out, lse] = flash_forward(q, k, v, kp, mask.causal, scale);  // [B, H, T, Dv], [B, H, T]
     ctx->save_for_backward({q, k, v, out, lse});
     save_optional(ctx, "key_padding", kp);
     ctx->saved_data["causal"] = mask.causal;
@@ -66,19 +59,10 @@ struct FlashAttentionFunction : public torch::autograd::Function<FlashAttentionF
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
     const auto kp = load_optional(ctx, "key_padding");
-    const auto p = flash_params(q, k, v, ctx->saved_data["causal"].toBool(),
-                                ctx->saved_data["scale"].toDouble());
-    auto grad_out = incoming_grad(grads[0], out);          // [B, H, T, Dv]
-    auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
-    auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
-    auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]
-    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_backward", [&] {
-      cpu::flash_attention_backward<scalar_t>(
-          q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
-          kp.defined() ? kp.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
-          lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
-          grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
-    });
+    auto grad_out = incoming_grad(grads[0], out);  // [B, H, T, Dv]
+    auto [grad_q, grad_k, grad_v] =
+        flash_backward(q, k, v, kp, out, lse, grad_out, ctx->saved_data["causal"].toBool(),
+                       ctx->saved_data["scale"].toDouble());  // [B, H, T|S, D|Dv]
     return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor()};
   }
 };
@@ -95,6 +79,40 @@ bool use_fused(const at::Tensor& q, const at::Tensor& k, const AttentionMask& ma
 }
 
 }  // namespace
+
+std::pair<at::Tensor, at::Tensor> flash_forward(const at::Tensor& q, const at::Tensor& k,
+                                                const at::Tensor& v,
+                                                const at::Tensor& key_padding, bool causal,
+                                                double scale) {
+  const auto p = flash_params(q, k, v, causal, scale);
+  auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
+  auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
+    cpu::flash_attention_forward<scalar_t>(
+        q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+        key_padding.defined() ? key_padding.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+        lse.data_ptr<scalar_t>(), p);
+  });
+  return {out, lse};
+}
+
+std::array<at::Tensor, 3> flash_backward(const at::Tensor& q, const at::Tensor& k,
+                                         const at::Tensor& v, const at::Tensor& key_padding,
+                                         const at::Tensor& out, const at::Tensor& lse,
+                                         const at::Tensor& grad_out, bool causal, double scale) {
+  const auto p = flash_params(q, k, v, causal, scale);
+  auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
+  auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
+  auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_backward", [&] {
+    cpu::flash_attention_backward<scalar_t>(
+        q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
+        key_padding.defined() ? key_padding.data_ptr<bool>() : nullptr, out.data_ptr<scalar_t>(),
+        lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
+        grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>(), p);
+  });
+  return {grad_q, grad_k, grad_v};
+}
 
 at::Tensor exact_attention_composite(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                      const AttentionMask& mask, double dropout_p, bool train,

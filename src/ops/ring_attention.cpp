@@ -17,7 +17,7 @@
 #include <longseq/attention.h>
 #include <longseq/ring_attention.h>
 
-#include "kernels/cpu/flash_attention.h"
+#include "ops/flash.h"
 #include "ops/fused.h"
 
 #include <ATen/ATen.h>
@@ -98,20 +98,6 @@ std::vector<Pair> pairs(const SequenceLayout& layout, int rank, int owner, bool 
 // [B, H, n, ·] slice of x along T, contiguous (the kernels take dense [B·H, n, ·]).
 at::Tensor rows(const at::Tensor& x, const Chunk& c) { return x.narrow(2, c.offset, c.size); }
 
-cpu::FlashAttentionParams params(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                 bool causal, double scale) {
-  cpu::FlashAttentionParams p;
-  p.batch = q.size(0);
-  p.heads = q.size(1);
-  p.t = q.size(2);
-  p.s = k.size(2);
-  p.d = q.size(3);
-  p.dv = v.size(3);
-  p.scale = scale;
-  p.causal = causal;
-  return p;
-}
-
 // A key/value block (or its gradient) as one flat message: [k | v].
 at::Tensor pack(const at::Tensor& k, const at::Tensor& v) {
   return at::cat({k.reshape({-1}), v.reshape({-1})});
@@ -161,14 +147,7 @@ struct RingAttentionFunction : public torch::autograd::Function<RingAttentionFun
       for (const auto& pr : pairs(layout, r, owner, causal)) {
         auto qc = rows(q, pr.q).contiguous(), kc = rows(kb, pr.k).contiguous(),
              vc = rows(vb, pr.k).contiguous();
-        const auto p = params(qc, kc, vc, pr.causal, scale);
-        auto o = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());
-        auto l = empty_poisoned({p.batch, p.heads, p.t}, q.options());
-        AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "ring_attention_forward", [&] {
-          cpu::flash_attention_forward<scalar_t>(qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(),
-                                                 vc.data_ptr<scalar_t>(), nullptr,
-                                                 o.data_ptr<scalar_t>(), l.data_ptr<scalar_t>(), p);
-        });
+        auto [o, l] = flash_forward(qc, kc, vc, at::Tensor(), pr.causal, scale);
         merge(rows(out, pr.q), lse.narrow(2, pr.q.offset, pr.q.size), o, l);
       }
       if (s + 1 < N) {
@@ -216,16 +195,7 @@ struct RingAttentionFunction : public torch::autograd::Function<RingAttentionFun
              vc = rows(vb, pr.k).contiguous(), oc = rows(out, pr.q).contiguous(),
              gc = rows(grad_out, pr.q).contiguous(),
              lc = lse.narrow(2, pr.q.offset, pr.q.size).contiguous();
-        const auto p = params(qc, kc, vc, pr.causal, scale);
-        auto gq = empty_poisoned(qc.sizes(), q.options());
-        auto gk = empty_poisoned(kc.sizes(), k.options());
-        auto gv = empty_poisoned(vc.sizes(), v.options());
-        AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "ring_attention_backward", [&] {
-          cpu::flash_attention_backward<scalar_t>(
-              qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), vc.data_ptr<scalar_t>(), nullptr,
-              oc.data_ptr<scalar_t>(), lc.data_ptr<scalar_t>(), gc.data_ptr<scalar_t>(),
-              gq.data_ptr<scalar_t>(), gk.data_ptr<scalar_t>(), gv.data_ptr<scalar_t>(), p);
-        });
+        auto [gq, gk, gv] = flash_backward(qc, kc, vc, at::Tensor(), oc, lc, gc, pr.causal, scale);
         rows(grad_q, pr.q).add_(gq);
         rows(dk_acc, pr.k).add_(gk);
         rows(dv_acc, pr.k).add_(gv);

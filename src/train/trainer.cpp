@@ -99,6 +99,15 @@ Batch shard_batch(const Batch& b, int rank, int ranks) {
   return batch_rows(b, rank * n, n);
 }
 
+namespace {
+
+// Sequence parallel: this rank's positions of every row of `b` (the positions its model outputs).
+Batch own_positions(const Batch& b, const Distributed& dist) {
+  return batch_positions(b, SequenceLayout(b.inputs.size(1), dist.size()).positions(dist.rank()));
+}
+
+}  // namespace
+
 EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t batch_size,
                     int64_t max_batches, Distributed* dist) {
   torch::NoGradGuard no_grad;
@@ -122,7 +131,7 @@ EvalResult evaluate(SequenceModel& model, const Task& task, Split split, int64_t
     auto b = task.batch(split, i, batch_size);
     auto out = model->forward(b.inputs, b.key_padding);
     if (by_position) {
-      b = batch_positions(b, SequenceLayout(b.inputs.size(1), dist->size()).positions(dist->rank()));
+      b = own_positions(b, *dist);
     }
     auto parts = task_loss(info, out, b);
     loss_sum += parts.loss.item<double>() * parts.count;
@@ -247,10 +256,8 @@ StepStats Trainer::step() {
         task_->batch(Split::kTrain, step_ * config_.accumulate + micro, global_batch());
     tokens += global.inputs.size(0) * global.inputs.size(1);
     // Data parallel: this rank's rows; sequence parallel: its positions of every row.
-    const auto b = model_->sequence_sharded()
-                       ? batch_positions(global, SequenceLayout(global.inputs.size(1), N)
-                                                     .positions(rank()))
-                       : shard_batch(global, rank(), N);
+    const auto b = model_->sequence_sharded() ? own_positions(global, *dist_)
+                                              : shard_batch(global, rank(), N);
     // This shard's share of the global mean loss, times N because the ranks' gradients are
     // averaged: sum over ranks of (loss_r · count_r / count) is the mean over the global batch.
     double share = 1.0;
