@@ -16,6 +16,7 @@
 # Before fuzzing, each target replays the minimized reproducers of past findings
 # (fuzz/findings/<target>-*), so a fixed bug that comes back fails at once.
 #
+# Scratch files go to /dev/shm when it is writable, else under the run directory.
 # Environment: BUILD_DIR (default <repo>/build-fuzz), FUZZ_TARGETS, FUZZ_NICE (default 15),
 # FUZZ_JOBS (ninja -j, default 1), FUZZ_RUNS (-runs, instead of a time), FUZZ_SEED (-seed; 0 or
 # unset: libFuzzer picks one and logs it), CC/CXX (default clang-14/clang++-14).
@@ -78,13 +79,17 @@ failed=0
 summary=()
 for t in $TARGETS; do
   work="$OUT/$t"
-  mkdir -p "$work/corpus" "$work/artifacts" "$work/tmp"
+  # The harnesses write each input to a scratch file and read it back: on tmpfs when there is one
+  # (several times the executions per second of a disk directory).
+  scratch="$work/tmp"
+  if [[ -d /dev/shm && -w /dev/shm ]]; then scratch="$(mktemp -d /dev/shm/longseq_fuzz_$t.XXXXXX)"; fi
+  mkdir -p "$work/corpus" "$work/artifacts" "$scratch"
   cp "$ROOT/fuzz/corpus/$t/"* "$work/corpus/" 2>/dev/null || true
   max_len=$(max_len_for "$t")
   findings=("$ROOT/fuzz/findings/$t-"*)
   if [[ -e "${findings[0]}" ]]; then
     rc=0
-    TMPDIR="$work/tmp" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "${findings[@]}" >"$work/replay.log" 2>&1 || rc=$?
+    TMPDIR="$scratch" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "${findings[@]}" >"$work/replay.log" 2>&1 || rc=$?
     line="fuzz_$t: replay of ${#findings[@]} past findings exit=$rc"
     echo "$line"
     if [[ $rc -ne 0 ]]; then
@@ -109,10 +114,10 @@ for t in $TARGETS; do
     keep=(-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   fi
   rc=0
-  TMPDIR="$work/tmp" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "$work/corpus" \
+  TMPDIR="$scratch" $NICE "$BUILD_DIR/fuzz/fuzz_$t" "$work/corpus" \
     "${limit[@]}" -max_len="$max_len" -timeout=30 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${keep[@]}" >"$work/fuzz.log" 2>&1 || rc=$?
-  rm -rf "$work/tmp"
+  rm -rf "$scratch"
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/fuzz.log" | grep -o '[0-9]*$' | tail -1 || true)
   if [[ -z "$execs" ]]; then  # fork mode: the parent's last "#<execs>: cov: ..." line
     execs=$(grep -oE '^#[0-9]+:' "$work/fuzz.log" | tr -d '#:' | tail -1 || true)

@@ -1,9 +1,13 @@
 #pragma once
 /// Time and memory of each mixer against sequence length (the engine of `longseq bench`).
 
+#include <longseq/profile.h>
+#include <longseq/roofline.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,11 @@ struct BenchConfig {
   std::string impl;  ///< "auto", "fused" or "composite"; empty = the process default (LONGSEQ_IMPL)
   /// Mechanism options per mixer: options["performer"]["features"] = "128".
   std::map<std::string, std::map<std::string, std::string>> options;
+  /// The machine's measured rates (roofline.h): rows get their share of the limit they set.
+  /// Zero rates: no share (pct_of_limit stays 0).
+  MachineLimits limits;
+  /// After timing each configuration, profile one more iteration (BenchRow::profile).
+  bool profile = false;
 };
 
 struct BenchRow {
@@ -39,8 +48,15 @@ struct BenchRow {
   int64_t peak_bytes = 0;   ///< peak live tensor bytes of one iteration above what was live before
   int64_t state_bytes = 0;  ///< parameters + input live before the iteration
   int64_t predicted_bytes = 0;
+  /// The mixer's counted work for this row's mode (MixerSpec::work), the time it needs at the
+  /// machine's limit, which rate sets that limit ("flops" or "bytes"), and limit_ms / median_ms.
+  Work work;
+  double limit_ms = 0;
+  std::string bound;
+  double pct_of_limit = 0;
   bool skipped = false;
   std::string skip_reason;
+  std::optional<ProfileReport> profile;  ///< with BenchConfig::profile, for measured rows
 };
 
 /// Runs every (mixer, seq_len) configuration in order, calling `on_row` as each finishes.
@@ -53,6 +69,11 @@ std::vector<BenchRow> run_bench(const BenchConfig& config,
 /// it fits. `max_len` is the mixer's accepted length (>= t).
 BenchRow measure_point(const BenchConfig& config, const std::string& mixer, int64_t t,
                        int64_t max_len);
+
+/// One iteration of one configuration under the op profiler (profile.h), after `warmup`
+/// untimed iterations (at least one): where its time goes, op by op.
+ProfileReport profile_point(const BenchConfig& config, const std::string& mixer, int64_t t,
+                            int64_t max_len);
 
 /// How time and peak memory of one mixer grow with T: least-squares slopes of log(median_ms) and
 /// log(peak_bytes) against log(T) over its measured (not skipped) rows; 1 is linear, 2 quadratic.

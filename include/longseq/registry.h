@@ -5,6 +5,7 @@
 
 #include <longseq/mixer.h>
 #include <longseq/options.h>
+#include <longseq/roofline.h>
 
 #include <functional>
 #include <map>
@@ -24,6 +25,12 @@ struct MixerSpec {
   int fused_memory_exponent = 0;
   /// Builds the mixer from the common options and checked mechanism options (name -> value).
   std::function<SequenceMixer(const MixerConfig&, const std::map<std::string, std::string>&)> make;
+  /// Counted work (longseq/roofline.h) of one forward, or with `backward` one backward, on
+  /// [batch, t, dim]: the projections' GEMMs and the core op's work (longseq/op_work.h). Options
+  /// as `make` takes them.
+  std::function<Work(const MixerConfig&, const std::map<std::string, std::string>&,
+                     int64_t batch, int64_t t, bool backward)>
+      work;
 
   /// Mechanism options small enough for tests on tiny shapes (OptionSpec::test_values): the
   /// first test value of each option, or the last with `tiniest` (gradient checks).
@@ -39,9 +46,17 @@ struct MixerTraits {
 
 /// A registry entry for `Module` (a TORCH_MODULE holder) built from `Options` = O: the defaults
 /// of `options`, the common options in O::common, then the given mechanism options.
+/// A mixer's roofline function: its counted work from its resolved options (common() included),
+/// the batch, the length and the pass.
+/// (A member type, so that `O` is deduced from the options alone.)
+template <class O>
+struct MixerWork {
+  using type = std::function<Work(const O&, int64_t batch, int64_t t, bool backward)>;
+};
+
 template <class Module, class O>
 MixerSpec mixer_spec(std::string name, std::string description, const OptionSet<O>& options,
-                     MixerTraits traits = {}) {
+                     MixerTraits traits, typename MixerWork<O>::type work) {
   MixerSpec s;
   s.name = name;
   s.description = std::move(description);
@@ -56,8 +71,31 @@ MixerSpec mixer_spec(std::string name, std::string description, const OptionSet<
     options.apply(o, values, name);
     return Module(o).ptr();
   };
+  s.work = [options, name, work](const MixerConfig& common,
+                                 const std::map<std::string, std::string>& values, int64_t batch,
+                                 int64_t t, bool backward) -> Work {
+    O o = options.defaults();
+    o.common(common);
+    options.apply(o, values, name);
+    return work(o, batch, t, backward);
+  };
   return s;
 }
+
+/// The Q/K/V/output projections of a multi-head attention mixer (AttentionMixerImpl) on
+/// [batch, t, C]: four GEMMs to and from H·D (three with a shared QK); backward twice the forward
+/// (the input's and the weight's gradients).
+Work attention_projection_work(const MixerConfig& c, int64_t batch, int64_t t, bool shared_qk,
+                               bool backward);
+
+/// A Linear layer [rows, in] -> [rows, out] (weights read once): forward one GEMM, backward two.
+Work linear_layer_work(double rows, double in, double out, bool backward);
+
+/// Counted work of `name` on [batch, t, dim] for `mode` "fwd" or "fwd+bwd" (forward plus
+/// backward), with `options` as make_mixer takes them.
+Work mixer_work(const std::string& name, const MixerConfig& config,
+                const std::map<std::string, std::string>& options, int64_t batch, int64_t t,
+                const std::string& mode);
 
 /// Every registered mixer, in a stable order.
 const std::vector<MixerSpec>& mixer_registry();

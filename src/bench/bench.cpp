@@ -31,7 +31,7 @@ struct Prepared {
   at::Tensor x, grad_out;
 };
 
-Prepared prepare(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
+MixerConfig mixer_config(const BenchConfig& c, int64_t max_len) {
   MixerConfig mc;
   mc.heads = c.heads;
   mc.head_dim = c.head_dim;
@@ -39,11 +39,19 @@ Prepared prepare(const BenchConfig& c, const std::string& name, int64_t t, int64
   mc.causal = c.causal;
   mc.max_len = max_len;
   mc.seed = c.seed;
+  return mc;
+}
+
+std::map<std::string, std::string> options_of(const BenchConfig& c, const std::string& name) {
   auto it = c.options.find(name);
+  return it == c.options.end() ? std::map<std::string, std::string>{} : it->second;
+}
+
+Prepared prepare(const BenchConfig& c, const std::string& name, int64_t t, int64_t max_len) {
+  const MixerConfig mc = mixer_config(c, max_len);
   torch::manual_seed(c.seed);
   Prepared p;
-  p.mixer = make_mixer(name, mc,
-                       it == c.options.end() ? std::map<std::string, std::string>{} : it->second);
+  p.mixer = make_mixer(name, mc, options_of(c, name));
   p.x = torch::randn({c.batch, t, mc.dim});
   if (c.mode == "fwd+bwd") {
     p.mixer->train();
@@ -163,7 +171,20 @@ BenchRow measure_point(const BenchConfig& c, const std::string& name, int64_t t,
   row.min_ms = *std::min_element(ms.begin(), ms.end());
   row.max_ms = *std::max_element(ms.begin(), ms.end());
   row.tokens_per_s = static_cast<double>(c.batch * t) / (row.median_ms / 1000.0);
+  row.work = mixer_work(name, mixer_config(c, max_len), options_of(c, name), c.batch, t, c.mode);
+  if (c.limits.sgemm_gflops > 0 && c.limits.bandwidth_gbs > 0) {
+    row.limit_ms = limit_ms(row.work, c.limits);
+    row.bound = limit_kind(row.work, c.limits);
+    row.pct_of_limit = 100 * row.limit_ms / row.median_ms;
+  }
   return row;
+}
+
+ProfileReport profile_point(const BenchConfig& c, const std::string& name, int64_t t,
+                            int64_t max_len) {
+  auto p = prepare(c, name, t, max_len);
+  for (int i = 0; i < std::max(1, c.warmup); ++i) iterate(c, p);
+  return profile_region([&] { iterate(c, p); }, c.limits);
 }
 
 std::vector<BenchRow> run_bench(const BenchConfig& c,
@@ -244,6 +265,7 @@ std::vector<BenchRow> run_bench(const BenchConfig& c,
       const int64_t predicted = row.predicted_bytes;
       row = measure_point(c, name, t, max_len);
       row.predicted_bytes = predicted;
+      if (c.profile) row.profile = profile_point(c, name, t, max_len);
       measured.emplace_back(t, row.state_bytes + row.peak_bytes);
       rows.push_back(row);
       if (on_row) on_row(row);

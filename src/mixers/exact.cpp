@@ -1,3 +1,4 @@
+#include <longseq/op_work.h>
 #include <longseq/mixers/exact.h>
 #include <longseq/registry.h>
 #include <longseq/ring_attention.h>
@@ -41,11 +42,19 @@ at::Tensor ExactAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::Te
   return exact_attention(q, kc, vc, causal_mask);  // [B, H, n, D]
 }
 
+// Roofline: Q/K/V/output projections and exact attention over every (causal: earlier) pair.
+static Work exact_work(const ExactAttentionOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t D = c.resolved_head_dim();
+  return attention_projection_work(c, batch, t, false, backward) +
+         exact_attention_work(batch, c.heads, t, t, D, D, c.causal, backward);
+}
+
 MixerSpec exact_mixer_spec() {
   static const OptionSet<ExactAttentionOptions> options(ExactAttentionOptions(MixerConfig{}));
   return mixer_spec<ExactAttention>(
       "exact", "softmax(QK^T/sqrt(D) + mask) V; O(T^2) time and memory, the reference", options,
-      {/*supports_causal=*/true, /*memory_exponent=*/2, /*fused_memory_exponent=*/1});
+      {/*supports_causal=*/true, /*memory_exponent=*/2, /*fused_memory_exponent=*/1}, exact_work);
 }
 
 }  // namespace longseq

@@ -2,6 +2,7 @@
 // φ(q)·φ(k), φ(x) = elu(x) + 1, computed by linear_attention (ops/performer_attention.cpp: two
 // GEMMs non-causal, the Performer's prefix sums causal). No random draws, no stabiliser: φ > 0
 // and bounded by x + 1, so sums stay finite without one.
+#include <longseq/op_work.h>
 #include <longseq/mixers/linear.h>
 #include <longseq/registry.h>
 
@@ -70,12 +71,21 @@ at::Tensor LinearAttentionImpl::attend_step(const at::Tensor& /*x*/, const at::T
   return at::stack(outs, 2);  // [B, H, n, Dv]
 }
 
+// Roofline: Q/K/V/output projections and linear attention with R = D features (the elu + 1 map
+// is elementwise).
+static Work linear_work(const LinearAttentionOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t D = c.resolved_head_dim();
+  return attention_projection_work(c, batch, t, false, backward) +
+         linear_attention_work(double(batch) * c.heads, t, t, D, D, c.causal, o.chunk(), backward);
+}
+
 MixerSpec linear_mixer_spec() {
   return mixer_spec<LinearAttention>(
       "linear",
       "linear transformer: softmax replaced by phi(q).phi(k), phi = elu + 1; O(T*D^2); causal "
       "by prefix sums",
-      linear_options());
+      linear_options(), {}, linear_work);
 }
 
 }  // namespace longseq

@@ -1,3 +1,4 @@
+#include <longseq/op_work.h>
 #include <longseq/mixers/linformer.h>
 #include <longseq/registry.h>
 
@@ -47,11 +48,20 @@ at::Tensor LinformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q, c
   return linformer_attention(q, k, v, e_proj_, f, mask, config_.attn_dropout, is_training());
 }
 
+// Roofline: Q/K/V/output projections; per head E k and F v ([R, T] by [T, D]), the scores
+// q (E k)ᵀ and their product with F v; backward twice the forward's GEMMs.
+static Work linformer_work(const LinformerOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const double D = double(c.resolved_head_dim()), R = double(o.proj_len()), bh = double(batch) * c.heads;
+  const Work core = bh * (2 * gemm_work(R, t, D) + gemm_work(t, D, R) + gemm_work(t, R, D));
+  return attention_projection_work(c, batch, t, false, backward) + (backward ? 2 * core : core);
+}
+
 MixerSpec linformer_mixer_spec() {
   return mixer_spec<Linformer>(
       "linformer",
       "keys/values projected along the sequence to R rows by learned E, F; O(T*R); no causal",
-      linformer_options(), {/*supports_causal=*/false});
+      linformer_options(), {/*supports_causal=*/false}, linformer_work);
 }
 
 }  // namespace longseq

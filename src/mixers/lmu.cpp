@@ -1,4 +1,5 @@
 // Legendre Memory Unit, parallel form (see include/longseq/mixers/lmu.h).
+#include <longseq/op_work.h>
 #include <longseq/lmu.h>
 #include <longseq/mixers/lmu.h>
 #include <longseq/registry.h>
@@ -74,12 +75,24 @@ at::Tensor LmuImpl::step(const at::Tensor& x, DecodeState& state) {
   return output(x, m);
 }
 
+// Roofline: the projections (in, hidden over [x, memory], out) and the memory [B, T, U, d]
+// written (forward) or read and its gradient written (backward); the FFT convolution's FLOPs are
+// small beside the projections and not counted.
+static Work lmu_work(const LmuOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t C = c.dim, U = o.channels(), d = o.order();
+  const double rows = double(batch) * t, memory = rows * U * d * 4;
+  return linear_layer_work(rows, C, U, backward) +
+         linear_layer_work(rows, C + double(U) * d, C, backward) +
+         linear_layer_work(rows, C, C, backward) + Work{0, backward ? 2 * memory : memory};
+}
+
 MixerSpec lmu_mixer_spec() {
   return mixer_spec<Lmu>(
       "lmu",
       "Legendre Memory Unit: the input history over a window held as Legendre coefficients by a "
       "fixed LTI system; FFT convolution, O(T log T)",
-      lmu_options());
+      lmu_options(), {}, lmu_work);
 }
 
 }  // namespace longseq

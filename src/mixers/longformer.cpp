@@ -1,3 +1,4 @@
+#include <longseq/op_work.h>
 #include <longseq/mixers/longformer.h>
 #include <longseq/registry.h>
 
@@ -142,12 +143,33 @@ at::Tensor LongformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor
   return out;
 }
 
+// Roofline: Q/K/V/output projections (and the global ones), the band with its global keys, and
+// the global query rows' attention over every (causal: earlier) key.
+static Work longformer_work(const LongformerOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t D = c.resolved_head_dim();
+  LongformerPattern p;
+  p.window = o.window();
+  p.dilation = o.dilation();
+  p.global_positions = o.global_positions();
+  for (int64_t g = 0; g < std::min(o.global_tokens(), t); ++g) p.global_positions.push_back(g);
+  double global_pairs = 0;
+  for (int64_t g : p.global_positions) global_pairs += c.causal ? double(g + 1) : double(t);
+  const double G = double(p.global_positions.size());
+  Work w = attention_projection_work(c, batch, t, false, backward) +
+           longformer_attention_work(batch, c.heads, t, D, D, p, c.causal, backward) +
+           softmax_attention_work(double(batch) * c.heads, global_pairs, G, double(t), D, D,
+                                  backward);
+  if (o.global_proj()) w += (3.0 / 4.0) * attention_projection_work(c, batch, t, false, backward);
+  return w;
+}
+
 MixerSpec longformer_mixer_spec() {
   return mixer_spec<Longformer>(
       "longformer",
       "sliding window (+-W/2, or W previous when causal) with per-head dilation and global "
       "tokens; O(T*W)",
-      longformer_options());
+      longformer_options(), {}, longformer_work);
 }
 
 }  // namespace longseq

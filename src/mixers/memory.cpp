@@ -1,5 +1,6 @@
 // Memory-augmented recurrent mixer with a growing external memory (see mixers/memory.h for the
 // allocation rule).
+#include <longseq/op_work.h>
 #include <longseq/mixers/memory.h>
 #include <longseq/registry.h>
 
@@ -130,12 +131,23 @@ at::Tensor MemoryImpl::step(const at::Tensor& x, DecodeState& state) {
   return out;  // [B, n, C]
 }
 
+// Roofline: the key, value, query and gate projections, reading and writing up to max_slots
+// slots of key_dim per step (counted at full capacity), the output projection over [read, x].
+static Work memory_work(const MemoryOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t C = c.dim, K = o.key_dim();
+  const double rows = double(batch) * t;
+  const Work slots{4.0 * rows * o.max_slots() * K, 0};
+  return 3 * linear_layer_work(rows, C, K, backward) + linear_layer_work(rows, C, 1, backward) +
+         (backward ? 2 * slots : slots) + linear_layer_work(rows, K + double(C), C, backward);
+}
+
 MixerSpec memory_mixer_spec() {
   return mixer_spec<Memory>(
       "memory",
       "recurrent controller with an external memory that allocates slots for new content (up to "
       "max_slots), read by content attention; O(T*slots)",
-      memory_options());
+      memory_options(), {}, memory_work);
 }
 
 }  // namespace longseq

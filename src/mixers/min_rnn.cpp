@@ -1,4 +1,5 @@
 // minGRU / minLSTM mixers over the scans of ops/scan.cpp (see longseq/mixers/min_rnn.h).
+#include <longseq/op_work.h>
 #include <longseq/mixers/min_rnn.h>
 #include <longseq/registry.h>
 #include <longseq/scan.h>
@@ -59,16 +60,26 @@ at::Tensor MinRnnImpl::step(const at::Tensor& x, DecodeState& state) {
   return r.first;  // [B, n, C]
 }
 
+// Roofline: the input projection to the gates' parts, the scan, the output projection.
+static Work min_rnn_mixer_work(const MinRnnOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t H = o.hidden() > 0 ? o.hidden() : c.dim, parts = o.lstm() ? 3 : 2;
+  const double rows = double(batch) * t;
+  return linear_layer_work(rows, c.dim, double(parts) * H, backward) +
+         min_rnn_work(batch, t, H, parts, backward) +
+         linear_layer_work(rows, H, c.dim, backward);
+}
+
 MixerSpec mingru_mixer_spec() {
   return mixer_spec<MinRnn>(
       "mingru", "minGRU: h = (1 - z) h + z g(W x), gates from x only; parallel scan, O(T)",
-      min_rnn_options(false));
+      min_rnn_options(false), {}, min_rnn_mixer_work);
 }
 
 MixerSpec minlstm_mixer_spec() {
   return mixer_spec<MinRnn>(
       "minlstm", "minLSTM: h = f' h + i' g(W x) with normalised f', i'; parallel scan, O(T)",
-      min_rnn_options(true));
+      min_rnn_options(true), {}, min_rnn_mixer_work);
 }
 
 }  // namespace longseq

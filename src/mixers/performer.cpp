@@ -3,6 +3,7 @@
 // (saved with the weights). Draw n uses seed config().seed + n·0x9E3779B97F4A7C15 (mod 2⁶⁴), so
 // draw 0 is performer_draw_features(R, D, config().seed); in training a new draw is made every
 // `redraw` calls (0 = never); eval never redraws and does not count calls.
+#include <longseq/op_work.h>
 #include <longseq/mixers/performer.h>
 #include <longseq/registry.h>
 
@@ -75,11 +76,22 @@ at::Tensor PerformerImpl::attend_step(const at::Tensor& /*x*/, const at::Tensor&
                                state.tensors["z"], state.tensors["m"]);  // [B, H, n, D]
 }
 
+// Roofline: Q/K/V/output projections, the feature maps of q and k, linear attention on them.
+static Work performer_work(const PerformerOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t D = c.resolved_head_dim(), R = o.features();
+  const double bh = double(batch) * c.heads;
+  const bool relu = o.kernel() == "relu";
+  return attention_projection_work(c, batch, t, false, backward) +
+         2 * performer_features_work(bh, t, D, R, relu, backward) +
+         linear_attention_work(bh, t, t, R, D, c.causal, o.chunk(), backward);
+}
+
 MixerSpec performer_mixer_spec() {
   return mixer_spec<Performer>(
       "performer",
       "FAVOR+ positive orthogonal random features for softmax; O(T*R*D); causal by prefix sums",
-      performer_options());
+      performer_options(), {}, performer_work);
 }
 
 }  // namespace longseq

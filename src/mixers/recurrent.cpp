@@ -1,4 +1,5 @@
 // Classic recurrent mixers (Elman, LSTM, GRU) over the fused recurrence op (ops/rnn.cpp).
+#include <longseq/op_work.h>
 #include <longseq/attention.h>
 #include <longseq/mixers/recurrent.h>
 #include <longseq/registry.h>
@@ -148,21 +149,40 @@ at::Tensor RecurrentImpl::step(const at::Tensor& x, DecodeState& state) {
   return r[0];  // [B, n, C]
 }
 
+// Roofline: per direction the input projection (one GEMM over all steps) and the sequential cell
+// (longseq/op_work.h: rnn_work); the optional attention read-out; the output projection.
+static Work recurrent_work(const RecurrentOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t H = o.hidden() > 0 ? o.hidden() : c.dim, G = rnn_gates(o.cell());
+  const int64_t dirs = o.bidirectional() ? 2 : 1;
+  const double rows = double(batch) * t;
+  Work w = double(dirs) * (linear_layer_work(rows, c.dim, double(G) * H, backward) +
+                           rnn_work(batch, t, H, G, backward));
+  int64_t features = dirs * H;
+  if (o.readout() == "attention") {
+    const int64_t R = std::min<int64_t>(features, 64);
+    w += 3 * linear_layer_work(rows, features, R, backward) +
+         exact_attention_work(batch, 1, t, t, R, R, !o.bidirectional(), backward);
+    features += R;
+  }
+  return w + linear_layer_work(rows, features, c.dim, backward);
+}
+
 MixerSpec elman_mixer_spec() {
   return mixer_spec<Recurrent>(
       "elman", "tanh RNN: h' = tanh(W x + U h + b); fused cell, O(T) sequential steps",
-      recurrent_options_of(RnnCell::kElman));
+      recurrent_options_of(RnnCell::kElman), {}, recurrent_work);
 }
 
 MixerSpec lstm_mixer_spec() {
   return mixer_spec<Recurrent>(
       "lstm", "LSTM (i, f, g, o gates, cell state); fused cell, O(T) sequential steps",
-      recurrent_options_of(RnnCell::kLstm));
+      recurrent_options_of(RnnCell::kLstm), {}, recurrent_work);
 }
 
 MixerSpec gru_mixer_spec() {
   return mixer_spec<Recurrent>("gru", "GRU (r, z, n gates); fused cell, O(T) sequential steps",
-                               recurrent_options_of(RnnCell::kGru));
+                               recurrent_options_of(RnnCell::kGru), {}, recurrent_work);
 }
 
 }  // namespace longseq

@@ -2,6 +2,7 @@
 // (ops/reformer_attention.cpp). The hash rotations live in the buffer "rotations" (saved with the
 // weights); draw k comes from the config seed and k, is redrawn every `redraw` training calls and
 // stays fixed in eval.
+#include <longseq/op_work.h>
 #include <longseq/mixers/reformer.h>
 #include <longseq/registry.h>
 
@@ -65,12 +66,26 @@ at::Tensor ReformerImpl::attend(const at::Tensor& /*x*/, const at::Tensor& q,
                             is_training());  // [B, H, T, D]
 }
 
+// Roofline: shared-QK, V and output projections, the hash (qk by the rotations, forward only)
+// and LSH attention.
+static Work reformer_work(const ReformerOptions& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t D = c.resolved_head_dim();
+  const double bh = double(batch) * c.heads;
+  Work w = attention_projection_work(c, batch, t, true, backward) +
+           reformer_attention_work(batch, c.heads, t, D, D, o.n_hashes(), o.chunk(), c.causal,
+                                   backward);
+  if (!backward)
+    w += bh * gemm_work(t, D, double(o.n_hashes()) * std::max<int64_t>(o.buckets() / 2, 1));
+  return w;
+}
+
 MixerSpec reformer_mixer_spec() {
   return mixer_spec<Reformer>(
       "reformer",
       "LSH attention: shared QK hashed into buckets, sorted, attend within chunk + previous; "
       "O(T*chunk)",
-      reformer_options());
+      reformer_options(), {}, reformer_work);
 }
 
 }  // namespace longseq

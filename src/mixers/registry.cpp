@@ -51,6 +51,31 @@ std::map<std::string, std::string> MixerSpec::test_options(bool tiniest) const {
 
 std::vector<OptionSpec> common_option_specs() { return common_options().specs(); }
 
+Work linear_layer_work(double rows, double in, double out, bool backward) {
+  const Work w = gemm_work(rows, in, out);
+  return backward ? 2 * w : w;
+}
+
+Work attention_projection_work(const MixerConfig& c, int64_t batch, int64_t t, bool shared_qk,
+                               bool backward) {
+  const double rows = double(batch) * t, inner = double(c.heads) * c.resolved_head_dim();
+  const Work one = linear_layer_work(rows, c.dim, inner, backward);
+  return (shared_qk ? 3 : 4) * one;
+}
+
+Work mixer_work(const std::string& name, const MixerConfig& config,
+                const std::map<std::string, std::string>& options, int64_t batch, int64_t t,
+                const std::string& mode) {
+  TORCH_CHECK(mode == "fwd" || mode == "fwd+bwd", "mixer_work: `mode` must be fwd or fwd+bwd, got '",
+              mode, "'");
+  MixerConfig c = config;
+  const auto values = resolve_options(name, c, options).values();
+  const auto& spec = find_mixer(name);
+  Work w = spec.work(c, values, batch, t, false);
+  if (mode == "fwd+bwd") w += spec.work(c, values, batch, t, true);
+  return w;
+}
+
 std::vector<std::string> mixer_names() {
   std::vector<std::string> names;
   for (const auto& s : mixer_registry()) names.push_back(s.name);

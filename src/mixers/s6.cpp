@@ -1,5 +1,6 @@
 // S6 mixer (a selective SSM in the spirit of Mamba) over the selective scan of ops/scan.cpp
 // (see longseq/mixers/s6.h).
+#include <longseq/op_work.h>
 #include <longseq/mixers/s6.h>
 #include <longseq/registry.h>
 #include <longseq/scan.h>
@@ -99,12 +100,26 @@ at::Tensor S6Impl::step(const at::Tensor& x, DecodeState& state) {
   return out;  // [B, n, C]
 }
 
+// Roofline: the input projection to u and the gate [2E], the depthwise convolution, the
+// projections to (dt, B, C) and of dt to E, the selective scan, the output projection.
+static Work s6_work(const S6Options& o, int64_t batch, int64_t t, bool backward) {
+  const auto& c = o.common();
+  const int64_t C = c.dim, E = o.expand() * C, N = o.state();
+  const int64_t R = o.dt_rank() > 0 ? o.dt_rank() : (C + 15) / 16;
+  const double rows = double(batch) * t, elem = 4;
+  const Work conv{2.0 * rows * E * o.conv(), elem * 2 * rows * E};
+  return linear_layer_work(rows, C, 2.0 * E, backward) + (backward ? 2 * conv : conv) +
+         linear_layer_work(rows, E, double(R + 2 * N), backward) +
+         linear_layer_work(rows, R, E, backward) +
+         selective_scan_work(batch, t, E, N, backward) + linear_layer_work(rows, E, C, backward);
+}
+
 MixerSpec s6_mixer_spec() {
   return mixer_spec<S6>(
       "s6",
       "selective SSM (Mamba S6): input-dependent step and B, C, diagonal A, causal conv; "
       "parallel scan, O(T*E*N)",
-      s6_options());
+      s6_options(), {}, s6_work);
 }
 
 }  // namespace longseq

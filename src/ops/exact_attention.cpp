@@ -8,6 +8,7 @@
 // exact_attention picks the fused kernel when it covers the call (see use_fused below).
 #include <longseq/attention.h>
 #include <longseq/impl.h>
+#include <longseq/op_work.h>
 
 #include "kernels/cpu/flash_attention.h"
 #include "ops/flash.h"
@@ -80,11 +81,29 @@ bool use_fused(const at::Tensor& q, const at::Tensor& k, const AttentionMask& ma
 
 }  // namespace
 
+Work softmax_attention_work(double bh, double pairs, double t, double s, int64_t d, int64_t dv,
+                            bool backward, double elem) {
+  const double qkv = t * d + s * d + s * dv;  // per head
+  if (!backward) return {2 * bh * pairs * (d + dv), elem * bh * (qkv + t * dv + t)};
+  return {2 * bh * pairs * (3.0 * d + 2.0 * dv), elem * bh * (2 * qkv + 2 * t * dv + t)};
+}
+
+Work exact_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d,
+                          int64_t dv, bool causal, bool backward, double elem) {
+  const double T = double(t), S = double(s);
+  // Causal: query i sees keys 0 .. i + S - T.
+  const double pairs = causal ? T * (S - T) + T * (T + 1) / 2 : T * S;
+  return softmax_attention_work(double(batch) * heads, pairs, T, S, d, dv, backward, elem);
+}
+
 std::pair<at::Tensor, at::Tensor> flash_forward(const at::Tensor& q, const at::Tensor& k,
                                                 const at::Tensor& v,
                                                 const at::Tensor& key_padding, bool causal,
                                                 double scale) {
   const auto p = flash_params(q, k, v, causal, scale);
+  LONGSEQ_KERNEL_SCOPE("flash_attention_forward",
+                       exact_attention_work(p.batch, p.heads, p.t, p.s, p.d, p.dv, causal, false,
+                                            q.element_size()));
   auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
   auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
@@ -101,6 +120,9 @@ std::array<at::Tensor, 3> flash_backward(const at::Tensor& q, const at::Tensor& 
                                          const at::Tensor& out, const at::Tensor& lse,
                                          const at::Tensor& grad_out, bool causal, double scale) {
   const auto p = flash_params(q, k, v, causal, scale);
+  LONGSEQ_KERNEL_SCOPE("flash_attention_backward",
+                       exact_attention_work(p.batch, p.heads, p.t, p.s, p.d, p.dv, causal, true,
+                                            q.element_size()));
   auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
   auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
   auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]

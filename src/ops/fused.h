@@ -4,12 +4,21 @@
 
 #include <longseq/impl.h>
 #include <longseq/machine.h>
+#include <longseq/roofline.h>
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include <limits>
 #include <string>
+
+/// Around a fused kernel call: a scope named "longseq::<name>" for LibTorch's profiler (so the
+/// kernel's time is its own row, not its caller's self time) and the kernel's counted work
+/// (longseq/roofline.h) for the profile's rates. Costs nothing measurable when no profile runs.
+#define LONGSEQ_KERNEL_SCOPE(name, work)                            \
+  RECORD_FUNCTION("longseq::" name, std::vector<c10::IValue>()); \
+  ::longseq::record_kernel_work("longseq::" name, (work))
 
 namespace longseq {
 

@@ -22,6 +22,7 @@
 // saves φ(q), φ(k), v; non-causal also φ(k)ᵀ v [B, H, R, Dv]; causal the chunk weights
 // [B, H, N, c, c] and the N − 1 carried states [B, H, N − 1, R, Dv].
 #include <longseq/linear_attention.h>
+#include <longseq/op_work.h>
 
 #include "kernels/cpu/performer_attention.h"
 #include "ops/fused.h"
@@ -36,6 +37,28 @@
 #include <vector>
 
 namespace longseq {
+
+Work linear_attention_work(double bh, int64_t t, int64_t s, int64_t r, int64_t dv, bool causal,
+                           int64_t chunk, bool backward, double elem) {
+  const double T = double(t), S = double(s), R = double(r), Dv = double(dv);
+  const double cols = Dv + 1;  // v's columns and the normaliser's
+  double flops = 0;
+  if (!causal) {
+    flops = 2 * R * cols * (S + T);  // kv = fkᵀ [v 1], out = fq kv
+  } else {
+    // In-chunk (query, key) pairs: a triangle per chunk of c = min(chunk, T), the last partial.
+    const int64_t c = std::max<int64_t>(1, std::min(chunk, t));
+    const double full = double(t / c), rem = double(t % c);
+    const double pairs = full * c * (c + 1) / 2 + rem * (rem + 1) / 2;
+    // Each pair: its score (R) and its weighted value and normaliser (Dv + 1); each position
+    // reads the carried state and adds to it (R × (Dv + 1) each).
+    flops = 2 * pairs * (R + cols) + 4 * T * R * cols;
+  }
+  const double in = T * R + S * R + S * Dv, out = T * Dv;
+  if (!backward) return {bh * flops, elem * bh * (in + out)};
+  // dfq, dfk and dv: two passes of the forward's structure; reads the inputs, out and dOut.
+  return {2 * bh * flops, elem * bh * (in + 2 * out + in)};
+}
 
 namespace {
 
@@ -155,6 +178,9 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
     const auto p = params(fq, v, chunk);
     auto out = empty_poisoned({fq.size(0), fq.size(1), p.t, p.dv}, fq.options());  // [B, H, T, Dv]
     auto den = empty_poisoned({fq.size(0), fq.size(1), p.t}, fq.options());        // [B, H, T]
+    LONGSEQ_KERNEL_SCOPE("performer_causal_forward",
+                         linear_attention_work(double(p.bh), p.t, p.t, p.r, p.dv, true, p.chunk,
+                                               false, fq.element_size()));
     AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_causal_forward", [&] {
       cpu::performer_causal_forward<scalar_t>(
           fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -177,6 +203,9 @@ struct PerformerCausalFunction : public torch::autograd::Function<PerformerCausa
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, T, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
+    LONGSEQ_KERNEL_SCOPE("performer_causal_backward",
+                         linear_attention_work(double(p.bh), p.t, p.t, p.r, p.dv, true, p.chunk,
+                                               true, fq.element_size()));
     AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_causal_backward", [&] {
       cpu::performer_causal_backward<scalar_t>(
           fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -212,6 +241,9 @@ struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
     auto z = empty_poisoned({B, H, p.r}, fq.options());          // [B, H, R]
     auto den = empty_poisoned({B, H, p.t}, fq.options());        // [B, H, T]
     auto out = empty_poisoned({B, H, p.t, p.dv}, fq.options());  // [B, H, T, Dv]
+    LONGSEQ_KERNEL_SCOPE("performer_forward",
+                         linear_attention_work(double(p.bh), p.t, p.s, p.r, p.dv, false, 0, false,
+                                               fq.element_size()));
     AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_forward", [&] {
       cpu::performer_forward<scalar_t>(fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(),
                                        v.data_ptr<scalar_t>(), kv.data_ptr<scalar_t>(),
@@ -232,6 +264,9 @@ struct PerformerFunction : public torch::autograd::Function<PerformerFunction> {
     auto grad_fq = empty_poisoned(fq.sizes(), fq.options());  // [B, H, T, R]
     auto grad_fk = empty_poisoned(fk.sizes(), fk.options());  // [B, H, S, R]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, S, Dv]
+    LONGSEQ_KERNEL_SCOPE("performer_backward",
+                         linear_attention_work(double(p.bh), p.t, p.s, p.r, p.dv, false, 0, true,
+                                               fq.element_size()));
     AT_DISPATCH_FLOATING_TYPES(fq.scalar_type(), "performer_backward", [&] {
       cpu::performer_backward<scalar_t>(
           fq.data_ptr<scalar_t>(), fk.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),

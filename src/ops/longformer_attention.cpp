@@ -12,6 +12,7 @@
 // Time O(B·H·T·(c + W·d + G)·D), memory O(B·H·T·(c + W·d + G)) saved for backward, never T×T.
 // Global query rows are recomputed afterwards with full attention (optionally through their own
 // projections q_g, k_g, v_g) in O(B·H·G·T) and overwrite the banded result.
+#include <longseq/op_work.h>
 #include <longseq/attention.h>
 #include <longseq/impl.h>
 
@@ -166,6 +167,25 @@ at::Tensor banded_composite(const at::Tensor& q, const at::Tensor& k, const at::
   return out;  // [B, H, T, Dv]
 }
 
+}  // namespace
+
+Work longformer_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t d, int64_t dv,
+                               const LongformerPattern& pattern, bool causal, bool backward,
+                               double elem) {
+  const int64_t W = pattern.window;
+  double pairs = 0;  // over all heads
+  for (int64_t h = 0; h < heads; ++h) {
+    const int64_t dil = pattern.dilation.size() == 1 ? pattern.dilation[0] : pattern.dilation[h];
+    const int64_t lo = causal ? 0 : -(W / 2), hi = causal ? W : W / 2;
+    for (int64_t m = lo; m <= hi; ++m) pairs += double(std::max<int64_t>(0, t - std::abs(m) * dil));
+    for (int64_t g : pattern.global_positions) pairs += causal ? double(t - g) : double(t);
+  }
+  return softmax_attention_work(double(batch), pairs, double(t) * heads, double(t) * heads, d, dv,
+                                backward, elem);
+}
+
+namespace {
+
 // Pairs the fused banded kernel's forward and backward. Saves q, k, v, out, lse (no [T, W]
 // tensor); the pattern travels as plain values.
 struct LongformerBandFunction : public torch::autograd::Function<LongformerBandFunction> {
@@ -204,6 +224,10 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     const auto params = LongformerBandFunction::params(q, v, p, mask.causal, dilation);
     auto out = empty_poisoned({params.batch, params.heads, params.t, params.dv}, q.options());
     auto lse = empty_poisoned({params.batch, params.heads, params.t}, q.options());  // [B, H, T]
+    LONGSEQ_KERNEL_SCOPE("longformer_attention_forward",
+                         longformer_attention_work(params.batch, params.heads, params.t, params.d,
+                                                   params.dv, p, mask.causal, false,
+                                                   q.element_size()));
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "longformer_attention_forward", [&] {
       cpu::longformer_attention_forward<scalar_t>(
           q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -237,6 +261,10 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
     auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, T, Dv]
+    LONGSEQ_KERNEL_SCOPE("longformer_attention_backward",
+                         longformer_attention_work(params.batch, params.heads, params.t, params.d,
+                                                   params.dv, p, params.causal, true,
+                                                   q.element_size()));
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "longformer_attention_backward", [&] {
       cpu::longformer_attention_backward<scalar_t>(
           q.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),

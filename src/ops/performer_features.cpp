@@ -26,6 +26,7 @@
 // (kernels/cpu/performer_features.h, which saves x and f only and treats ω as a constant) and the
 // composite ATen path (the reference; also differentiates ω).
 #include <longseq/attention.h>
+#include <longseq/op_work.h>
 
 #include "kernels/cpu/performer_features.h"
 #include "ops/fused.h"
@@ -43,6 +44,14 @@
 namespace longseq {
 
 using detail::kReluFloor;
+
+Work performer_features_work(double bh, int64_t t, int64_t d, int64_t r, bool relu, bool backward,
+                             double elem) {
+  const double p = 2 * bh * double(t) * d * r;  // p = x ωᵀ, or grad_x = h ω
+  const double x = bh * t * d, f = bh * t * r, w = double(r) * d;
+  if (!backward) return {p, elem * (x + w + f)};
+  return {relu ? 2 * p : p, elem * (2 * x + w + 2 * f)};  // x, ω, f, grad_f in; grad_x out
+}
 
 namespace {
 
@@ -127,6 +136,10 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
     auto m = spec.map == cpu::FeatureMap::kSoftmaxKey
                  ? empty_poisoned({p.batch, p.heads, p.t}, x.options())  // [B, H, T]
                  : at::zeros({p.batch, p.heads, p.t}, x.options());
+    const bool relu = p.map == cpu::FeatureMap::kReluQuery || p.map == cpu::FeatureMap::kReluKey;
+    LONGSEQ_KERNEL_SCOPE("performer_features_forward",
+                         performer_features_work(double(p.batch) * p.heads, p.t, p.d, p.r, relu,
+                                                 false, x.element_size()));
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_forward", [&] {
       cpu::performer_features_forward<scalar_t>(x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),
                                                 kp.defined() ? kp.data_ptr<bool>() : nullptr,
@@ -150,6 +163,10 @@ struct PerformerFeatureFunction : public torch::autograd::Function<PerformerFeat
     if (!grads[0].defined()) return {at::zeros_like(x), at::Tensor(), at::Tensor()};
     auto grad_f = grads[0].contiguous();                   // [B, H, T, R]
     auto grad_x = empty_poisoned(x.sizes(), x.options());  // [B, H, T, D]
+    const bool relu = map == cpu::FeatureMap::kReluQuery || map == cpu::FeatureMap::kReluKey;
+    LONGSEQ_KERNEL_SCOPE("performer_features_backward",
+                         performer_features_work(double(p.batch) * p.heads, p.t, p.d, p.r, relu,
+                                                 true, x.element_size()));
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "performer_features_backward", [&] {
       cpu::performer_features_backward<scalar_t>(
           x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(),

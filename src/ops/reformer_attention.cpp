@@ -30,6 +30,7 @@
 // probabilities and per-round outputs. Bucket ids, sort permutations, masks and duplicate counts
 // are integer/bool constants, so backward reuses forward's buckets.
 #include <longseq/attention.h>
+#include <longseq/op_work.h>
 
 #include "kernels/cpu/reformer_attention.h"
 #include "ops/fused.h"
@@ -44,6 +45,15 @@
 #include <limits>
 
 namespace longseq {
+
+Work reformer_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t d, int64_t dv,
+                             int64_t n_hashes, int64_t chunk, bool causal, bool backward,
+                             double elem) {
+  const double c = double(std::min(chunk, t)), T = double(t);
+  const double pairs = n_hashes * T * (causal ? c : std::min(2 * c, T));  // per head
+  return softmax_attention_work(double(batch) * heads, pairs, T, T, d, dv, backward, elem);
+}
+
 namespace {
 
 int64_t rotation_cols(const ReformerCoreOptions& opts) {
@@ -114,6 +124,9 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
     const auto p = params(qk, v, ix);
     auto out = empty_poisoned(v.sizes(), v.options());                 // [B, H, T, Dv]
     auto lse = empty_poisoned({p.batch, p.heads, p.t}, qk.options());  // [B, H, T]
+    LONGSEQ_KERNEL_SCOPE("reformer_attention_forward",
+                         reformer_attention_work(p.batch, p.heads, p.t, p.d, p.dv, p.n_hashes,
+                                                 p.chunk, p.causal, false, qk.element_size()));
     AT_DISPATCH_FLOATING_TYPES(qk.scalar_type(), "reformer_attention_forward", [&] {
       cpu::reformer_attention_forward<scalar_t>(
           qk.data_ptr<scalar_t>(), kn.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),
@@ -144,6 +157,9 @@ struct ReformerFunction : public torch::autograd::Function<ReformerFunction> {
     auto grad_qk = empty_poisoned(qk.sizes(), qk.options());  // [B, H, T, D]
     auto grad_kn = empty_poisoned(kn.sizes(), kn.options());  // [B, H, T, D]
     auto grad_v = empty_poisoned(v.sizes(), v.options());     // [B, H, T, Dv]
+    LONGSEQ_KERNEL_SCOPE("reformer_attention_backward",
+                         reformer_attention_work(p.batch, p.heads, p.t, p.d, p.dv, p.n_hashes,
+                                                 p.chunk, p.causal, true, qk.element_size()));
     AT_DISPATCH_FLOATING_TYPES(qk.scalar_type(), "reformer_attention_backward", [&] {
       cpu::reformer_attention_backward<scalar_t>(
           qk.data_ptr<scalar_t>(), kn.data_ptr<scalar_t>(), v.data_ptr<scalar_t>(),

@@ -1,6 +1,7 @@
 // Recurrent layers (Elman, LSTM, GRU): input checks, the fused CPU recurrence as an autograd
 // Function (kernels/cpu/rnn_cells.cpp), LibTorch's built-in recurrences for the composite switch,
 // and the per-step ATen reference.
+#include <longseq/op_work.h>
 #include <longseq/impl.h>
 #include <longseq/rnn.h>
 
@@ -63,6 +64,22 @@ void check_inputs(RnnCell cell, const at::Tensor& x, const RnnWeights& w, const 
               valid.defined() ? valid.sizes() : at::IntArrayRef{});
 }
 
+}  // namespace
+
+Work rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t gates, bool backward,
+              double elem) {
+  const double B = double(batch), T = double(t), H = double(hidden), G = double(gates);
+  const double step_flops = 2 * B * G * H * H;  // h W_hhᵀ
+  const double w = G * H * H;                   // W_hh, read once per step
+  // Gate pre-activations in and activations saved, states out.
+  const double io = B * T * G * H + B * T * G * H + 2 * B * T * H;
+  if (!backward) return {T * step_flops, elem * (T * w + io)};
+  // dh W_hh and dW_hh += gatesᵀ h; reads activations, states and dOut, writes d(pre-activations).
+  return {2 * T * step_flops, elem * (T * w + w + io + B * T * H)};
+}
+
+namespace {
+
 struct RnnFunction : public torch::autograd::Function<RnnFunction> {
   // xproj [B, T, G·H] (biases folded in except gru's b_hh), w_hh [G·H, H], b_hh [3H] (gru),
   // h0 [B, H], c0 [B, H] (lstm), valid [B, T] or undefined -> out [B, T, H], h [B, H], c [B, H].
@@ -87,6 +104,8 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     const at::Tensor vb = valid.has_value() ? valid->contiguous() : at::Tensor();
     const at::Tensor bh = b_hh.has_value() ? b_hh->contiguous() : at::Tensor();
     const at::Tensor c0c = c0.has_value() ? c0->contiguous() : at::Tensor();
+    LONGSEQ_KERNEL_SCOPE("rnn_forward",
+                         rnn_work(B, T, H, GH / H, false, xproj.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xproj.scalar_type(), "rnn_forward", [&] {
       cpu::rnn_forward<scalar_t>(
           xproj.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),
@@ -128,6 +147,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     auto db = gru ? empty_poisoned({GH}, opts) : at::Tensor();
     auto dh0 = empty_poisoned({B, H}, opts);
     auto dc0 = lstm ? empty_poisoned({B, H}, opts) : at::Tensor();
+    LONGSEQ_KERNEL_SCOPE("rnn_backward", rnn_work(B, T, H, GH / H, true, hs.element_size()));
     AT_DISPATCH_FLOATING_TYPES(hs.scalar_type(), "rnn_backward", [&] {
       auto ptr = [](const at::Tensor& t) { return t.defined() ? t.data_ptr<scalar_t>() : nullptr; };
       cpu::rnn_backward<scalar_t>(ptr(w_hh), vb.defined() ? vb.data_ptr<bool>() : nullptr, ptr(hs),

@@ -10,6 +10,7 @@
 //   of channels, so nothing of size [B, T, E, N] exists at any point.
 // linear_scan and selective_scan pick the fused kernel when it covers the call (see use_fused).
 #include <longseq/impl.h>
+#include <longseq/op_work.h>
 #include <longseq/scan.h>
 
 #include "kernels/cpu/min_rnn.h"
@@ -25,6 +26,33 @@
 #include <vector>
 
 namespace longseq {
+
+Work linear_scan_work(int64_t batch, int64_t t, int64_t channels, bool backward, double elem) {
+  const double n = double(batch) * t * channels;
+  // h = a h + b: a, b in, h out; backward reads a, h, dh and writes da, db.
+  return backward ? Work{4 * n, elem * 5 * n} : Work{2 * n, elem * 3 * n};
+}
+
+Work min_rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t parts, bool backward,
+                  double elem) {
+  const double n = double(batch) * t * hidden;
+  // About 10 operations per (b, t, h) for the gates and the blend (exp, log and sigmoid counted
+  // as one each): xp in, h out; backward reads xp, h, dh and writes dxp.
+  if (!backward) return {10 * n, elem * n * (parts + 1)};
+  return {20 * n, elem * n * (2 * parts + 2)};
+}
+
+Work selective_scan_work(int64_t batch, int64_t t, int64_t channels, int64_t state, bool backward,
+                         double elem) {
+  const double ben = double(batch) * t * channels * state;
+  // Per (b, t, e, n): exp(δA), h = ·h + δ·B·u, y += C·h: 7 operations. u, δ in, y out [B, T, E];
+  // B, C in [B, T, N]. Backward recomputes the states and runs the adjoint: twice the operations,
+  // the inputs and dy in, the input gradients out.
+  const double bte = double(batch) * t * channels, btn = double(batch) * t * state;
+  if (!backward) return {7 * ben, elem * (3 * bte + 2 * btn)};
+  return {14 * ben, elem * (5 * bte + 4 * btn)};
+}
+
 namespace {
 
 // "[2, 5, 7]"
@@ -105,6 +133,8 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
     auto a = a_in.contiguous(), b = b_in.contiguous(), h0 = h0_in.contiguous();  // [B, T, C]
     const auto p = linear_params(a);
     auto h = empty_poisoned({p.batch, p.t, p.channels}, a.options());  // [B, T, C]
+    LONGSEQ_KERNEL_SCOPE("linear_scan_forward",
+                         linear_scan_work(p.batch, p.t, p.channels, false, a.element_size()));
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_forward", [&] {
       cpu::linear_scan_forward<scalar_t>(a.data_ptr<scalar_t>(), b.data_ptr<scalar_t>(),
                                          has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
@@ -125,6 +155,8 @@ struct LinearScanFunction : public torch::autograd::Function<LinearScanFunction>
     auto grad_a = empty_poisoned(a.sizes(), a.options());                             // [B, T, C]
     auto grad_b = empty_poisoned(a.sizes(), a.options());                             // [B, T, C]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, C]
+    LONGSEQ_KERNEL_SCOPE("linear_scan_backward",
+                         linear_scan_work(p.batch, p.t, p.channels, true, a.element_size()));
     AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "linear_scan_backward", [&] {
       cpu::linear_scan_backward<scalar_t>(a.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
                                           has_h0 ? h0.data_ptr<scalar_t>() : nullptr,
@@ -190,6 +222,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     auto v = valid.valid.defined() ? valid.valid.to(at::kCPU).contiguous() : at::Tensor();
     const auto p = min_rnn_params(xp, lstm);
     auto h = empty_poisoned({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
+    LONGSEQ_KERNEL_SCOPE("min_rnn_forward",
+                         min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), false,
+                                      xp.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_forward", [&] {
       cpu::min_rnn_forward<scalar_t>(
           xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
@@ -212,6 +247,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     auto grad_h = incoming_grad(grads[0], h);                 // [B, T, H]
     auto grad_xp = empty_poisoned(xp.sizes(), xp.options());  // [B, T, P·H]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, H]
+    LONGSEQ_KERNEL_SCOPE("min_rnn_backward",
+                         min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), true,
+                                      xp.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_backward", [&] {
       cpu::min_rnn_backward<scalar_t>(
           xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
@@ -276,6 +314,9 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     const auto p = selective_params(u, A);
     auto y = empty_poisoned({p.batch, p.t, p.channels}, u.options());           // [B, T, E]
     auto h_last = empty_poisoned({p.batch, p.channels, p.state}, u.options());  // [B, E, N]
+    LONGSEQ_KERNEL_SCOPE("selective_scan_forward",
+                         selective_scan_work(p.batch, p.t, p.channels, p.state, false,
+                                             u.element_size()));
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
       cpu::selective_scan_forward<scalar_t>(
           u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),
@@ -305,6 +346,9 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     auto grad_Cm = empty_poisoned(Cm.sizes(), Cm.options());                          // [B, T, N]
     auto grad_D = has_D ? empty_poisoned(D.sizes(), D.options()) : at::Tensor();      // [E]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, E, N]
+    LONGSEQ_KERNEL_SCOPE("selective_scan_backward",
+                         selective_scan_work(p.batch, p.t, p.channels, p.state, true,
+                                             u.element_size()));
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
       cpu::selective_scan_backward<scalar_t>(
           u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),

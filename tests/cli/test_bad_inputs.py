@@ -111,6 +111,17 @@ FLAG_CASES = [
     (["train", "--final-split", "dev"], "--final-split"),
     (["train", "--max-memory", "-1"], "`--max-memory` must be in [0, 1048576] GiB"),
     (["train", "--max-memory", "nan"], "`--max-memory` must be in [0, 1048576] GiB"),
+    (["bench", "--mixers", "exact", "--seq-lens", "64", "--profile", "--profile-top", "0"],
+     "`--profile-top` must be > 0"),
+    (["bench", "--mixers", "exact", "--seq-lens", "64", "--trace-dir", "/tmp/t"],
+     "`--trace-dir` writes the profiler's traces: it needs `--profile`"),
+    (["bench", "--mixers", "exact", "--seq-lens", "64", "--profile", "--trace-dir",
+      "/proc/nonexistent/traces"], "`--trace-dir` '/proc/nonexistent/traces'"),
+    (["train", "--profile-steps", "-1"], "`--profile-steps` must be in [0, 100000]"),
+    (["train", "--profile-steps", "2.5"], "--profile-steps"),
+    (["train", "--profile-steps", "1", "--profile-top", "0"], "`--profile-top` must be > 0"),
+    (["train", "--profile-dir", "/tmp/p"], "`--profile-dir` is where `--profile-steps` writes"),
+    (["train", "--profile-steps", "1", "--nproc", "2"], "`--profile-steps` profiles one process"),
 ]
 
 
@@ -125,6 +136,15 @@ def test_out_is_a_file_or_a_step_directory(work, tmp_path):
     refused(["train", "--config", work["dir"] / "tiny.json", "--out", f], "is not a directory")
     refused(["train", "--config", work["dir"] / "tiny.json", "--out", work["step"]],
             "is a checkpoint (it holds state.json)")
+
+
+def test_profile_dir_is_a_file_or_past_the_schedule(work, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    refused(["train", "--config", work["dir"] / "tiny.json", "--profile-steps", "1",
+             "--profile-dir", f], "`--profile-dir` '%s'" % f)
+    refused(["train", "--config", work["dir"] / "tiny.json", "--profile-steps", "2"],
+            "`--profile-steps` 2 needs 3 steps of the schedule")
 
 
 def test_metrics_is_a_directory(work, tmp_path):

@@ -22,6 +22,8 @@ struct BenchArgs {
   std::vector<int64_t> seq_lens = {1024, 2048, 4096};
   std::vector<std::string> opts;
   std::string json_path;
+  std::string trace_dir;
+  int profile_top = 15;
   double max_memory_gib = 0;
   BenchConfig config;
 };
@@ -54,6 +56,9 @@ void check_flags(const BenchArgs& a) {
   TORCH_CHECK(a.config.head_dim > 0, "bench: `--head-dim` must be > 0, got ", a.config.head_dim);
   TORCH_CHECK(a.config.repeats > 0, "bench: `--repeats` must be > 0, got ", a.config.repeats);
   TORCH_CHECK(a.config.warmup >= 0, "bench: `--warmup` must be >= 0, got ", a.config.warmup);
+  TORCH_CHECK(a.profile_top > 0, "bench: `--profile-top` must be > 0, got ", a.profile_top);
+  TORCH_CHECK(a.trace_dir.empty() || a.config.profile,
+              "bench: `--trace-dir` writes the profiler's traces: it needs `--profile`");
   for (const auto& [mixer, opts] : parse_opts(a.opts)) {
     TORCH_CHECK(std::find(a.mixers.begin(), a.mixers.end(), mixer) != a.mixers.end(),
                 "bench: `--opt` names mixer '", mixer, "', which is not in `--mixers`");
@@ -67,16 +72,24 @@ void run(BenchArgs& a) {
   a.config.options = parse_opts(a.opts);
   a.config.max_memory = static_cast<int64_t>(a.max_memory_gib * (1ll << 30));
   const nlohmann::json machine = machine_json(true);
+  // Every row's share of the limit is judged against the rates measured here, in this run.
+  a.config.limits.sgemm_gflops = machine["measured"]["sgemm_gflops_all_threads"].get<double>();
+  a.config.limits.bandwidth_gbs = machine["measured"]["copy_gbs"].get<double>();
+  if (!a.trace_dir.empty()) make_output_directory(a.trace_dir, "bench: `--trace-dir`");
   fmt::print(
       "# {}\n# {}\n# batch {}, heads {}, head dim {}, mode {}, causal {}, impl {}, {} warm-up + {} "
-      "timed repetitions per configuration\n# memory: {}\n",
+      "timed repetitions per configuration\n# memory: {}\n# limit: {}\n",
       machine_line(), blas_line(machine), a.config.batch, a.config.heads, a.config.head_dim,
       a.config.mode, a.config.causal,
       a.config.impl.empty() ? impl_name(default_impl()) : a.config.impl, a.config.warmup,
-      a.config.repeats, bench_memory_method());
-  fmt::print("{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9}\n", "mixer",
-             "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s", "peak_MiB", "time_x",
-             "mem_x", "state_MiB");
+      a.config.repeats, bench_memory_method(),
+      fmt::format("the counted FLOPs at sgemm {:.1f} GFLOP/s or the counted bytes at memcpy {:.1f} "
+                  "GB/s, whichever takes longer (docs/performance.md); %limit = limit / median",
+                  a.config.limits.sgemm_gflops, a.config.limits.bandwidth_gbs));
+  const char* header_format =
+      "{:<11} {:>7} {:>8} {:>11} {:>10} {:>10} {:>12} {:>10} {:>7} {:>7} {:>9} {:>8} {:>7} {:>6}\n";
+  fmt::print(header_format, "mixer", "T", "mode", "median_ms", "min_ms", "max_ms", "tokens/s",
+             "peak_MiB", "time_x", "mem_x", "state_MiB", "GFLOP", "%limit", "bound");
   std::map<std::string, BenchRow> prev;
   auto on_row = [&](const BenchRow& r) {
     if (r.skipped) {
@@ -89,9 +102,20 @@ void run(BenchArgs& a) {
         mx = fmt::format("{:.2f}", static_cast<double>(r.peak_bytes) / it->second.peak_bytes);
       }
       fmt::print(
-          "{:<11} {:>7} {:>8} {:>11.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>10} {:>7} {:>7} {:>9}\n",
+          "{:<11} {:>7} {:>8} {:>11.2f} {:>10.2f} {:>10.2f} {:>12.0f} {:>10} {:>7} {:>7} {:>9} "
+          "{:>8.2f} {:>7.1f} {:>6}\n",
           r.mixer, r.seq_len, r.mode, r.median_ms, r.min_ms, r.max_ms, r.tokens_per_s,
-          mib(r.peak_bytes), tx, mx, mib(r.state_bytes));
+          mib(r.peak_bytes), tx, mx, mib(r.state_bytes), r.work.flops / 1e9, r.pct_of_limit,
+          r.bound);
+      if (r.profile) {
+        fmt::print("{}", format_profile(*r.profile, a.profile_top));
+        if (!a.trace_dir.empty()) {
+          const std::string path = fmt::format("{}/{}_T{}_{}.trace.json", a.trace_dir, r.mixer,
+                                               r.seq_len, r.mode == "fwd" ? "fwd" : "fwd_bwd");
+          write_file_atomic(path, r.profile->trace_json);
+          fmt::print("# trace: {}\n", path);
+        }
+      }
     }
     std::fflush(stdout);
     prev[r.mixer] = r;
@@ -109,7 +133,8 @@ void run(BenchArgs& a) {
     out["meta"] = {{"machine", machine_line()},
                    {"memory_method", bench_memory_method()},
                    {"blas_core", machine["blas"]["core"]},
-                   {"sgemm_gflops", machine["measured"]["sgemm_gflops_all_threads"]},
+                   {"sgemm_gflops", a.config.limits.sgemm_gflops},
+                   {"bandwidth_gbs", a.config.limits.bandwidth_gbs},
                    {"env", machine}};
     out["rows"] = nlohmann::json::array();
     for (const auto& r : rows) {
@@ -129,8 +154,14 @@ void run(BenchArgs& a) {
                              {"peak_bytes", r.peak_bytes},
                              {"state_bytes", r.state_bytes},
                              {"predicted_bytes", r.predicted_bytes},
+                             {"flops", r.work.flops},
+                             {"bytes", r.work.bytes},
+                             {"limit_ms", r.limit_ms},
+                             {"bound", r.bound},
+                             {"pct_of_limit", r.pct_of_limit},
                              {"skipped", r.skipped},
                              {"skip_reason", r.skip_reason}});
+      if (r.profile) out["rows"].back()["profile"] = profile_to_json(*r.profile);
     }
     out["fits"] = nlohmann::json::array();
     for (const auto& f : fits) {
@@ -178,6 +209,14 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "fused", "composite"}));
   cmd->add_option("--opt", a->opts, "mechanism option MIXER.KEY=VALUE (repeatable)");
   cmd->add_option("--json", a->json_path, "write rows as JSON to this file");
+  cmd->add_flag("--profile", a->config.profile,
+                "after timing each configuration, profile one iteration: each op's self time, "
+                "share, achieved rate and % of the machine's limit");
+  cmd->add_option("--profile-top", a->profile_top, "ops listed per profile (the rest summed)")
+      ->capture_default_str();
+  cmd->add_option("--trace-dir", a->trace_dir,
+                  "with --profile, write each profile's chrome trace (chrome://tracing, Perfetto) "
+                  "to DIR/<mixer>_T<len>_<mode>.trace.json");
   return [a] { run(*a); };
 }
 

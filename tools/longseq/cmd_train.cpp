@@ -6,7 +6,9 @@
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
 #include <longseq/distributed.h>
+#include <longseq/atomic_file.h>
 #include <longseq/memory_tracker.h>
+#include <longseq/profile.h>
 #include <longseq/train.h>
 
 #include <ATen/Parallel.h>
@@ -41,6 +43,9 @@ struct TrainArgs {
   int nproc = 0;             ///< > 0: launch this many data-parallel ranks here
   double dist_timeout = 60;  ///< seconds a collective waits for a dead or hung rank
   double max_memory_gib = 0;  ///< > 0: tensor memory budget of each process (rank)
+  int64_t profile_steps = 0;  ///< > 0: a profiling run of this many steps instead of training
+  std::string profile_dir;    ///< where it writes; default <out>/profile or ./longseq-profile
+  int profile_top = 25;
 };
 
 std::string eta(double secs) {
@@ -99,6 +104,47 @@ TrainConfig config_of(const TrainArgs& a) {
 
 void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist);
 
+// `--profile-steps K`: one untimed warm-up step (first-touch allocations, lazy initialisation),
+// then K steps under the op profiler; the table goes to stdout, the table, its JSON and the
+// chrome trace to the profile directory. Nothing is saved and no evaluation runs: a profiling
+// run, not a training run.
+void profile_training(const TrainArgs& a, Trainer& trainer, const std::string& out_dir) {
+  const int64_t left = trainer.config().steps - trainer.current_step();
+  TORCH_CHECK(a.profile_steps + 1 <= left, "train: `--profile-steps` ", a.profile_steps,
+              " needs ", a.profile_steps + 1, " steps of the schedule (one warm-up step first), "
+              "but train.steps leaves ", left, " from step ", trainer.current_step());
+  const std::string dir = !a.profile_dir.empty() ? a.profile_dir
+                          : !out_dir.empty()     ? out_dir + "/profile"
+                                                 : std::string("longseq-profile");
+  make_output_directory(dir, "train: `--profile-dir`");
+  const MachineLimits limits = measure_machine_limits(at::get_num_threads());
+  trainer.step();
+  const int64_t first = trainer.current_step();
+  const ProfileReport report = profile_region(
+      [&] {
+        for (int64_t i = 0; i < a.profile_steps; ++i) trainer.step();
+      },
+      limits);
+  const std::string table = fmt::format(
+      "# profile of training steps {}..{} (after one warm-up step): {:.2f} ms per step; counted "
+      "limit {:.2f} ms per step (each op at its own limit), the step takes {:.2f}x it\n{}",
+      first + 1, trainer.current_step(), report.wall_ms / a.profile_steps,
+      report.limit_ms / a.profile_steps,
+      report.limit_ms > 0 ? report.wall_ms / report.limit_ms : 0.0,
+      format_profile(report, a.profile_top));
+  fmt::print("{}", table);
+  write_file_atomic(dir + "/profile.txt", table);
+  auto json = profile_to_json(report);
+  json["steps"] = a.profile_steps;
+  json["first_step"] = first + 1;
+  json["machine"] = machine_line();
+  write_file_atomic(dir + "/profile.json", json.dump(2) + "\n");
+  write_file_atomic(dir + "/trace.json", report.trace_json);
+  fmt::print("# wrote {0}/profile.txt, {0}/profile.json and {0}/trace.json (chrome://tracing, "
+             "Perfetto); nothing was saved: a profiling run\n",
+             dir);
+}
+
 void run_train(const TrainArgs& a) {
   TORCH_CHECK(a.save_every >= 0, "train: `--save-every` must be >= 0, got ", a.save_every);
   TORCH_CHECK(a.keep_last >= 0, "train: `--keep` must be >= 0, got ", a.keep_last);
@@ -109,6 +155,13 @@ void run_train(const TrainArgs& a) {
   TORCH_CHECK(std::isfinite(a.max_memory_gib) && a.max_memory_gib >= 0 &&
                   a.max_memory_gib <= 1 << 20,
               "train: `--max-memory` must be in [0, 1048576] GiB, got ", a.max_memory_gib);
+  TORCH_CHECK(a.profile_steps >= 0 && a.profile_steps <= 100000,
+              "train: `--profile-steps` must be in [0, 100000], got ", a.profile_steps);
+  TORCH_CHECK(a.profile_top > 0, "train: `--profile-top` must be > 0, got ", a.profile_top);
+  TORCH_CHECK(a.profile_dir.empty() || a.profile_steps > 0,
+              "train: `--profile-dir` is where `--profile-steps` writes: it needs `--profile-steps`");
+  TORCH_CHECK(a.profile_steps == 0 || (a.nproc == 0 && !rank_info_from_env()),
+              "train: `--profile-steps` profiles one process: drop `--nproc` (or torchrun)");
   TORCH_CHECK(a.max_memory_gib == 0 || a.max_memory_gib >= 1.0 / 1024,
               "train: `--max-memory` must be 0 (no budget) or at least 1 MiB (0.0009765625 GiB), "
               "got ", a.max_memory_gib, " GiB");
@@ -169,6 +222,8 @@ void train_rank(const TrainArgs& a, const std::shared_ptr<Distributed>& dist) {
                  resolve_checkpoint(a.resume), trainer.current_step(), out_dir);
     }
   }
+
+  if (a.profile_steps > 0) return profile_training(a, trainer, out_dir);
 
   const auto& info = trainer.task().info();
   int64_t params = 0;
@@ -380,6 +435,13 @@ Runner add_train_command(CLI::App& app) {
   cmd->add_option("--max-memory", a->max_memory_gib,
                   "GiB of tensors each process (rank) may hold; an allocation above it stops the "
                   "run with an out-of-memory error (0 = no budget)");
+  cmd->add_option("--profile-steps", a->profile_steps,
+                  "a profiling run: one warm-up step, then this many steps under the op profiler "
+                  "(table, JSON and chrome trace in --profile-dir); nothing is saved");
+  cmd->add_option("--profile-dir", a->profile_dir,
+                  "where --profile-steps writes (default: <--out>/profile, else ./longseq-profile)");
+  cmd->add_option("--profile-top", a->profile_top, "ops listed in the profile (the rest summed)")
+      ->capture_default_str();
   cmd->add_option("--final-split", a->eval_split, "split of the final evaluation")
       ->check(CLI::IsMember({"validation", "test"}))
       ->capture_default_str();

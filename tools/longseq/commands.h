@@ -31,4 +31,8 @@ nlohmann::json machine_json(bool measure);
 /// "blas: Cooperlake (avx512, openmp build); sgemm 2048³ 250.1 GFLOP/s on 2 threads"
 std::string blas_line(const nlohmann::json& machine);
 
+/// Creates the output directory `dir` and its parents unless it is one already; `what` names the
+/// flag in the error (e.g. "bench: `--trace-dir`").
+void make_output_directory(const std::string& dir, const std::string& what);
+
 }  // namespace longseq::cli
