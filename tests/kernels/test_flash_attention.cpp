@@ -92,7 +92,35 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, FlashVsReference,
                                            FlashCase{1, 2, 64, 200, 128, false, false},
                                            FlashCase{2, 2, 1, 7, 64, true, true},
                                            FlashCase{1, 2, 1000, 1000, 64, true, false},
-                                           FlashCase{2, 1, 1000, 1000, 32, false, true}));
+                                           FlashCase{2, 1, 1000, 1000, 32, false, true},
+                                           // B·H = 1: four key-block groups with dQ partials
+                                           FlashCase{1, 1, 700, 700, 64, true, true},
+                                           FlashCase{1, 1, 300, 517, 48, false, false}));
+
+// With B·H < 4 the backward splits each head's key blocks into groups with their own dQ partials;
+// the groups follow the shapes, not the thread count, so every thread count gives the same bits.
+TEST(FlashAttention, BackwardDoesNotDependOnTheThreadCount) {
+  ImplGuard fused(Impl::kFused);
+  const int saved = at::get_num_threads();
+  for (bool causal : {false, true}) {
+    SCOPED_TRACE(causal ? "causal" : "not causal");
+    torch::manual_seed(7);
+    auto q = torch::randn({1, 1, 777, 32}), k = torch::randn({1, 1, 777, 32}),
+         v = torch::randn({1, 1, 777, 32}), probe = torch::randn({1, 1, 777, 32});
+    const AttentionMask mask{causal, {}};
+    std::vector<std::vector<at::Tensor>> runs;
+    for (int threads : {1, 2, 3}) {
+      at::set_num_threads(threads);
+      runs.push_back(grads_of(q, k, v, mask, probe, false));
+    }
+    at::set_num_threads(saved);
+    for (size_t run = 1; run < runs.size(); ++run) {
+      for (size_t i = 0; i < 3; ++i) {
+        EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0)) << "grad " << i << ", run " << run;
+      }
+    }
+  }
+}
 
 TEST(FlashAttention, DispatchFollowsTheSwitch) {
   auto q = torch::randn({1, 2, 8, 16}, torch::requires_grad());

@@ -13,16 +13,18 @@
 // dK_j += scale·dSᵀ Q_i (five GEMMs per block pair).
 //
 // Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T] and per-thread
-// workspaces of O(kBlockQ·(kBlockK + Dv)) (forward) and O(T + kBlockQ·kBlockK) (backward); never a
-// T×S buffer.
+// workspaces of O(kBlockQ·(kBlockK + Dv)) (forward) and O(kBlockQ·kBlockK) (backward), D_i [B·H, T],
+// and with B·H < 4 up to 3 dQ partials [T, D] per head (backward); never a T×S buffer.
 // Layout: row-major, contiguous: q [B·H, T, D], k [B·H, S, D], v [B·H, S, Dv], out [B·H, T, Dv],
 // lse [B·H, T], key_padding bool [B, S] (true = real key).
 // Forward saves for backward: only lse (plus the op keeps q, k, v and out).
 // Masking: query i sees key j iff (!causal or j <= i + (S − T)) and key_padding[b, j]. A query that
 // sees no key gets out = 0, lse = −inf, and zero gradient (its P row is exactly 0).
 //
-// Threads: at::parallel_for over (head, query block) forward and over heads backward (each head's
-// dQ, dK, dV are written by one thread only, so no races and no reduction). This file must be
+// Threads: at::parallel_for over (head, query block) forward and over (head, key-block group)
+// backward: a group's dK and dV rows are written by one thread only; with B·H < 4 a head's key
+// blocks form several groups, each with a dQ partial [T, D], summed in group order at the end
+// (backward_key_groups: the same groups, and bits, on any thread count). This file must be
 // compiled with -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel`
 // is silently dropped otherwise, and the loop runs on one thread.
 // The block GEMMs are OpenBLAS cblas_?gemm calls, each of which runs on the calling thread
@@ -31,7 +33,6 @@
 // No ISA flags: OpenBLAS dispatches its GEMM kernels at run time, and the float row loops
 // (exp, max, dS) are target_clones (AVX-512F, AVX2, baseline) picked at load time; they vectorise
 // only with -fno-trapping-math (set for this folder in CMakeLists.txt).
-// Known limit: backward parallelism is over B·H only, so B·H = 1 runs it on one thread.
 #include "kernels/cpu/flash_attention.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/row_ops.h"
@@ -64,6 +65,16 @@ void mask_row(scalar_t* srow, int64_t bc, int64_t i, int64_t j0, int64_t off, bo
   if (pad) {
     for (int64_t c = 0; c < lim; ++c) srow[c] = pad[j0 + c] ? srow[c] : kNegInf;
   }
+}
+
+// Backward work items per head. With fewer than kMinBackwardItems heads (B·H), each head's key
+// blocks are split into groups that threads take whole: a group writes its blocks' dK and dV rows
+// and its own dQ partial. The count depends on the shapes only, never on the thread count, so the
+// gradients (dQ summed in group order) have the same bits on any number of threads.
+constexpr int64_t kMinBackwardItems = 4;
+
+int64_t backward_key_groups(int64_t bh, int64_t key_blocks) {
+  return std::max<int64_t>(1, std::min(key_blocks, (kMinBackwardItems + bh - 1) / bh));
 }
 
 }  // namespace
@@ -138,27 +149,36 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
   const int64_t BH = p.batch * p.heads, T = p.t, S = p.s, D = p.d, Dv = p.dv, off = S - T;
   const scalar_t scale = static_cast<scalar_t>(p.scale);
+  const int64_t G = backward_key_groups(BH, (S + kBlockK - 1) / kBlockK);
+  // Group g > 0 of head bh accumulates its dQ in dq_part[((g − 1)·BH + bh)·T·D ...]; group 0
+  // writes grad_q itself.
+  std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
   BlasSingleThread blas_guard;
-  at::parallel_for(0, BH, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> pbuf(kBlockQ * kBlockK), dsbuf(kBlockQ * kBlockK), di(T);
-    for (int64_t bh = begin; bh < end; ++bh) {
+  // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
+  at::parallel_for(0, BH * T, 512, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) di[r] = dot_row(grad_out + r * Dv, out + r * Dv, Dv);
+  });
+  at::parallel_for(0, BH * G, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> pbuf(kBlockQ * kBlockK), dsbuf(kBlockQ * kBlockK);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / G, g = item % G;
       const scalar_t* qh = q + bh * T * D;
       const scalar_t* kh = k + bh * S * D;
       const scalar_t* vh = v + bh * S * Dv;
-      const scalar_t* oh = out + bh * T * Dv;
       const scalar_t* doh = grad_out + bh * T * Dv;
       const scalar_t* lh = lse + bh * T;
-      scalar_t* dq = grad_q + bh * T * D;
+      const scalar_t* dih = di.data() + bh * T;
+      scalar_t* dq = g == 0 ? grad_q + bh * T * D : dq_part.data() + ((g - 1) * BH + bh) * T * D;
       scalar_t* dk = grad_k + bh * S * D;
       scalar_t* dv = grad_v + bh * S * Dv;
       const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
-      // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
-      for (int64_t i = 0; i < T; ++i) di[i] = dot_row(doh + i * Dv, oh + i * Dv, Dv);
-      std::fill(dq, dq + T * D, scalar_t(0));
-      std::fill(dk, dk + S * D, scalar_t(0));
-      std::fill(dv, dv + S * Dv, scalar_t(0));
-      for (int64_t j0 = 0; j0 < S; j0 += kBlockK) {
+      if (g == 0) std::fill(dq, dq + T * D, scalar_t(0));  // the partials start as zeros
+      // The group's key blocks: g, g + G, g + 2G, ... (interleaved, so that causal groups carry
+      // about the same work).
+      for (int64_t j0 = g * kBlockK; j0 < S; j0 += G * kBlockK) {
         const int64_t bc = std::min(kBlockK, S - j0);
+        std::fill(dk + j0 * D, dk + (j0 + bc) * D, scalar_t(0));
+        std::fill(dv + j0 * Dv, dv + (j0 + bc) * Dv, scalar_t(0));
         // Queries i < j0 − off see no key of this block (j0 > i + off): skipped.
         const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
         for (int64_t i0 = (i_first / kBlockQ) * kBlockQ; i0 < T; i0 += kBlockQ) {
@@ -184,7 +204,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
                scalar_t(0), dsbuf.data(), bc);
           // dS = P ⊙ (dP − D_i)
           for (int64_t r = 0; r < br; ++r) {
-            ds_row(pbuf.data() + r * bc, dsbuf.data() + r * bc, bc, di[i0 + r]);
+            ds_row(pbuf.data() + r * bc, dsbuf.data() + r * bc, bc, dih[i0 + r]);
           }
           // dQ_i += scale · dS K_j   [br, D]
           gemm(false, false, br, D, bc, scale, dsbuf.data(), bc, kh + j0 * D, D, scalar_t(1),
@@ -196,6 +216,19 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
       }
     }
   });
+  // dQ = group 0's sum + the other groups' partials, added in group order.
+  if (G > 1) {
+    at::parallel_for(0, BH * T, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t bh = r / T, i = r % T;
+        scalar_t* row = grad_q + r * D;
+        for (int64_t g = 1; g < G; ++g) {
+          const scalar_t* part = dq_part.data() + (((g - 1) * BH + bh) * T + i) * D;
+          for (int64_t c = 0; c < D; ++c) row[c] += part[c];
+        }
+      }
+    });
+  }
 }
 
 #define LONGSEQ_INSTANTIATE_FLASH(T_)                                                          \
