@@ -3,7 +3,9 @@
 // safetensors: save_safetensors of a few small tensors (every supported dtype, empty and 0-d
 // tensors, metadata); config: configs/*.json and a few `--set` lines (fuzz_config's layout);
 // checkpoint: the three files of a tiny trainer's checkpoint, each behind its selector byte;
-// idx: valid small IDX files, gzip-compressed and raw (fuzz_idx's layout); bytes: text snippets.
+// idx: valid small IDX files, gzip-compressed and raw (fuzz_idx's layout); bytes: text snippets;
+// listops: sequences of the task's own generator and a deeply nested expression (token mode), and
+// small option sets (option mode).
 #include "fuzz_util.h"
 #include "idx_util.h"
 #include "tiny_trainer.h"
@@ -11,6 +13,7 @@
 #include <longseq/checkpoint.h>
 #include <longseq/config.h>
 #include <longseq/safetensors.h>
+#include <longseq/tasks.h>
 #include <longseq/train.h>
 
 #include <ATen/ATen.h>
@@ -19,6 +22,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -33,7 +37,7 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
-void mkdirs(const std::string& d) { std::system(("mkdir -p '" + d + "'").c_str()); }
+void mkdirs(const std::string& d) { std::filesystem::create_directories(d); }
 
 void put(const std::string& dir, const std::string& name, const std::string& bytes) {
   longseq_fuzz::write_file(dir + "/" + name, bytes);
@@ -122,6 +126,30 @@ void bytes_seeds(const std::string& src, const std::string& out) {
   put(out, "binary_512.bin", bin);
 }
 
+void listops_seeds(const std::string& out) {
+  const std::map<std::string, std::string> small = {{"min_length", "10"}, {"max_length", "60"},
+                                                    {"train_size", "8"}, {"valid_size", "4"},
+                                                    {"test_size", "4"}};
+  auto task = longseq::make_task("listops", small, 0);
+  auto b = task->batch(longseq::Split::kTrain, 0, 4);
+  auto lengths = b.key_padding.sum(1);
+  for (int64_t r = 0; r < 4; ++r) {
+    std::string seq(1, '\0');  // token mode
+    for (int64_t i = 0; i < lengths[r].item<int64_t>(); ++i)
+      seq.push_back(static_cast<char>(b.inputs[r][i].item<int64_t>()));
+    put(out, "generated_" + std::to_string(r) + ".tok", seq);
+  }
+  // MIN MIN ... 1 END END ...: 8000 levels, the reader's recursion at depth (its limit is 10000).
+  std::string deep(1, '\0');
+  deep += std::string(8000, static_cast<char>(11)) + std::string(1, static_cast<char>(2)) +
+          std::string(8000, static_cast<char>(15));
+  put(out, "nested_8000.tok", deep);
+  std::string opts = "\x01";
+  for (const auto& [k, v] : small) opts += k + "=" + v + "\n";
+  put(out, "options_small.txt", opts);
+  put(out, "options_deep.txt", opts + "max_depth=20\nmax_args=3\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,14 +158,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string src = argv[1], out = argv[2];
-  for (const char* t : {"safetensors", "config", "checkpoint", "idx", "bytes"})
+  for (const char* t : {"safetensors", "config", "checkpoint", "idx", "bytes", "listops"})
     mkdirs(out + "/" + t);
   safetensors_seeds(out + "/safetensors");
   config_seeds(src, out + "/config");
   checkpoint_seeds(out + "/checkpoint");
   idx_seeds(out + "/idx");
   bytes_seeds(src, out + "/bytes");
-  std::system(("rm -rf '" + longseq_fuzz::scratch_dir() + "'").c_str());
+  listops_seeds(out + "/listops");
+  std::filesystem::remove_all(longseq_fuzz::scratch_dir());
   std::printf("seed corpora written to %s\n", out.c_str());
   return 0;
 }

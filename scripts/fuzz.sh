@@ -26,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-fuzz}"
 NICE="nice -n ${FUZZ_NICE:-15}"
 JOBS="${FUZZ_JOBS:-1}"
-TARGETS="${FUZZ_TARGETS:-safetensors config checkpoint idx bytes}"
+TARGETS="${FUZZ_TARGETS:-safetensors config checkpoint idx bytes listops}"
 
 # LibTorch's static registrations are never freed: leak detection would flag every run.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1:symbolize=1}"
@@ -59,6 +59,7 @@ max_len_for() {
     config) echo 4096 ;;
     idx) echo 8192 ;;
     bytes) echo 4096 ;;
+    listops) echo 16384 ;;  # room for the 8000-level nesting seed
     checkpoint)  # the largest seed (model/optimizer safetensors) plus room to grow
       local m
       m=$(find "$ROOT/fuzz/corpus/checkpoint" -type f -printf '%s\n' | sort -n | tail -1)
