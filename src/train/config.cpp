@@ -172,17 +172,36 @@ std::map<std::string, std::string> string_map(const json& j, const std::string& 
   return out;
 }
 
+// UTF-8 as RFC 3629 defines it, the form nlohmann's writer insists on: no lead bytes C0, C1 or
+// F5-FF, no overlong forms (E0 80-9F, F0 80-8F), no surrogates (ED A0-BF), nothing past U+10FFFF
+// (F4 90-BF). (A check of the bit patterns alone let F6 92 90 92 through, and the config's first
+// save then threw nlohmann's type_error; fuzz_config found it.)
 bool valid_utf8(const std::string& s) {
+  auto byte = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
   for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const int n = c < 0x80           ? 1
-                  : (c >> 5) == 0x6  ? 2
-                  : (c >> 4) == 0xe  ? 3
-                  : (c >> 3) == 0x1e ? 4
-                                     : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (int k = 1; k < n; ++k) {
-      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    const unsigned char c = byte(i);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int n = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // the range of the second byte
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (i + n > s.size() || byte(i + 1) < lo || byte(i + 1) > hi) return false;
+    for (int k = 2; k < n; ++k) {
+      if (byte(i + k) < 0x80 || byte(i + k) > 0xbf) return false;
     }
     i += n;
   }

@@ -50,6 +50,26 @@ TEST(Config, ErrorsNameTheProblem) {
   EXPECT_NE(error_of("{}", {"train.lr"}).find("key=value"), std::string::npos);
 }
 
+// `--set` text must be UTF-8 as JSON writers know it (a checkpoint's state.json holds the config):
+// every malformed form is refused by name, the well-formed 1- to 4-byte forms are kept.
+TEST(Config, OverridesMustBeWellFormedUtf8) {
+  for (const char* bad : {"c\x91", "c\xf6\x92\x90\x92", "c\xc0\x80", "c\xc1\xbf",
+                          "c\xe0\x80\x80", "c\xed\xa0\x80", "c\xf0\x80\x80\x80",
+                          "c\xf4\x90\x80\x80", "c\xf8\x88\x80\x80\x80", "c\xe2\x82",
+                          "c\xff"}) {
+    const std::string set = std::string("task.options.file=") + bad;
+    EXPECT_NE(error_of("{}", {set}).find("`--set task.options.file`: the text is not valid UTF-8"),
+              std::string::npos)
+        << error_of("{}", {set});
+  }
+  for (const char* good : {"caf\xc3\xa9", "\xe2\x82\xac", "\xed\x9f\xbf", "\xf0\x9f\x98\x80",
+                           "\xf4\x8f\xbf\xbf", "\xef\xbf\xbf"}) {
+    const auto c = parse_train_config("{}", {std::string("task.options.file=") + good});
+    EXPECT_EQ(c.task_options.at("file"), good);
+    EXPECT_NO_THROW(train_config_to_json(c));
+  }
+}
+
 // Integers written as JSON floats: 2.0 is taken, 2.5 and values beyond int64_t are refused by
 // name (1e27 once reached an out-of-range double-to-int64 conversion; fuzz_config found it).
 TEST(Config, IntegerValuesWrittenAsFloats) {
