@@ -3,7 +3,7 @@
 // Dao et al. 2022, "FlashAttention: Fast and Memory-Efficient Exact Attention with IO-Awareness";
 // Dao 2023, "FlashAttention-2" (loop order and the D_i = rowsum(dO ⊙ O) trick of the backward).
 //
-// Algorithm. Forward: for each (head, block of kBlockQ queries), stream over blocks of kBlockK
+// Algorithm. Forward: for each (head, block of block_q queries), stream over blocks of block_k
 // keys:
 // S = scale·Q_i K_jᵀ (one GEMM), mask, online softmax (running row max m and normaliser l, the
 // accumulator rescaled by exp(m_old − m_new)), O += P V_j (one GEMM). Key blocks entirely in the
@@ -13,7 +13,7 @@
 // dK_j += scale·dSᵀ Q_i (five GEMMs per block pair).
 //
 // Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T] and per-thread
-// workspaces of O(kBlockQ·(kBlockK + Dv)) (forward) and O(kBlockQ·kBlockK) (backward), D_i [B·H, T],
+// workspaces of O(block_q·(block_k + Dv)) (forward) and O(block_q·block_k) (backward), D_i [B·H, T],
 // and with B·H < 4 up to 3 dQ partials [T, D] per head (backward); never a T×S buffer.
 // Layout: row-major, contiguous: q [B·H, T, D], k [B·H, S, D], v [B·H, S, Dv], out [B·H, T, Dv],
 // lse [B·H, T], key_padding bool [B, S] (true = real key).
@@ -50,8 +50,17 @@
 namespace longseq::cpu {
 namespace {
 
-constexpr int64_t kBlockQ = 64;   // queries per block
-constexpr int64_t kBlockK = 128;  // keys per block
+// Block sizes, by head dim (measured, docs/performance.md: `longseq bench --mode fwd` and
+// fwd+bwd on the AMD Zen 4 machine, 2 threads). At D = 64 the forward's two GEMMs per block are
+// fed best by 256 × 256 blocks (76.6% of the sgemm rate against 71.9% at 64 × 128, causal level);
+// the backward's five stay at 64 × 128. At D <= 32 the score GEMM has K = D, and 128 × 256 blocks
+// amortise OpenBLAS's per-call packing (forward 46.7% against 41.3%, backward 61.0 against 57.6%
+// at D = 16). A sweep of 64–256 × 128–512 found no better pair for either.
+struct Blocks {
+  int64_t q, k;  // queries and keys per block
+};
+Blocks forward_blocks(int64_t d) { return d <= 32 ? Blocks{128, 256} : Blocks{256, 256}; }
+Blocks backward_blocks(int64_t d) { return d <= 32 ? Blocks{128, 256} : Blocks{64, 128}; }
 
 // Sets the scores of row r (query i = i0 + r) of a block starting at key j0 that the query may not
 // see to −inf: keys past the causal limit j <= i + off, and padded keys.
@@ -86,12 +95,14 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
   const int64_t BH = p.batch * p.heads, T = p.t, S = p.s, D = p.d, Dv = p.dv, off = S - T;
   const scalar_t scale = static_cast<scalar_t>(p.scale);
-  const int64_t nqb = (T + kBlockQ - 1) / kBlockQ;
+  const Blocks blk = forward_blocks(D);
+  const int64_t block_q = blk.q, block_k = blk.k;
+  const int64_t nqb = (T + block_q - 1) / block_q;
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> sbuf(kBlockQ * kBlockK), acc(kBlockQ * Dv), m(kBlockQ), l(kBlockQ);
+    std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t bh = item / nqb, i0 = (item % nqb) * kBlockQ, br = std::min(kBlockQ, T - i0);
+      const int64_t bh = item / nqb, i0 = (item % nqb) * block_q, br = std::min(block_q, T - i0);
       const scalar_t* qb = q + (bh * T + i0) * D;
       const scalar_t* kb = k + bh * S * D;
       const scalar_t* vb = v + bh * S * Dv;
@@ -101,8 +112,8 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
       std::fill(l.begin(), l.end(), scalar_t(0));
       // Keys at or past j_end are in the causal future of every query of the block: skipped.
       const int64_t j_end = p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S;
-      for (int64_t j0 = 0; j0 < j_end; j0 += kBlockK) {
-        const int64_t bc = std::min(kBlockK, j_end - j0);
+      for (int64_t j0 = 0; j0 < j_end; j0 += block_k) {
+        const int64_t bc = std::min(block_k, j_end - j0);
         // S = scale · Q_i K_jᵀ   [br, bc]
         gemm(false, true, br, bc, D, scale, qb, D, kb + j0 * D, D, scalar_t(0), sbuf.data(), bc);
         for (int64_t r = 0; r < br; ++r) {
@@ -149,7 +160,9 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
   const int64_t BH = p.batch * p.heads, T = p.t, S = p.s, D = p.d, Dv = p.dv, off = S - T;
   const scalar_t scale = static_cast<scalar_t>(p.scale);
-  const int64_t G = backward_key_groups(BH, (S + kBlockK - 1) / kBlockK);
+  const Blocks blk = backward_blocks(D);
+  const int64_t block_q = blk.q, block_k = blk.k;
+  const int64_t G = backward_key_groups(BH, (S + block_k - 1) / block_k);
   // Group g > 0 of head bh accumulates its dQ in dq_part[((g − 1)·BH + bh)·T·D ...]; group 0
   // writes grad_q itself.
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
@@ -159,7 +172,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
     for (int64_t r = begin; r < end; ++r) di[r] = dot_row(grad_out + r * Dv, out + r * Dv, Dv);
   });
   at::parallel_for(0, BH * G, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> pbuf(kBlockQ * kBlockK), dsbuf(kBlockQ * kBlockK);
+    std::vector<scalar_t> pbuf(block_q * block_k), dsbuf(block_q * block_k);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bh = item / G, g = item % G;
       const scalar_t* qh = q + bh * T * D;
@@ -175,14 +188,14 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
       if (g == 0) std::fill(dq, dq + T * D, scalar_t(0));  // the partials start as zeros
       // The group's key blocks: g, g + G, g + 2G, ... (interleaved, so that causal groups carry
       // about the same work).
-      for (int64_t j0 = g * kBlockK; j0 < S; j0 += G * kBlockK) {
-        const int64_t bc = std::min(kBlockK, S - j0);
+      for (int64_t j0 = g * block_k; j0 < S; j0 += G * block_k) {
+        const int64_t bc = std::min(block_k, S - j0);
         std::fill(dk + j0 * D, dk + (j0 + bc) * D, scalar_t(0));
         std::fill(dv + j0 * Dv, dv + (j0 + bc) * Dv, scalar_t(0));
         // Queries i < j0 − off see no key of this block (j0 > i + off): skipped.
         const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
-        for (int64_t i0 = (i_first / kBlockQ) * kBlockQ; i0 < T; i0 += kBlockQ) {
-          const int64_t br = std::min(kBlockQ, T - i0);
+        for (int64_t i0 = (i_first / block_q) * block_q; i0 < T; i0 += block_q) {
+          const int64_t br = std::min(block_q, T - i0);
           // P = exp(scale · Q_i K_jᵀ − lse_i)   [br, bc]
           gemm(false, true, br, bc, D, scale, qh + i0 * D, D, kh + j0 * D, D, scalar_t(0),
                pbuf.data(), bc);
