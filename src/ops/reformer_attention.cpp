@@ -355,9 +355,11 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
   // Every round's projections in one GEMM, [B·H·T, D] × [D, n·NB/2] (a batched product per round
   // ran at a seventh of the sgemm rate: its NB/2 columns are too few).
   const int64_t n = opts.n_hashes, D = qk.size(3), half = rotations.size(2);
-  auto rot = rotations.detach().to(qk.device(), qk.scalar_type()).permute({1, 0, 2}).reshape(
-      {D, n * half});                                                    // [D, n·NB/2]
-  auto xr = at::matmul(qk.detach(), rot).view({B, H, T, n, half});     // [B, H, T, n, NB/2]
+  auto rot = rotations.detach()
+                 .to(qk.device(), qk.scalar_type())
+                 .permute({1, 0, 2})
+                 .reshape({D, n * half});                           // [D, n·NB/2]
+  auto xr = at::matmul(qk.detach(), rot).view({B, H, T, n, half});  // [B, H, T, n, NB/2]
   return at::cat({xr, xr.neg()}, -1).argmax(-1).permute({0, 1, 3, 2}).contiguous();  // [B, H, n, T]
 }
 

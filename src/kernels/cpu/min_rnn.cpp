@@ -28,11 +28,6 @@ namespace {
 
 constexpr int64_t kChunk = 64;  // channels per work item
 
-template <typename scalar_t>
-LONGSEQ_INLINE scalar_t sigmoid(scalar_t x) {
-  return scalar_t(1) / (scalar_t(1) + exp_fast(-x));
-}
-
 // The gates of one channel: a, and b = w·g(x_h) split into its factors.
 template <typename scalar_t>
 struct Gates {
@@ -44,13 +39,13 @@ template <bool kLstm, typename scalar_t>
 LONGSEQ_INLINE Gates<scalar_t> gates(const scalar_t* xt, int64_t H, int64_t c) {
   Gates<scalar_t> q;
   const scalar_t xh = xt[(kLstm ? 2 : 1) * H + c];
-  const scalar_t sh = sigmoid(xh);
+  const scalar_t sh = sigmoid_fast(xh);
   const bool pos = xh >= 0;
   q.g = pos ? xh + scalar_t(0.5) : sh;
   q.dg = pos ? scalar_t(1) : sh * (scalar_t(1) - sh);
-  q.s1 = sigmoid(xt[c]);
+  q.s1 = sigmoid_fast(xt[c]);
   if (kLstm) {
-    q.s2 = sigmoid(xt[H + c]);
+    q.s2 = sigmoid_fast(xt[H + c]);
     const scalar_t inv = scalar_t(1) / (q.s1 + q.s2);
     q.a = q.s1 * inv;
     q.w = q.s2 * inv;

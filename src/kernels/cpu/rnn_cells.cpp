@@ -19,10 +19,14 @@
 // another process held the second core. Threads split the batch in fixed blocks of rows: each block
 // runs through every step (no synchronisation per step), and the block size does not follow the
 // thread count, so neither do the results. The one large GEMM, dW_hh over all T·B rows, uses
-// OpenBLAS's threads (gemm_threaded). The elementwise cell is a plain loop (B·H·G per
-// step is too small to pay for a parallel region per step).
+// OpenBLAS's threads (gemm_threaded). The elementwise cell is a loop over one row's H channels
+// (B·H·G per step is too small to pay for a parallel region per step), a target_clones function
+// (AVX-512F, AVX2, baseline) whose σ and tanh are vec_math.h's branch-free forms, so it
+// vectorises: with std::exp and std::tanh (scalar calls) the cell took about two thirds of an LSTM
+// step at B = 8, H = 256.
 #include "kernels/cpu/rnn_cells.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/vec_math.h"
 
 #include <ATen/Parallel.h>
 
@@ -33,11 +37,6 @@
 
 namespace longseq::cpu {
 namespace {
-
-template <typename scalar_t>
-inline scalar_t sigmoid(scalar_t x) {
-  return scalar_t(1) / (scalar_t(1) + std::exp(-x));
-}
 
 inline int64_t time_of(const RnnParams& p, int64_t s) { return p.reverse ? p.t - 1 - s : s; }
 
@@ -56,7 +55,143 @@ void for_each_row_block(int64_t batch, const F& f) {
   });
 }
 
+// One row's cell, forward: reads its input projection xp and recurrent term r ([G·H] each),
+// writes the gate activations act, the new state (and c_new for lstm, hh_n for gru) and the output.
+template <typename scalar_t>
+LONGSEQ_INLINE void elman_row_impl(const scalar_t* __restrict__ xp, const scalar_t* __restrict__ r,
+                                   scalar_t* __restrict__ h_new, scalar_t* __restrict__ o,
+                                   int64_t H) {
+  for (int64_t j = 0; j < H; ++j) o[j] = h_new[j] = tanh_fast(xp[j] + r[j]);
+}
+
+template <typename scalar_t>
+LONGSEQ_INLINE void lstm_row_impl(const scalar_t* __restrict__ xp, const scalar_t* __restrict__ r,
+                                  const scalar_t* __restrict__ c, scalar_t* __restrict__ act,
+                                  scalar_t* __restrict__ c_new, scalar_t* __restrict__ h_new,
+                                  scalar_t* __restrict__ o, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t ig = sigmoid_fast(xp[j] + r[j]);
+    const scalar_t fg = sigmoid_fast(xp[H + j] + r[H + j]);
+    const scalar_t gg = tanh_fast(xp[2 * H + j] + r[2 * H + j]);
+    const scalar_t og = sigmoid_fast(xp[3 * H + j] + r[3 * H + j]);
+    act[j] = ig;
+    act[H + j] = fg;
+    act[2 * H + j] = gg;
+    act[3 * H + j] = og;
+    const scalar_t cn = fg * c[j] + ig * gg;
+    c_new[j] = cn;
+    o[j] = h_new[j] = og * tanh_fast(cn);
+  }
+}
+
+template <typename scalar_t>
+LONGSEQ_INLINE void gru_row_impl(const scalar_t* __restrict__ xp, const scalar_t* __restrict__ r,
+                                 const scalar_t* __restrict__ b_hh, const scalar_t* __restrict__ h,
+                                 scalar_t* __restrict__ act, scalar_t* __restrict__ hn,
+                                 scalar_t* __restrict__ h_new, scalar_t* __restrict__ o,
+                                 int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t hh_n = r[2 * H + j] + b_hh[2 * H + j];
+    const scalar_t rg = sigmoid_fast(xp[j] + r[j] + b_hh[j]);
+    const scalar_t zg = sigmoid_fast(xp[H + j] + r[H + j] + b_hh[H + j]);
+    const scalar_t ng = tanh_fast(xp[2 * H + j] + rg * hh_n);
+    act[j] = rg;
+    act[H + j] = zg;
+    act[2 * H + j] = ng;
+    hn[j] = hh_n;
+    o[j] = h_new[j] = (scalar_t(1) - zg) * ng + zg * h[j];
+  }
+}
+
+// One row's cell, backward: from dtot = ∂L/∂h' (carried + output gradient) and, for lstm, the
+// carried dc, the gate gradients dx (w.r.t. the input projection) and dg (w.r.t. W_hh h + b_hh;
+// they differ only in gru's n gate), dc_{t−1} (lstm, in place) and dh's direct path (gru: z ⊙ dh).
+template <typename scalar_t>
+LONGSEQ_INLINE void elman_back_row_impl(const scalar_t* __restrict__ dtot,
+                                        const scalar_t* __restrict__ h_new,
+                                        scalar_t* __restrict__ dx, scalar_t* __restrict__ dg,
+                                        scalar_t* __restrict__ dh, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    dx[j] = dg[j] = dtot[j] * (scalar_t(1) - h_new[j] * h_new[j]);
+    dh[j] = 0;
+  }
+}
+
+template <typename scalar_t>
+LONGSEQ_INLINE void lstm_back_row_impl(
+    const scalar_t* __restrict__ dtot, const scalar_t* __restrict__ act,
+    const scalar_t* __restrict__ c, const scalar_t* __restrict__ c_new, scalar_t* __restrict__ dc,
+    scalar_t* __restrict__ dx, scalar_t* __restrict__ dg, scalar_t* __restrict__ dh, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
+    const scalar_t tc = tanh_fast(c_new[j]);
+    const scalar_t dct = dc[j] + dtot[j] * og * (scalar_t(1) - tc * tc);
+    const scalar_t di = dct * gg * ig * (scalar_t(1) - ig);
+    const scalar_t df = dct * c[j] * fg * (scalar_t(1) - fg);
+    const scalar_t dgg = dct * ig * (scalar_t(1) - gg * gg);
+    const scalar_t dout = dtot[j] * tc * og * (scalar_t(1) - og);
+    dx[j] = di;
+    dx[H + j] = df;
+    dx[2 * H + j] = dgg;
+    dx[3 * H + j] = dout;
+    dc[j] = dct * fg;  // dc_{t−1}
+  }
+  std::memcpy(dg, dx, 4 * H * sizeof(scalar_t));  // lstm's dg is dx
+  std::memset(dh, 0, H * sizeof(scalar_t));
+}
+
+template <typename scalar_t>
+LONGSEQ_INLINE void gru_back_row_impl(const scalar_t* __restrict__ dtot,
+                                      const scalar_t* __restrict__ act,
+                                      const scalar_t* __restrict__ h,
+                                      const scalar_t* __restrict__ hn, scalar_t* __restrict__ dx,
+                                      scalar_t* __restrict__ dg, scalar_t* __restrict__ dh,
+                                      int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const scalar_t rg = act[j], zg = act[H + j], ng = act[2 * H + j];
+    const scalar_t dn = dtot[j] * (scalar_t(1) - zg) * (scalar_t(1) - ng * ng);  // pre-tanh
+    const scalar_t dz = dtot[j] * (h[j] - ng) * zg * (scalar_t(1) - zg);
+    const scalar_t dr = dn * hn[j] * rg * (scalar_t(1) - rg);
+    dx[j] = dg[j] = dr;
+    dx[H + j] = dg[H + j] = dz;
+    dx[2 * H + j] = dn;
+    dg[2 * H + j] = dn * rg;
+    dh[j] = dtot[j] * zg;
+  }
+}
+
 }  // namespace
+
+// The row functions for each type: float ones are ISA clones (external linkage, as target_clones
+// wants), double ones plain (the tests' precision).
+namespace cell_rows {
+#define LONGSEQ_CELL_ROWS(ATTR, T_)                                                                \
+  ATTR void elman(const T_* xp, const T_* r, T_* h_new, T_* o, int64_t H) {                        \
+    elman_row_impl(xp, r, h_new, o, H);                                                            \
+  }                                                                                                \
+  ATTR void lstm(const T_* xp, const T_* r, const T_* c, T_* act, T_* c_new, T_* h_new, T_* o,     \
+                 int64_t H) {                                                                      \
+    lstm_row_impl(xp, r, c, act, c_new, h_new, o, H);                                              \
+  }                                                                                                \
+  ATTR void gru(const T_* xp, const T_* r, const T_* b_hh, const T_* h, T_* act, T_* hn,           \
+                T_* h_new, T_* o, int64_t H) {                                                     \
+    gru_row_impl(xp, r, b_hh, h, act, hn, h_new, o, H);                                            \
+  }                                                                                                \
+  ATTR void elman_back(const T_* dtot, const T_* h_new, T_* dx, T_* dg, T_* dh, int64_t H) {       \
+    elman_back_row_impl(dtot, h_new, dx, dg, dh, H);                                               \
+  }                                                                                                \
+  ATTR void lstm_back(const T_* dtot, const T_* act, const T_* c, const T_* c_new, T_* dc, T_* dx, \
+                      T_* dg, T_* dh, int64_t H) {                                                 \
+    lstm_back_row_impl(dtot, act, c, c_new, dc, dx, dg, dh, H);                                    \
+  }                                                                                                \
+  ATTR void gru_back(const T_* dtot, const T_* act, const T_* h, const T_* hn, T_* dx, T_* dg,     \
+                     T_* dh, int64_t H) {                                                          \
+    gru_back_row_impl(dtot, act, h, hn, dx, dg, dh, H);                                            \
+  }
+LONGSEQ_CELL_ROWS(LONGSEQ_ISA_CLONES, float)
+LONGSEQ_CELL_ROWS(, double)
+#undef LONGSEQ_CELL_ROWS
+}  // namespace cell_rows
 
 template <typename scalar_t>
 void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_hh,
@@ -94,37 +229,13 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
           continue;
         }
         if (p.kind == RnnCellKind::kElman) {
-          for (int64_t j = 0; j < H; ++j) hb_new[j] = std::tanh(xp[j] + r[j]);
+          cell_rows::elman(xp, r, hb_new, o, H);
         } else if (lstm) {
-          const scalar_t* c = cs + s * B * H + b * H;
-          scalar_t* c_new = cs + (s + 1) * B * H + b * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t ig = sigmoid(xp[j] + r[j]);
-            const scalar_t fg = sigmoid(xp[H + j] + r[H + j]);
-            const scalar_t gg = std::tanh(xp[2 * H + j] + r[2 * H + j]);
-            const scalar_t og = sigmoid(xp[3 * H + j] + r[3 * H + j]);
-            act[j] = ig;
-            act[H + j] = fg;
-            act[2 * H + j] = gg;
-            act[3 * H + j] = og;
-            c_new[j] = fg * c[j] + ig * gg;
-            hb_new[j] = og * std::tanh(c_new[j]);
-          }
+          cell_rows::lstm(xp, r, cs + s * B * H + b * H, act, cs + (s + 1) * B * H + b * H, hb_new,
+                          o, H);
         } else {
-          scalar_t* hnb = hn + (s * B + b) * H;
-          for (int64_t j = 0; j < H; ++j) {
-            const scalar_t hh_n = r[2 * H + j] + b_hh[2 * H + j];
-            const scalar_t rg = sigmoid(xp[j] + r[j] + b_hh[j]);
-            const scalar_t zg = sigmoid(xp[H + j] + r[H + j] + b_hh[H + j]);
-            const scalar_t ng = std::tanh(xp[2 * H + j] + rg * hh_n);
-            act[j] = rg;
-            act[H + j] = zg;
-            act[2 * H + j] = ng;
-            hnb[j] = hh_n;
-            hb_new[j] = (scalar_t(1) - zg) * ng + zg * hb[j];
-          }
+          cell_rows::gru(xp, r, b_hh, hb, act, hn + (s * B + b) * H, hb_new, o, H);
         }
-        std::copy(hb_new, hb_new + H, o);
       }
     }
   });
@@ -163,41 +274,16 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
           for (int64_t j = 0; j < H; ++j) dtot[j] = dhb[j] + (go ? go[j] : scalar_t(0));
           const scalar_t* act = acts + (s * B + b) * GH;
           const scalar_t* h_new = hs + ((s + 1) * B + b) * H;
-          if (p.kind == RnnCellKind::kElman) {
-            for (int64_t j = 0; j < H; ++j) {
-              dx[j] = dg[j] = dtot[j] * (scalar_t(1) - h_new[j] * h_new[j]);
-            }
-          } else if (lstm) {
-            const scalar_t* c = cs + (s * B + b) * H;
-            const scalar_t* c_new = cs + ((s + 1) * B + b) * H;
-            scalar_t* dcb = dc.data() + b * H;
-            for (int64_t j = 0; j < H; ++j) {
-              const scalar_t ig = act[j], fg = act[H + j], gg = act[2 * H + j], og = act[3 * H + j];
-              const scalar_t tc = std::tanh(c_new[j]);
-              const scalar_t dct = dcb[j] + dtot[j] * og * (scalar_t(1) - tc * tc);
-              dx[j] = dg[j] = dct * gg * ig * (scalar_t(1) - ig);                      // di
-              dx[H + j] = dg[H + j] = dct * c[j] * fg * (scalar_t(1) - fg);            // df
-              dx[2 * H + j] = dg[2 * H + j] = dct * ig * (scalar_t(1) - gg * gg);      // dg
-              dx[3 * H + j] = dg[3 * H + j] = dtot[j] * tc * og * (scalar_t(1) - og);  // do
-              dcb[j] = dct * fg;                                                       // dc_{t−1}
-            }
-          } else {
-            const scalar_t* hb = hs + (s * B + b) * H;
-            const scalar_t* hnb = hn + (s * B + b) * H;
-            for (int64_t j = 0; j < H; ++j) {
-              const scalar_t rg = act[j], zg = act[H + j], ng = act[2 * H + j];
-              const scalar_t dn =
-                  dtot[j] * (scalar_t(1) - zg) * (scalar_t(1) - ng * ng);  // pre-tanh
-              const scalar_t dz = dtot[j] * (hb[j] - ng) * zg * (scalar_t(1) - zg);
-              const scalar_t dr = dn * hnb[j] * rg * (scalar_t(1) - rg);
-              dx[j] = dg[j] = dr;
-              dx[H + j] = dg[H + j] = dz;
-              dx[2 * H + j] = dn;
-              dg[2 * H + j] = dn * rg;
-            }
-          }
           // dh_{t−1}: the direct path (gru: z ⊙ dh) here, the W_hh path by the GEMM below.
-          for (int64_t j = 0; j < H; ++j) dhb[j] = gru ? dtot[j] * act[H + j] : scalar_t(0);
+          if (p.kind == RnnCellKind::kElman) {
+            cell_rows::elman_back(dtot.data(), h_new, dx, dg, dhb, H);
+          } else if (lstm) {
+            cell_rows::lstm_back(dtot.data(), act, cs + (s * B + b) * H, cs + ((s + 1) * B + b) * H,
+                                 dc.data() + b * H, dx, dg, dhb, H);
+          } else {
+            cell_rows::gru_back(dtot.data(), act, hs + (s * B + b) * H, hn + (s * B + b) * H, dx,
+                                dg, dhb, H);
+          }
         }
         // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
         gemm(false, false, b1 - b0, H, GH, scalar_t(1), dg_step + b0 * GH, GH, w_hh, H, scalar_t(0),

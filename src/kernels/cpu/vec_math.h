@@ -45,4 +45,26 @@ LONGSEQ_INLINE float exp_fast(float x) {
 // float64 is the tests' precision, not a hot path.
 LONGSEQ_INLINE double exp_fast(double x) { return std::exp(x); }
 
+// σ(x) = 1 / (1 + e^−x), branch-free (exp_fast: e^−x is exactly 0 above x = 87, so σ = 1).
+template <typename scalar_t>
+LONGSEQ_INLINE scalar_t sigmoid_fast(scalar_t x) {
+  return scalar_t(1) / (scalar_t(1) + exp_fast(-x));
+}
+
+// tanh(x) for float, branch-free: 1 − 2/(e^2x + 1) (absolute error ~1e-7), and for |x| < 1/4,
+// where that form loses relative precision, the odd Taylor polynomial to x^9 (relative error below
+// 2e-8 there). Both are computed and one is selected, so loops over it vectorise.
+LONGSEQ_INLINE float tanh_fast(float x) {
+  const float x2 = x * x;
+  float p = 62.0f / 2835.0f;
+  p = p * x2 - 17.0f / 315.0f;
+  p = p * x2 + 2.0f / 15.0f;
+  p = p * x2 - 1.0f / 3.0f;
+  const float small = x + x * x2 * p;
+  const float large = 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f);
+  const float ax = x < 0.0f ? -x : x;
+  return ax < 0.25f ? small : large;
+}
+LONGSEQ_INLINE double tanh_fast(double x) { return std::tanh(x); }
+
 }  // namespace longseq::cpu
