@@ -23,8 +23,8 @@ Work softmax_attention_work(double bh, double pairs, double t, double s, int64_t
                             bool backward, double elem = 4);
 
 /// Exact attention [B, H, T|S, D|Dv]: pairs T·S, causal T·(S − T) + T·(T + 1)/2.
-Work exact_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d,
-                          int64_t dv, bool causal, bool backward, double elem = 4);
+Work exact_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d, int64_t dv,
+                          bool causal, bool backward, double elem = 4);
 
 /// Longformer's band and global keys (the global query rows are ordinary exact attention, counted
 /// by the mixer): per head of dilation d, the band offsets m ∈ [−W/2, W/2] (causal [0, W]) whose
@@ -68,6 +68,11 @@ Work min_rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t parts, bool 
 /// h = exp(δA) h + δ B u and y += C h; backward twice the FLOPs, reading the inputs and dy.
 Work selective_scan_work(int64_t batch, int64_t t, int64_t channels, int64_t state, bool backward,
                          double elem = 4);
+
+/// The causal depthwise convolution over x [B, T, E] with K taps: 2·K FLOPs per (b, t, e), x read
+/// and out written; backward twice the FLOPs (dx, dw), x and dout read, dx written.
+Work causal_conv1d_work(int64_t batch, int64_t t, int64_t channels, int64_t width, bool backward,
+                        double elem = 4);
 
 /// The linear recurrence h_t = a_t h_{t-1} + b_t over [B, T, C].
 Work linear_scan_work(int64_t batch, int64_t t, int64_t channels, bool backward, double elem = 4);

@@ -1,7 +1,8 @@
 // S6 mixer (a selective SSM in the spirit of Mamba) over the selective scan of ops/scan.cpp
 // (see longseq/mixers/s6.h).
-#include <longseq/op_work.h>
+#include <longseq/conv.h>
 #include <longseq/mixers/s6.h>
+#include <longseq/op_work.h>
 #include <longseq/registry.h>
 #include <longseq/scan.h>
 
@@ -64,25 +65,27 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> S6Impl::run(const at::Tensor& x,
   auto u = ug[0], gate = ug[1];
   if (key_padding.defined()) u = u.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);
   // Causal depthwise convolution over [prefix; u]: output t sees inputs t − K + 1 .. t.
-  auto prefix = conv_prefix.defined() ? conv_prefix : u.new_zeros({B, K - 1, E});
-  auto full = at::cat({prefix, u}, 1);  // [B, K − 1 + T, E]
-  auto conv =
-      at::conv1d(full.transpose(1, 2), conv_weight_.unsqueeze(1), conv_bias_, at::IntArrayRef{1},
-                 at::IntArrayRef{0}, at::IntArrayRef{1}, E);  // [B, E, T]
-  auto uc = at::silu(conv.transpose(1, 2));                   // [B, T, E]
-  auto proj = x_proj_->forward(uc);                           // [B, T, R + 2N]
-  auto dt_low = proj.narrow(2, 0, rank_);                     // [B, T, R]
-  auto bm = proj.narrow(2, rank_, N).contiguous();            // [B, T, N]
-  auto cm = proj.narrow(2, rank_ + N, N).contiguous();        // [B, T, N]
-  auto delta = at::softplus(dt_proj_->forward(dt_low));       // [B, T, E]
+  auto uc = at::silu(causal_conv1d(u, conv_weight_, conv_bias_, conv_prefix));  // [B, T, E]
+  auto proj = x_proj_->forward(uc);                                             // [B, T, R + 2N]
+  auto dt_low = proj.narrow(2, 0, rank_);                                       // [B, T, R]
+  auto bm = proj.narrow(2, rank_, N).contiguous();                              // [B, T, N]
+  auto cm = proj.narrow(2, rank_ + N, N).contiguous();                          // [B, T, N]
+  auto delta = at::softplus(dt_proj_->forward(dt_low));                         // [B, T, E]
   if (key_padding.defined()) {
     delta = delta.masked_fill(key_padding.logical_not().unsqueeze(-1), 0.0);
   }
   auto a = -a_log_.exp();  // [E, N]
   at::Tensor y, h_last;
   std::tie(y, h_last) = selective_scan(uc.contiguous(), delta.contiguous(), a, bm, cm, d_, h0);
-  auto out = out_->forward(y * at::silu(gate));                     // [B, T, C]
-  auto new_prefix = full.narrow(1, full.size(1) - (K - 1), K - 1);  // [B, K − 1, E]
+  auto out = out_->forward(y * at::silu(gate));  // [B, T, C]
+  // The last K − 1 inputs of [prefix; u], for the next call.
+  const int64_t T = u.size(1);
+  auto new_prefix = T >= K - 1
+                        ? u.narrow(1, T - (K - 1), K - 1)
+                        : at::cat({conv_prefix.defined() ? conv_prefix.narrow(1, T, K - 1 - T)
+                                                         : u.new_zeros({B, K - 1 - T, E}),
+                                   u},
+                                  1);  // [B, K − 1, E]
   return std::make_tuple(out, h_last, new_prefix);
 }
 
@@ -106,12 +109,12 @@ static Work s6_work(const S6Options& o, int64_t batch, int64_t t, bool backward)
   const auto& c = o.common();
   const int64_t C = c.dim, E = o.expand() * C, N = o.state();
   const int64_t R = o.dt_rank() > 0 ? o.dt_rank() : (C + 15) / 16;
-  const double rows = double(batch) * t, elem = 4;
-  const Work conv{2.0 * rows * E * o.conv(), elem * 2 * rows * E};
-  return linear_layer_work(rows, C, 2.0 * E, backward) + (backward ? 2 * conv : conv) +
+  const double rows = double(batch) * t;
+  return linear_layer_work(rows, C, 2.0 * E, backward) +
+         causal_conv1d_work(batch, t, E, o.conv(), backward) +
          linear_layer_work(rows, E, double(R + 2 * N), backward) +
-         linear_layer_work(rows, R, E, backward) +
-         selective_scan_work(batch, t, E, N, backward) + linear_layer_work(rows, E, C, backward);
+         linear_layer_work(rows, R, E, backward) + selective_scan_work(batch, t, E, N, backward) +
+         linear_layer_work(rows, E, C, backward);
 }
 
 MixerSpec s6_mixer_spec() {

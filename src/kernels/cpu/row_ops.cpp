@@ -67,6 +67,12 @@ LONGSEQ_INLINE void axpy_row_impl(scalar_t* y, const scalar_t* x, scalar_t a, in
   for (int64_t c = 0; c < n; ++c) y[c] += a * x[c];
 }
 
+// y[c] ← y[c] + a[c]·x[c]
+template <typename scalar_t>
+LONGSEQ_INLINE void mul_add_row_impl(scalar_t* y, const scalar_t* a, const scalar_t* x, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) y[c] += a[c] * x[c];
+}
+
 // x[c] ← x[c] − b; min_c x[c]
 template <typename scalar_t>
 LONGSEQ_INLINE scalar_t shift_row_min_impl(scalar_t* x, int64_t n, scalar_t b) {
@@ -124,6 +130,9 @@ void scale_row(double* x, int64_t n, double a) { scale_row_impl(x, n, a); }
 double dot_row(const double* x, const double* y, int64_t n) { return dot_row_impl(x, y, n); }
 void axpy_row(double* y, const double* x, double a, int64_t n) { axpy_row_impl(y, x, a, n); }
 double shift_row_min(double* x, int64_t n, double b) { return shift_row_min_impl(x, n, b); }
+void mul_add_row(double* y, const double* a, const double* x, int64_t n) {
+  mul_add_row_impl(y, a, x, n);
+}
 double mul_row_sum(double* out, const double* x, const double* y, int64_t n) {
   return mul_row_sum_impl(out, x, y, n);
 }
@@ -146,6 +155,9 @@ LONGSEQ_ISA_CLONES void mul_exp_row(float* x, const float* m, float ref, int64_t
 }
 LONGSEQ_ISA_CLONES void axpy_row(float* y, const float* x, float a, int64_t n) {
   axpy_row_impl(y, x, a, n);
+}
+LONGSEQ_ISA_CLONES void mul_add_row(float* y, const float* a, const float* x, int64_t n) {
+  mul_add_row_impl(y, a, x, n);
 }
 LONGSEQ_ISA_CLONES float shift_row_min(float* x, int64_t n, float b) {
   return shift_row_min_impl(x, n, b);

@@ -30,6 +30,10 @@ void mul_exp_row(double* x, const double* m, double ref, int64_t n);
 void axpy_row(float* y, const float* x, float a, int64_t n);
 void axpy_row(double* y, const double* x, double a, int64_t n);
 
+/// y[c] ← y[c] + a[c] · x[c].
+void mul_add_row(float* y, const float* a, const float* x, int64_t n);
+void mul_add_row(double* y, const double* a, const double* x, int64_t n);
+
 /// x[c] ← x[c] − b; returns min_c x[c] (+inf for n = 0).
 float shift_row_min(float* x, int64_t n, float b);
 double shift_row_min(double* x, int64_t n, double b);
