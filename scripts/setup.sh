@@ -11,6 +11,7 @@ PACKAGES=(
   libopenblas-openmp-dev  # cblas.h + libopenblas.so for the fused kernels (the -dev meta package
                           # would pull the pthread build, whose threads fight OpenMP's)
   libcli11-dev libfmt-dev nlohmann-json3-dev
+  libjemalloc-dev         # the CLI's allocator: keeps freed pages for reuse (docs/performance.md)
   libgtest-dev libgmock-dev libbenchmark-dev
   gnuplot-nox             # plots
   zlib1g-dev              # reads the gzip-compressed IDX files

@@ -17,8 +17,10 @@
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace longseq {
 namespace {
@@ -88,22 +90,53 @@ Work softmax_attention_work(double bh, double pairs, double t, double s, int64_t
   return {2 * bh * pairs * (3.0 * d + 2.0 * dv), elem * bh * (2 * qkv + 2 * t * dv + t)};
 }
 
-Work exact_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d,
-                          int64_t dv, bool causal, bool backward, double elem) {
+Work exact_attention_work(int64_t batch, int64_t heads, int64_t t, int64_t s, int64_t d, int64_t dv,
+                          bool causal, bool backward, double elem) {
   const double T = double(t), S = double(s);
   // Causal: query i sees keys 0 .. i + S - T.
   const double pairs = causal ? T * (S - T) + T * (T + 1) / 2 : T * S;
   return softmax_attention_work(double(batch) * heads, pairs, T, S, d, dv, backward, elem);
 }
 
+namespace {
+
+// The kernel's counted work: with key padding, only the (query, real key) pairs a query may see
+// (the kernel skips key blocks past a row's last real key, so T·S would overstate the work of a
+// batch padded to its longest sequence).
+Work flash_work(const cpu::FlashAttentionParams& p, const at::Tensor& key_padding, bool causal,
+                bool backward, double elem) {
+  if (!key_padding.defined()) {
+    return exact_attention_work(p.batch, p.heads, p.t, p.s, p.d, p.dv, causal, backward, elem);
+  }
+  const int64_t T = p.t, S = p.s, off = S - T;
+  const bool* kp = key_padding.data_ptr<bool>();  // [B, S], contiguous on the CPU
+  double pairs = 0;
+  std::vector<int64_t> real_upto(S);  // real keys at or before j
+  for (int64_t b = 0; b < p.batch; ++b) {
+    int64_t n = 0;
+    for (int64_t j = 0; j < S; ++j) real_upto[j] = n += kp[b * S + j] ? 1 : 0;
+    if (!causal) {
+      pairs += double(T) * double(n);
+      continue;
+    }
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t last = std::min(S - 1, i + off);
+      if (last >= 0) pairs += double(real_upto[last]);
+    }
+  }
+  return softmax_attention_work(double(p.batch) * p.heads,
+                                pairs / double(std::max<int64_t>(p.batch, 1)), T, S, p.d, p.dv,
+                                backward, elem);
+}
+
+}  // namespace
+
 std::pair<at::Tensor, at::Tensor> flash_forward(const at::Tensor& q, const at::Tensor& k,
-                                                const at::Tensor& v,
-                                                const at::Tensor& key_padding, bool causal,
-                                                double scale) {
+                                                const at::Tensor& v, const at::Tensor& key_padding,
+                                                bool causal, double scale) {
   const auto p = flash_params(q, k, v, causal, scale);
   LONGSEQ_KERNEL_SCOPE("flash_attention_forward",
-                       exact_attention_work(p.batch, p.heads, p.t, p.s, p.d, p.dv, causal, false,
-                                            q.element_size()));
+                       flash_work(p, key_padding, causal, false, q.element_size()));
   auto out = empty_poisoned({p.batch, p.heads, p.t, p.dv}, q.options());  // [B, H, T, Dv]
   auto lse = empty_poisoned({p.batch, p.heads, p.t}, q.options());        // [B, H, T]
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "flash_attention_forward", [&] {
@@ -121,8 +154,7 @@ std::array<at::Tensor, 3> flash_backward(const at::Tensor& q, const at::Tensor& 
                                          const at::Tensor& grad_out, bool causal, double scale) {
   const auto p = flash_params(q, k, v, causal, scale);
   LONGSEQ_KERNEL_SCOPE("flash_attention_backward",
-                       exact_attention_work(p.batch, p.heads, p.t, p.s, p.d, p.dv, causal, true,
-                                            q.element_size()));
+                       flash_work(p, key_padding, causal, true, q.element_size()));
   auto grad_q = empty_poisoned(q.sizes(), q.options());  // [B, H, T, D]
   auto grad_k = empty_poisoned(k.sizes(), k.options());  // [B, H, S, D]
   auto grad_v = empty_poisoned(v.sizes(), v.options());  // [B, H, S, Dv]

@@ -97,6 +97,33 @@ INSTANTIATE_TEST_SUITE_P(OddShapes, FlashVsReference,
                                            FlashCase{1, 1, 700, 700, 64, true, true},
                                            FlashCase{1, 1, 300, 517, 48, false, false}));
 
+// Right padding, as a batch of sequences padded to its longest: key blocks past a row's last real
+// key are skipped (forward) and get zero gradients (backward); lengths leave whole padded blocks at
+// both head dims' block sizes, one key only, and none.
+TEST(FlashAttention, RightPaddedBatchesSkipPaddingBlocksExactly) {
+  ImplGuard fused(Impl::kFused);
+  torch::manual_seed(17);
+  for (int64_t d : {16, 64}) {
+    for (bool causal : {false, true}) {
+      const int64_t B = 4, H = 2, T = 700;
+      auto q = torch::randn({B, H, T, d}, torch::kDouble);
+      auto k = torch::randn({B, H, T, d}, torch::kDouble);
+      auto v = torch::randn({B, H, T, d}, torch::kDouble);
+      AttentionMask mask{causal, padding_mask_from_lengths(torch::tensor({700, 200, 1, 0}), T)};
+      auto allowed = dense_allowed(mask, B, T, T, q.device());
+      auto want = ref::attention_naive(q, k, v, allowed, 1.0 / std::sqrt(double(d)));
+      EXPECT_TRUE(test::all_close(exact_attention(q, k, v, mask), want, 1e-10, 1e-11))
+          << "D " << d << (causal ? " causal" : "");
+      auto probe = torch::randn({B, H, T, d}, torch::kDouble);
+      auto want_g = grads_of(q, k, v, mask, probe, /*composite=*/true);
+      auto got_g = grads_of(q, k, v, mask, probe, /*composite=*/false);
+      for (int n = 0; n < 3; ++n)
+        EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-9, 1e-10))
+            << "D " << d << (causal ? " causal" : "") << " gradient " << n;
+    }
+  }
+}
+
 // With B·H < 4 the backward splits each head's key blocks into groups with their own dQ partials;
 // the groups follow the shapes, not the thread count, so every thread count gives the same bits.
 TEST(FlashAttention, BackwardDoesNotDependOnTheThreadCount) {

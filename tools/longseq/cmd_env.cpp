@@ -41,7 +41,8 @@ nlohmann::json machine_json(bool measure) {
                {"better_cores", blas.better_cores},
                {"coretype_set_by_user", blas.user_set},
                {"replaced_core", blas.replaced_core}};
-  j["allocator"] = {{"keep_freed_memory", keep_freed_memory_enabled()}};
+  const AllocatorInfo alloc = allocator_info();
+  j["allocator"] = {{"name", alloc.name}, {"keep_freed_memory", alloc.keep_freed}};
   j["kernels"] = {{"isa_variant", kernel_isa_variant()}};
   if (measure) {
     j["measured"] = {{"sgemm_n", 2048},
@@ -97,7 +98,7 @@ void print_text(const nlohmann::json& j) {
   if (b["below_cpu"].get<bool>() && b["coretype_set_by_user"].get<bool>()) {
     fmt::print("            (OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE set by you: kept as given)\n");
   }
-  fmt::print("allocator:  keep freed memory {}\n",
+  fmt::print("allocator:  {}, keep freed memory {}\n", j["allocator"]["name"].get<std::string>(),
              j["allocator"]["keep_freed_memory"].get<bool>() ? "on" : "off");
   fmt::print("kernels:    {} variant\n", j["kernels"]["isa_variant"].get<std::string>());
   if (j.contains("measured")) {

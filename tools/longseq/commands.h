@@ -21,6 +21,15 @@ Runner add_env_command(CLI::App& app);
 Runner add_report_command(CLI::App& app);
 Runner add_recommend_command(CLI::App& app);
 
+/// The executable's malloc (allocator.cpp): jemalloc unless built with sanitizers.
+struct AllocatorInfo {
+  std::string name;         ///< "jemalloc 5.3.0-...", "glibc malloc"
+  bool keep_freed = false;  ///< freed memory stays with the process for reuse
+};
+/// At start-up: keeps freed memory for reuse unless LONGSEQ_KEEP_FREED_MEMORY is "0".
+void configure_allocator();
+AllocatorInfo allocator_info();
+
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();
 

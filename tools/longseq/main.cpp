@@ -38,9 +38,8 @@ std::string machine_line() {
 int main(int argc, char** argv) {
   // OpenBLAS at the CPU's core: may start this program again, once (longseq/machine.h).
   longseq::fix_blas_core_and_reexec(argv);
-  // Large temporaries would otherwise fault their pages in on every step
-  // (longseq/memory_tracker.h).
-  longseq::keep_freed_memory_by_default();
+  // Large temporaries would otherwise fault their pages in on every step (allocator.cpp).
+  longseq::cli::configure_allocator();
   CLI::App app{"longseq: sequence mixers for long inputs (attention remedies and recurrences)"};
   app.require_subcommand(1);
   app.fallthrough();                                // --threads may follow the subcommand too

@@ -7,7 +7,7 @@
 // keys:
 // S = scale·Q_i K_jᵀ (one GEMM), mask, online softmax (running row max m and normaliser l, the
 // accumulator rescaled by exp(m_old − m_new)), O += P V_j (one GEMM). Key blocks entirely in the
-// causal future are never visited. Backward, per head: D_i = rowsum(dO_i ⊙ O_i); for each key block
+// causal future, or past a batch row's last real key (padding), are never visited. Backward, per head: D_i = rowsum(dO_i ⊙ O_i); for each key block
 // j and each query block i that can see it, recompute P = exp(S − lse) from q, k and the saved lse,
 // then dV_j += Pᵀ dO_i, dP = dO_i V_jᵀ, dS = P ⊙ (dP − D_i), dQ_i += scale·dS K_j,
 // dK_j += scale·dSᵀ Q_i (five GEMMs per block pair).
@@ -76,6 +76,19 @@ void mask_row(scalar_t* srow, int64_t bc, int64_t i, int64_t j0, int64_t off, bo
   }
 }
 
+// Per batch row, one past the last real key (0 if none): key blocks from there on are padding for
+// every query and are skipped (a batch of sequences padded to its longest one has many).
+std::vector<int64_t> real_key_ends(const bool* key_padding, int64_t batch, int64_t s) {
+  std::vector<int64_t> ends(batch, s);
+  if (!key_padding) return ends;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t e = s;
+    while (e > 0 && !key_padding[b * s + e - 1]) --e;
+    ends[b] = e;
+  }
+  return ends;
+}
+
 // Backward work items per head. With fewer than kMinBackwardItems heads (B·H), each head's key
 // blocks are split into groups that threads take whole: a group writes its blocks' dK and dV rows
 // and its own dQ partial. The count depends on the shapes only, never on the thread count, so the
@@ -98,6 +111,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   const Blocks blk = forward_blocks(D);
   const int64_t block_q = blk.q, block_k = blk.k;
   const int64_t nqb = (T + block_q - 1) / block_q;
+  const std::vector<int64_t> key_ends = real_key_ends(key_padding, p.batch, S);
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
@@ -110,8 +124,10 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
       std::fill(acc.begin(), acc.begin() + br * Dv, scalar_t(0));
       std::fill(m.begin(), m.end(), kNegInf);
       std::fill(l.begin(), l.end(), scalar_t(0));
-      // Keys at or past j_end are in the causal future of every query of the block: skipped.
-      const int64_t j_end = p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S;
+      // Keys at or past j_end are in the causal future of every query of the block, or padding:
+      // skipped.
+      const int64_t j_end = std::min(
+          key_ends[bh / p.heads], p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S);
       for (int64_t j0 = 0; j0 < j_end; j0 += block_k) {
         const int64_t bc = std::min(block_k, j_end - j0);
         // S = scale · Q_i K_jᵀ   [br, bc]
@@ -165,6 +181,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   const int64_t G = backward_key_groups(BH, (S + block_k - 1) / block_k);
   // Group g > 0 of head bh accumulates its dQ in dq_part[((g − 1)·BH + bh)·T·D ...]; group 0
   // writes grad_q itself.
+  const std::vector<int64_t> key_ends = real_key_ends(key_padding, p.batch, S);
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
   BlasSingleThread blas_guard;
   // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
@@ -192,6 +209,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
         const int64_t bc = std::min(block_k, S - j0);
         std::fill(dk + j0 * D, dk + (j0 + bc) * D, scalar_t(0));
         std::fill(dv + j0 * Dv, dv + (j0 + bc) * Dv, scalar_t(0));
+        if (j0 >= key_ends[bh / p.heads]) continue;  // padding keys only: zero gradients
         // Queries i < j0 − off see no key of this block (j0 > i + off): skipped.
         const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
         for (int64_t i0 = (i_first / block_q) * block_q; i0 < T; i0 += block_q) {
