@@ -140,6 +140,15 @@ def linear_scan(a, b, h0=None, composite=False):
     return _pick(composite, "linear_scan")(a, b, h0)
 
 
+def causal_conv1d(x, weight, bias=None, prefix=None, composite=False):
+    """Causal depthwise convolution over time, channels last (Mamba's short convolution).
+
+    x [B, T, E], weight [E, K], bias [E], prefix [B, K - 1, E] (the inputs before x; zeros if
+    None) -> out [B, T, E], out[:, t] = bias + sum_k weight[:, k] * [prefix; x][:, t + k].
+    """
+    return _pick(composite, "causal_conv1d")(x, weight, bias, prefix)
+
+
 def min_rnn_scan(xp, lstm=False, valid=None, h0=None, composite=False):
     """minGRU (lstm=False, xp [B, T, 2H]) or minLSTM (xp [B, T, 3H]) from the input projection.
 

@@ -318,6 +318,22 @@ def test_min_rnn_scan_matches_reference(lstm, padded, composite):
                   lambda xp, h0: min_rnn_ref(xp, lstm, valid, h0), [xp, h0], tol=1e-8)
 
 
+def causal_conv_ref(x, weight, bias, prefix):
+    k = weight.shape[1]
+    full = torch.cat([prefix, x], 1)
+    return bias + sum(weight[:, j] * full[:, j:j + x.shape[1]] for j in range(k))
+
+
+@pytest.mark.parametrize("composite", [False, True])
+def test_causal_conv1d_matches_reference(composite):
+    x, w, bias, prefix = rand(2, 9, 5, seed=1), rand(5, 4, seed=2), rand(5, seed=3), \
+        rand(2, 3, 5, seed=4)
+    fwd_bwd_match(lambda x, w, b, p: ops.causal_conv1d(x, w, b, p, composite=composite),
+                  causal_conv_ref, [x, w, bias, prefix])
+    close(ops.causal_conv1d(x, w, composite=composite),
+          causal_conv_ref(x, w, torch.zeros(5, dtype=F64), torch.zeros(2, 3, 5, dtype=F64)), 1e-12)
+
+
 def selective_ref(u, delta, A, Bm, Cm, D, h0):
     h, ys = h0, []
     for t in range(u.shape[1]):
@@ -451,7 +467,7 @@ def test_gradcheck(case):
 
 @pytest.mark.parametrize("name", ["exact", "longformer", "performer", "linear", "reformer",
                                   "linear_scan", "min_rnn_scan", "selective_scan", "rnn_layer",
-                                  "lmu_memory"])
+                                  "lmu_memory", "causal_conv1d"])
 def test_future_tokens_do_not_change_earlier_outputs(name):
     b, h, t, d, cut = 2, 2, 16, 4, 9
     omega = ops.performer_draw_features(8, d, seed=0, dtype=F64)
@@ -472,6 +488,7 @@ def test_future_tokens_do_not_change_earlier_outputs(name):
             x[1][..., :3])[0],
         "rnn_layer": lambda x: ops.rnn_layer("lstm", x[0], w_ih, w_hh)[0],
         "lmu_memory": lambda x: ops.lmu_memory(x[0], a_bar, b_bar),
+        "causal_conv1d": lambda x: ops.causal_conv1d(x[0], x[1][0, :3, :].t()),
     }
     # Inputs [2, 2, T, 4]: attention reads them as [B, H, T, D], the scans as two [B, T, C].
     out_dim = 2 if name in ("exact", "longformer", "performer", "linear", "reformer") else 1

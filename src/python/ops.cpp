@@ -11,6 +11,7 @@
 #include "python/registration.h"
 
 #include <longseq/attention.h>
+#include <longseq/conv.h>
 #include <longseq/linear_attention.h>
 #include <longseq/lmu.h>
 #include <longseq/rnn.h>
@@ -163,6 +164,12 @@ at::Tensor min_rnn(const at::Tensor& xp, bool lstm, const OptTensor& valid, cons
   return composite ? min_rnn_scan_composite(xp, lstm, vl, h) : min_rnn_scan(xp, lstm, vl, h);
 }
 
+at::Tensor conv(const at::Tensor& x, const at::Tensor& weight, const OptTensor& bias,
+                const OptTensor& prefix, bool composite) {
+  const auto b = value_or_undefined(bias), pre = value_or_undefined(prefix);
+  return composite ? causal_conv1d_composite(x, weight, b, pre) : causal_conv1d(x, weight, b, pre);
+}
+
 std::tuple<at::Tensor, at::Tensor> selective(const at::Tensor& u, const at::Tensor& delta,
                                              const at::Tensor& A, const at::Tensor& Bm,
                                              const at::Tensor& Cm, const OptTensor& D,
@@ -288,6 +295,12 @@ void register_ops(torch::Library& m) {
                   .c_str()),
           [composite](const at::Tensor& xp, bool lstm, const OptTensor& valid,
                       const OptTensor& h0) { return min_rnn(xp, lstm, valid, h0, composite); });
+    m.def(torch::schema(("causal_conv1d" + c +
+                         "(Tensor x, Tensor weight, Tensor? bias=None, Tensor? prefix=None) -> "
+                         "Tensor")
+                            .c_str()),
+          [composite](const at::Tensor& x, const at::Tensor& w, const OptTensor& bias,
+                      const OptTensor& prefix) { return conv(x, w, bias, prefix, composite); });
     m.def(torch::schema(("selective_scan" + c +
                          "(Tensor u, Tensor delta, Tensor A, Tensor Bm, Tensor Cm, Tensor? D=None, "
                          "Tensor? h0=None) -> (Tensor, Tensor)")
