@@ -126,14 +126,7 @@ void run(BenchArgs& a) {
   // The rates again, after the rows: on a shared machine they move (other tenants), and a %limit
   // judged against a rate measured in a slow moment overstates the share.
   const MachineLimits after = measure_machine_limits(at::get_num_threads());
-  const double drift = std::max(after.sgemm_gflops / a.config.limits.sgemm_gflops,
-                                after.bandwidth_gbs / a.config.limits.bandwidth_gbs);
-  fmt::print("# rates after the rows: sgemm {:.1f} GFLOP/s, memcpy {:.1f} GB/s{}\n",
-             after.sgemm_gflops, after.bandwidth_gbs,
-             drift > 1.1 ? fmt::format(" ({:.0f}% above the rates %limit was judged by: the "
-                                       "machine was slower at the start; rerun on a quiet machine)",
-                                       100 * (drift - 1))
-                         : "");
+  fmt::print("{}", rates_after_line(a.config.limits, after, "rows"));
   const auto fits = fit_scaling(rows);
   for (const auto& f : fits) {
     fmt::print(

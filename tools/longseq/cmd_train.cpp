@@ -132,9 +132,13 @@ void profile_training(const TrainArgs& a, Trainer& trainer, const std::string& o
       report.limit_ms / a.profile_steps,
       report.limit_ms > 0 ? report.wall_ms / report.limit_ms : 0.0,
       format_profile(report, a.profile_top));
-  fmt::print("{}", table);
-  write_file_atomic(dir + "/profile.txt", table);
+  const MachineLimits after = measure_machine_limits(at::get_num_threads());
+  const std::string rates = rates_after_line(limits, after, "steps");
+  fmt::print("{}{}", table, rates);
+  write_file_atomic(dir + "/profile.txt", table + rates);
   auto json = profile_to_json(report);
+  json["sgemm_gflops_after"] = after.sgemm_gflops;
+  json["bandwidth_gbs_after"] = after.bandwidth_gbs;
   json["steps"] = a.profile_steps;
   json["first_step"] = first + 1;
   json["machine"] = machine_line();

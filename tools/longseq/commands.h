@@ -1,6 +1,7 @@
 #pragma once
 // One function per subcommand, each in its own file; main.cpp wires them up.
 #include <CLI/CLI.hpp>
+#include <longseq/roofline.h>
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -29,6 +30,13 @@ struct AllocatorInfo {
 /// At start-up: keeps freed memory for reuse unless LONGSEQ_KEEP_FREED_MEMORY is "0".
 void configure_allocator();
 AllocatorInfo allocator_info();
+
+/// "# rates after the rows: sgemm .. GFLOP/s, memcpy .. GB/s" for rates measured again after a
+/// measurement (`what`: "rows", "steps"), with a warning when they are more than 10% above the ones
+/// the measurement was judged by: on a shared machine the rates move, and a share of the limit
+/// judged in a slow moment is overstated.
+std::string rates_after_line(const MachineLimits& before, const MachineLimits& after,
+                             const std::string& what);
 
 /// "machine: <cpu>, <cores> cores; threads: N; libtorch X.Y.Z"
 std::string machine_line();
