@@ -76,18 +76,33 @@ void mask_row(scalar_t* srow, int64_t bc, int64_t i, int64_t j0, int64_t off, bo
   }
 }
 
-// Per batch row, one past the last real key (0 if none): key blocks from there on are padding for
-// every query and are skipped (a batch of sequences padded to its longest one has many).
-std::vector<int64_t> real_key_ends(const bool* key_padding, int64_t batch, int64_t s) {
-  std::vector<int64_t> ends(batch, s);
-  if (!key_padding) return ends;
-  for (int64_t b = 0; b < batch; ++b) {
-    int64_t e = s;
-    while (e > 0 && !key_padding[b * s + e - 1]) --e;
-    ends[b] = e;
+// Where the real keys are, per batch row: key blocks from one past the last real key on are
+// padding for every query and are skipped (a batch of sequences padded to its longest one has
+// many), and a block with no padded key needs no padding mask.
+struct RealKeys {
+  std::vector<int64_t> end;     // [B]: one past the last real key (0 if none)
+  std::vector<int64_t> before;  // [B, S + 1]: real keys before j (empty without padding)
+  int64_t s = 0;
+
+  RealKeys(const bool* key_padding, int64_t batch, int64_t s_) : end(batch, s_), s(s_) {
+    if (!key_padding) return;
+    before.resize(batch * (s + 1));
+    for (int64_t b = 0; b < batch; ++b) {
+      int64_t* row = before.data() + b * (s + 1);
+      row[0] = 0;
+      for (int64_t j = 0; j < s; ++j) row[j + 1] = row[j] + (key_padding[b * s + j] ? 1 : 0);
+      int64_t e = s;
+      while (e > 0 && !key_padding[b * s + e - 1]) --e;
+      end[b] = e;
+    }
   }
-  return ends;
-}
+  // The padding row to mask keys [j0, j0 + bc) with, or nullptr when they are all real.
+  const bool* block_mask(const bool* pad, int64_t b, int64_t j0, int64_t bc) const {
+    if (!pad) return nullptr;
+    const int64_t* row = before.data() + b * (s + 1);
+    return row[j0 + bc] - row[j0] == bc ? nullptr : pad;
+  }
+};
 
 // Backward work items per head. With fewer than kMinBackwardItems heads (B·H), each head's key
 // blocks are split into groups that threads take whole: a group writes its blocks' dK and dV rows
@@ -111,7 +126,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   const Blocks blk = forward_blocks(D);
   const int64_t block_q = blk.q, block_k = blk.k;
   const int64_t nqb = (T + block_q - 1) / block_q;
-  const std::vector<int64_t> key_ends = real_key_ends(key_padding, p.batch, S);
+  const RealKeys keys(key_padding, p.batch, S);
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
@@ -127,14 +142,15 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
       // Keys at or past j_end are in the causal future of every query of the block, or padding:
       // skipped.
       const int64_t j_end = std::min(
-          key_ends[bh / p.heads], p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S);
+          keys.end[bh / p.heads], p.causal ? std::max<int64_t>(0, std::min(S, i0 + br + off)) : S);
       for (int64_t j0 = 0; j0 < j_end; j0 += block_k) {
         const int64_t bc = std::min(block_k, j_end - j0);
         // S = scale · Q_i K_jᵀ   [br, bc]
         gemm(false, true, br, bc, D, scale, qb, D, kb + j0 * D, D, scalar_t(0), sbuf.data(), bc);
+        const bool* block_pad = keys.block_mask(pad, bh / p.heads, j0, bc);
         for (int64_t r = 0; r < br; ++r) {
           scalar_t* srow = sbuf.data() + r * bc;
-          mask_row(srow, bc, i0 + r, j0, off, p.causal, pad);
+          mask_row(srow, bc, i0 + r, j0, off, p.causal, block_pad);
           const scalar_t m_new = std::max(m[r], row_max(srow, bc));
           if (m_new == kNegInf) {  // nothing visible so far: P row 0, state unchanged
             std::fill(srow, srow + bc, scalar_t(0));
@@ -181,7 +197,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   const int64_t G = backward_key_groups(BH, (S + block_k - 1) / block_k);
   // Group g > 0 of head bh accumulates its dQ in dq_part[((g − 1)·BH + bh)·T·D ...]; group 0
   // writes grad_q itself.
-  const std::vector<int64_t> key_ends = real_key_ends(key_padding, p.batch, S);
+  const RealKeys keys(key_padding, p.batch, S);
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
   BlasSingleThread blas_guard;
   // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
@@ -209,7 +225,8 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
         const int64_t bc = std::min(block_k, S - j0);
         std::fill(dk + j0 * D, dk + (j0 + bc) * D, scalar_t(0));
         std::fill(dv + j0 * Dv, dv + (j0 + bc) * Dv, scalar_t(0));
-        if (j0 >= key_ends[bh / p.heads]) continue;  // padding keys only: zero gradients
+        if (j0 >= keys.end[bh / p.heads]) continue;  // padding keys only: zero gradients
+        const bool* block_pad = keys.block_mask(pad, bh / p.heads, j0, bc);
         // Queries i < j0 − off see no key of this block (j0 > i + off): skipped.
         const int64_t i_first = p.causal ? std::max<int64_t>(0, j0 - off) : 0;
         for (int64_t i0 = (i_first / block_q) * block_q; i0 < T; i0 += block_q) {
@@ -224,7 +241,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
               std::fill(prow, prow + bc, scalar_t(0));
               continue;
             }
-            mask_row(prow, bc, i0 + r, j0, off, p.causal, pad);
+            mask_row(prow, bc, i0 + r, j0, off, p.causal, block_pad);
             exp_row(prow, bc, L);
           }
           // dV_j += Pᵀ dO_i   [bc, Dv]
