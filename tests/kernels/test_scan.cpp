@@ -311,7 +311,9 @@ INSTANTIATE_TEST_SUITE_P(
                       // several channel blocks with a partial last one; groups of 2 blocks (B 1,
                       // E 300: 19 blocks in 10 groups); one group per row (B 17).
                       SsCase{2, 9, 37, 4, true, true}, SsCase{1, 9, 300, 3, true, true},
-                      SsCase{17, 5, 20, 4, true, true}));
+                      SsCase{17, 5, 20, 4, true, true},
+                      // states past one 16-state tile: two tiles, and one tile plus a tail
+                      SsCase{2, 33, 19, 32, true, true}, SsCase{1, 40, 20, 21, false, true}));
 
 TEST(SelectiveScan, GradientMatchesCentralDifferences) {
   ImplGuard fused(Impl::kFused);
