@@ -6,6 +6,7 @@
 #include <longseq/op_work.h>
 
 #include "kernels/cpu/causal_conv.h"
+#include "ops/checks.h"
 #include "ops/fused.h"
 
 #include <ATen/ATen.h>
@@ -27,31 +28,20 @@ void check_inputs(const at::Tensor& x, const at::Tensor& weight, const at::Tenso
                   const at::Tensor& prefix) {
   TORCH_CHECK(x.defined() && x.dim() == 3, kOp, ": expected 3-D `x` [B, T, E], got ",
               x.defined() ? x.dim() : 0, "-D");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), kOp, ": expected a floating-point `x`, got ",
-              x.scalar_type());
+  ops_checks::check_floating(kOp, "x", x);
   const int64_t B = x.size(0), E = x.size(2);
   TORCH_CHECK(weight.defined() && weight.dim() == 2 && weight.size(0) == E && weight.size(1) >= 1,
               kOp, ": expected `weight` of shape [E, K] = [", E, ", K >= 1], got ",
               weight.defined() ? weight.sizes() : at::IntArrayRef{});
   const int64_t K = weight.size(1);
-  auto like_x = [&](const char* name, const at::Tensor& t) {
-    TORCH_CHECK(t.scalar_type() == x.scalar_type(), kOp, ": expected `", name, "` of dtype ",
-                x.scalar_type(), " (as `x`), got ", t.scalar_type());
-    TORCH_CHECK(t.device() == x.device(), kOp, ": expected `", name, "` on ", x.device(),
-                " (as `x`), got ", t.device());
-  };
-  like_x("weight", weight);
+  ops_checks::check_like(kOp, "weight", weight, "x", x);
   if (bias.defined()) {
-    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == E, kOp, ": expected `bias` of shape [E] = [", E,
-                "], got ", bias.sizes());
-    like_x("bias", bias);
+    ops_checks::check_shape(kOp, "bias", bias, {"E"}, {E});
+    ops_checks::check_like(kOp, "bias", bias, "x", x);
   }
   if (prefix.defined()) {
-    TORCH_CHECK(
-        prefix.dim() == 3 && prefix.size(0) == B && prefix.size(1) == K - 1 && prefix.size(2) == E,
-        kOp, ": expected `prefix` of shape [B, K − 1, E] = [", B, ", ", K - 1, ", ", E, "], got ",
-        prefix.sizes());
-    like_x("prefix", prefix);
+    ops_checks::check_shape(kOp, "prefix", prefix, {"B", "K − 1", "E"}, {B, K - 1, E});
+    ops_checks::check_like(kOp, "prefix", prefix, "x", x);
   }
 }
 

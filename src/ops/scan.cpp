@@ -15,6 +15,7 @@
 
 #include "kernels/cpu/min_rnn.h"
 #include "kernels/cpu/scan.h"
+#include "ops/checks.h"
 #include "ops/fused.h"
 
 #include <ATen/ATen.h>
@@ -55,49 +56,9 @@ Work selective_scan_work(int64_t batch, int64_t t, int64_t channels, int64_t sta
 
 namespace {
 
-// "[2, 5, 7]"
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << '[';
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << ']';
-  return os.str();
-}
-
-// Checks x has the shape named by `dims` ("B", "T", ...) with the known sizes `want` (-1: any),
-// e.g. "selective_scan: expected `A` of shape [E, N] = [7, N], got [8, 4]".
-void check_shape(const char* op, const char* name, const at::Tensor& x,
-                 const std::vector<const char*>& dims, const std::vector<int64_t>& want) {
-  bool ok = x.dim() == static_cast<int64_t>(dims.size());
-  for (size_t i = 0; ok && i < dims.size(); ++i) ok = want[i] < 0 || x.size(i) == want[i];
-  if (ok) return;
-  std::ostringstream sym, val;
-  for (size_t i = 0; i < dims.size(); ++i) {
-    sym << (i ? ", " : "") << dims[i];
-    val << (i ? ", " : "");
-    if (want[i] < 0) {
-      val << dims[i];
-    } else {
-      val << want[i];
-    }
-  }
-  TORCH_CHECK(false, op, ": expected `", name, "` of shape [", sym.str(), "] = [", val.str(),
-              "], got ", shape_str(x.sizes()));
-}
-
-// Same dtype and device as the reference argument `ref` (named ref_name).
-void check_like(const char* op, const char* name, const at::Tensor& x, const char* ref_name,
-                const at::Tensor& ref) {
-  TORCH_CHECK(x.scalar_type() == ref.scalar_type(), op, ": expected `", name, "` of dtype ",
-              ref.scalar_type(), " (as `", ref_name, "`), got ", x.scalar_type());
-  TORCH_CHECK(x.device() == ref.device(), op, ": expected `", name, "` on ", ref.device(), " (as `",
-              ref_name, "`), got ", x.device());
-}
-
-void check_floating(const char* op, const char* name, const at::Tensor& x) {
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": expected a floating-point `", name,
-              "`, got ", x.scalar_type());
-}
+using ops_checks::check_floating;
+using ops_checks::check_like;
+using ops_checks::check_shape;
 
 // Every kernel output is poisoned before the kernel writes it (ops/fused.h), as in the attention
 // ops: an element a kernel leaves unwritten shows as NaN instead of stale memory.
@@ -222,9 +183,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     auto v = valid.valid.defined() ? valid.valid.to(at::kCPU).contiguous() : at::Tensor();
     const auto p = min_rnn_params(xp, lstm);
     auto h = empty_poisoned({p.batch, p.t, p.hidden}, xp.options());  // [B, T, H]
-    LONGSEQ_KERNEL_SCOPE("min_rnn_forward",
-                         min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), false,
-                                      xp.element_size()));
+    LONGSEQ_KERNEL_SCOPE(
+        "min_rnn_forward",
+        min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), false, xp.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_forward", [&] {
       cpu::min_rnn_forward<scalar_t>(
           xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
@@ -247,9 +208,9 @@ struct MinRnnFunction : public torch::autograd::Function<MinRnnFunction> {
     auto grad_h = incoming_grad(grads[0], h);                 // [B, T, H]
     auto grad_xp = empty_poisoned(xp.sizes(), xp.options());  // [B, T, P·H]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, H]
-    LONGSEQ_KERNEL_SCOPE("min_rnn_backward",
-                         min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), true,
-                                      xp.element_size()));
+    LONGSEQ_KERNEL_SCOPE(
+        "min_rnn_backward",
+        min_rnn_work(p.batch, p.t, p.hidden, cpu::min_rnn_parts(p.kind), true, xp.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "min_rnn_backward", [&] {
       cpu::min_rnn_backward<scalar_t>(
           xp.data_ptr<scalar_t>(), v.defined() ? v.data_ptr<bool>() : nullptr,
@@ -314,9 +275,9 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     const auto p = selective_params(u, A);
     auto y = empty_poisoned({p.batch, p.t, p.channels}, u.options());           // [B, T, E]
     auto h_last = empty_poisoned({p.batch, p.channels, p.state}, u.options());  // [B, E, N]
-    LONGSEQ_KERNEL_SCOPE("selective_scan_forward",
-                         selective_scan_work(p.batch, p.t, p.channels, p.state, false,
-                                             u.element_size()));
+    LONGSEQ_KERNEL_SCOPE(
+        "selective_scan_forward",
+        selective_scan_work(p.batch, p.t, p.channels, p.state, false, u.element_size()));
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
       cpu::selective_scan_forward<scalar_t>(
           u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),
@@ -346,9 +307,9 @@ struct SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFun
     auto grad_Cm = empty_poisoned(Cm.sizes(), Cm.options());                          // [B, T, N]
     auto grad_D = has_D ? empty_poisoned(D.sizes(), D.options()) : at::Tensor();      // [E]
     auto grad_h0 = has_h0 ? empty_poisoned(h0.sizes(), h0.options()) : at::Tensor();  // [B, E, N]
-    LONGSEQ_KERNEL_SCOPE("selective_scan_backward",
-                         selective_scan_work(p.batch, p.t, p.channels, p.state, true,
-                                             u.element_size()));
+    LONGSEQ_KERNEL_SCOPE(
+        "selective_scan_backward",
+        selective_scan_work(p.batch, p.t, p.channels, p.state, true, u.element_size()));
     AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
       cpu::selective_scan_backward<scalar_t>(
           u.data_ptr<scalar_t>(), delta.data_ptr<scalar_t>(), A.data_ptr<scalar_t>(),

@@ -44,6 +44,19 @@ const scalar_t* full_row(const scalar_t* x, const scalar_t* prefix, const scalar
   return prefix ? prefix + (b * P + f) * E : zeros;
 }
 
+// Runs f(b, r0, r1, item) on each item: batch row b and its rows [r0, r1), kRows at a time, the
+// items spread over the threads.
+template <typename F>
+void for_each_item(int64_t batch, int64_t rows, const F& f) {
+  const int64_t blocks = (rows + kRows - 1) / kRows;
+  at::parallel_for(0, batch * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / blocks, r0 = (item % blocks) * kRows;
+      f(b, r0, std::min(rows, r0 + kRows), item);
+    }
+  });
+}
+
 // w [E, K] -> [K, E]
 template <typename scalar_t>
 std::vector<scalar_t> taps_by_row(const scalar_t* w, const CausalConvParams& p) {
@@ -62,20 +75,16 @@ void causal_conv_forward(const scalar_t* x, const scalar_t* w, const scalar_t* b
   const int64_t B = p.batch, T = p.t, E = p.channels, K = p.width;
   const auto wt = taps_by_row(w, p);
   const std::vector<scalar_t> zeros(E, scalar_t(0));
-  const int64_t blocks = (T + kRows - 1) / kRows;
-  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / blocks, t0 = (item % blocks) * kRows, t1 = std::min(T, t0 + kRows);
-      for (int64_t t = t0; t < t1; ++t) {
-        scalar_t* o = out + (b * T + t) * E;
-        if (bias) {
-          std::copy(bias, bias + E, o);
-        } else {
-          std::fill(o, o + E, scalar_t(0));
-        }
-        for (int64_t k = 0; k < K; ++k)
-          mul_add_row(o, wt.data() + k * E, full_row(x, prefix, zeros.data(), p, b, t + k), E);
+  for_each_item(B, T, [&](int64_t b, int64_t t0, int64_t t1, int64_t) {
+    for (int64_t t = t0; t < t1; ++t) {
+      scalar_t* o = out + (b * T + t) * E;
+      if (bias) {
+        std::copy(bias, bias + E, o);
+      } else {
+        std::fill(o, o + E, scalar_t(0));
       }
+      for (int64_t k = 0; k < K; ++k)
+        mul_add_row(o, wt.data() + k * E, full_row(x, prefix, zeros.data(), p, b, t + k), E);
     }
   });
 }
@@ -88,34 +97,27 @@ void causal_conv_backward(const scalar_t* x, const scalar_t* w, const scalar_t* 
   const auto wt = taps_by_row(w, p);
   const std::vector<scalar_t> zeros(E, scalar_t(0));
   // grad_full row f = Σ_k w_k ⊙ dout_{f − k}
-  const int64_t fblocks = (F + kRows - 1) / kRows;
-  at::parallel_for(0, B * fblocks, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / fblocks, f0 = (item % fblocks) * kRows, f1 = std::min(F, f0 + kRows);
-      for (int64_t f = f0; f < f1; ++f) {
-        scalar_t* g = f >= P ? grad_x + (b * T + f - P) * E
-                             : (grad_prefix ? grad_prefix + (b * P + f) * E : nullptr);
-        if (!g) continue;
-        std::fill(g, g + E, scalar_t(0));
-        for (int64_t k = std::max<int64_t>(0, f - T + 1); k < K && k <= f; ++k)
-          mul_add_row(g, wt.data() + k * E, grad_out + (b * T + f - k) * E, E);
-      }
+  for_each_item(B, F, [&](int64_t b, int64_t f0, int64_t f1, int64_t) {
+    for (int64_t f = f0; f < f1; ++f) {
+      scalar_t* g = f >= P ? grad_x + (b * T + f - P) * E
+                           : (grad_prefix ? grad_prefix + (b * P + f) * E : nullptr);
+      if (!g) continue;
+      std::fill(g, g + E, scalar_t(0));
+      for (int64_t k = std::max<int64_t>(0, f - T + 1); k < K && k <= f; ++k)
+        mul_add_row(g, wt.data() + k * E, grad_out + (b * T + f - k) * E, E);
     }
   });
   // Partials of grad_w (as [K, E]) and grad_bias per item (b, block of output rows).
   const int64_t blocks = (T + kRows - 1) / kRows, items = B * blocks;
   std::vector<scalar_t> part(items * (K + 1) * E);
-  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t b = item / blocks, t0 = (item % blocks) * kRows, t1 = std::min(T, t0 + kRows);
-      scalar_t* pw = part.data() + item * (K + 1) * E;  // [K, E], then the bias row
-      std::fill(pw, pw + (K + 1) * E, scalar_t(0));
-      for (int64_t t = t0; t < t1; ++t) {
-        const scalar_t* d = grad_out + (b * T + t) * E;
-        for (int64_t k = 0; k < K; ++k)
-          mul_add_row(pw + k * E, d, full_row(x, prefix, zeros.data(), p, b, t + k), E);
-        axpy_row(pw + K * E, d, scalar_t(1), E);
-      }
+  for_each_item(B, T, [&](int64_t b, int64_t t0, int64_t t1, int64_t item) {
+    scalar_t* pw = part.data() + item * (K + 1) * E;  // [K, E], then the bias row
+    std::fill(pw, pw + (K + 1) * E, scalar_t(0));
+    for (int64_t t = t0; t < t1; ++t) {
+      const scalar_t* d = grad_out + (b * T + t) * E;
+      for (int64_t k = 0; k < K; ++k)
+        mul_add_row(pw + k * E, d, full_row(x, prefix, zeros.data(), p, b, t + k), E);
+      axpy_row(pw + K * E, d, scalar_t(1), E);
     }
   });
   // Summed in item order, over blocks of channels in parallel (each channel's sums are one
