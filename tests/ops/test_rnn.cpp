@@ -5,6 +5,9 @@
 #include <longseq/rnn.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "test_util.h"
 
 namespace longseq {
@@ -12,10 +15,13 @@ namespace {
 
 constexpr RnnCell kCells[] = {RnnCell::kElman, RnnCell::kLstm, RnnCell::kGru};
 
+// w_hh's scale is 0.4 up to 7 hidden units and 0.4·√(7 / H) beyond, so that wide states do not
+// saturate every gate.
 RnnWeights random_weights(RnnCell cell, int64_t in, int64_t hidden, at::ScalarType dtype) {
   const int64_t G = rnn_gates(cell);
   auto o = torch::TensorOptions().dtype(dtype);
-  return {torch::randn({G * hidden, in}, o) * 0.4, torch::randn({G * hidden, hidden}, o) * 0.4,
+  const double hh = 0.4 * std::sqrt(std::min(1.0, 7.0 / static_cast<double>(hidden)));
+  return {torch::randn({G * hidden, in}, o) * 0.4, torch::randn({G * hidden, hidden}, o) * hh,
           torch::randn({G * hidden}, o) * 0.3, torch::randn({G * hidden}, o) * 0.3};
 }
 
@@ -66,50 +72,66 @@ TorchRnn torch_rnn(RnnCell cell, int64_t in, int64_t hidden, bool bidirectional,
   return t;
 }
 
+// Outputs, final states and every gradient of the fused layer against torch::nn's module.
+void expect_fused_equals_torch(RnnCell cell, at::ScalarType dtype, int64_t B, int64_t T, int64_t I,
+                               int64_t H, double tol) {
+  SCOPED_TRACE(std::string(rnn_cell_name(cell)) + " B=" + std::to_string(B) +
+               " T=" + std::to_string(T) + " H=" + std::to_string(H) +
+               (dtype == at::kFloat ? " float" : " double"));
+  torch::manual_seed(T + H);
+  auto w = random_weights(cell, I, H, dtype);
+  auto x = torch::randn({B, T, I}, dtype);
+  auto h0 = torch::randn({B, H}, dtype) * 0.5, c0 = torch::randn({B, H}, dtype) * 0.5;
+  auto gout = torch::randn({B, T, H}, dtype), gh = torch::randn({B, H}, dtype),
+       gc = torch::randn({B, H}, dtype);
+  const bool lstm = cell == RnnCell::kLstm;
+
+  auto ours_w = with_grad(w);
+  auto xa = x.clone().requires_grad_(), ha = h0.clone().requires_grad_(),
+       ca = c0.clone().requires_grad_();
+  auto r = rnn_layer(cell, xa, ours_w, ha, lstm ? ca : at::Tensor());
+  auto loss =
+      (r.out * gout).sum() + (r.h * gh).sum() + (lstm ? (r.c * gc).sum() : at::zeros({}, dtype));
+  loss.backward();
+
+  auto ref = torch_rnn(cell, I, H, false, {w}, dtype);
+  auto xb = x.clone().requires_grad_(), hb = h0.unsqueeze(0).clone().requires_grad_(),
+       cb = c0.unsqueeze(0).clone().requires_grad_();
+  auto t = ref.run(xb, hb, cb);
+  auto loss2 = (t[0] * gout).sum() + (t[1][0] * gh).sum() +
+               (lstm ? (t[2][0] * gc).sum() : at::zeros({}, dtype));
+  loss2.backward();
+
+  EXPECT_TRUE(test::all_close(r.out, t[0], tol, tol));
+  EXPECT_TRUE(test::all_close(r.h, t[1][0], tol, tol));
+  if (lstm) EXPECT_TRUE(test::all_close(r.c, t[2][0], tol, tol));
+  EXPECT_TRUE(test::all_close(xa.grad(), xb.grad(), tol, tol));
+  EXPECT_TRUE(test::all_close(ha.grad(), hb.grad()[0], tol, tol));
+  if (lstm) EXPECT_TRUE(test::all_close(ca.grad(), cb.grad()[0], tol, tol));
+  auto p = ref.module.ptr()->named_parameters();
+  EXPECT_TRUE(test::all_close(ours_w.w_ih.grad(), p["weight_ih_l0"].grad(), tol, tol));
+  EXPECT_TRUE(test::all_close(ours_w.w_hh.grad(), p["weight_hh_l0"].grad(), tol, tol));
+  EXPECT_TRUE(test::all_close(ours_w.b_ih.grad(), p["bias_ih_l0"].grad(), tol, tol));
+  EXPECT_TRUE(test::all_close(ours_w.b_hh.grad(), p["bias_hh_l0"].grad(), tol, tol));
+}
+
 TEST(Rnn, FusedEqualsTorchModulesForwardAndBackward) {
   for (RnnCell cell : kCells) {
     for (auto dtype : {at::kDouble, at::kFloat}) {
       for (int64_t T : {1, 5, 37}) {
-        SCOPED_TRACE(std::string(rnn_cell_name(cell)) + " T=" + std::to_string(T) +
-                     (dtype == at::kFloat ? " float" : " double"));
-        const double tol = dtype == at::kFloat ? 2e-5 : 1e-11;
-        torch::manual_seed(T);
-        const int64_t B = 3, I = 5, H = 7;
-        auto w = random_weights(cell, I, H, dtype);
-        auto x = torch::randn({B, T, I}, dtype);
-        auto h0 = torch::randn({B, H}, dtype) * 0.5, c0 = torch::randn({B, H}, dtype) * 0.5;
-        auto gout = torch::randn({B, T, H}, dtype), gh = torch::randn({B, H}, dtype),
-             gc = torch::randn({B, H}, dtype);
-        const bool lstm = cell == RnnCell::kLstm;
-
-        auto ours_w = with_grad(w);
-        auto xa = x.clone().requires_grad_(), ha = h0.clone().requires_grad_(),
-             ca = c0.clone().requires_grad_();
-        auto r = rnn_layer(cell, xa, ours_w, ha, lstm ? ca : at::Tensor());
-        auto loss = (r.out * gout).sum() + (r.h * gh).sum() +
-                    (lstm ? (r.c * gc).sum() : at::zeros({}, dtype));
-        loss.backward();
-
-        auto ref = torch_rnn(cell, I, H, false, {w}, dtype);
-        auto xb = x.clone().requires_grad_(), hb = h0.unsqueeze(0).clone().requires_grad_(),
-             cb = c0.unsqueeze(0).clone().requires_grad_();
-        auto t = ref.run(xb, hb, cb);
-        auto loss2 = (t[0] * gout).sum() + (t[1][0] * gh).sum() +
-                     (lstm ? (t[2][0] * gc).sum() : at::zeros({}, dtype));
-        loss2.backward();
-
-        EXPECT_TRUE(test::all_close(r.out, t[0], tol, tol));
-        EXPECT_TRUE(test::all_close(r.h, t[1][0], tol, tol));
-        if (lstm) EXPECT_TRUE(test::all_close(r.c, t[2][0], tol, tol));
-        EXPECT_TRUE(test::all_close(xa.grad(), xb.grad(), tol, tol));
-        EXPECT_TRUE(test::all_close(ha.grad(), hb.grad()[0], tol, tol));
-        if (lstm) EXPECT_TRUE(test::all_close(ca.grad(), cb.grad()[0], tol, tol));
-        auto p = ref.module.ptr()->named_parameters();
-        EXPECT_TRUE(test::all_close(ours_w.w_ih.grad(), p["weight_ih_l0"].grad(), tol, tol));
-        EXPECT_TRUE(test::all_close(ours_w.w_hh.grad(), p["weight_hh_l0"].grad(), tol, tol));
-        EXPECT_TRUE(test::all_close(ours_w.b_ih.grad(), p["bias_ih_l0"].grad(), tol, tol));
-        EXPECT_TRUE(test::all_close(ours_w.b_hh.grad(), p["bias_hh_l0"].grad(), tol, tol));
+        expect_fused_equals_torch(cell, dtype, 3, T, 5, 7, dtype == at::kFloat ? 2e-5 : 1e-11);
       }
+    }
+  }
+}
+
+// H = 260: the per-step GEMMs run in column blocks with a tail (lstm forward 4 × 256 + 16 of its
+// 1040 gate columns, backward 128 + 128 + 4 of 260; gru forward 3 × 256 + 12), for a full block of
+// four rows and a partial one.
+TEST(Rnn, FusedEqualsTorchModulesWithWideStates) {
+  for (RnnCell cell : kCells) {
+    for (auto dtype : {at::kDouble, at::kFloat}) {
+      expect_fused_equals_torch(cell, dtype, 5, 6, 3, 260, dtype == at::kFloat ? 2e-5 : 1e-11);
     }
   }
 }
@@ -163,27 +185,29 @@ TEST(Rnn, PaddedSequencesEqualRunningEachAlone) {
 TEST(Rnn, ResultsDoNotDependOnTheThreadCount) {
   const int saved = at::get_num_threads();
   for (RnnCell cell : kCells) {
-    SCOPED_TRACE(rnn_cell_name(cell));
-    torch::manual_seed(4);
-    const int64_t B = 11, T = 13, I = 6, H = 9;  // B: two full blocks and a partial one
-    auto w = random_weights(cell, I, H, at::kFloat);
-    auto x = torch::randn({B, T, I});
-    auto valid = torch::rand({B, T}) > 0.2;
-    auto gout = torch::randn({B, T, H});
-    std::vector<std::vector<at::Tensor>> runs;
-    for (int threads : {1, 2, 3}) {
-      at::set_num_threads(threads);
-      auto wg = with_grad(w);
-      auto xg = x.clone().requires_grad_();
-      auto r = rnn_layer(cell, xg, wg, {}, {}, valid);
-      ((r.out * gout).sum() + r.h.sum()).backward();
-      runs.push_back({r.out, r.h, xg.grad(), wg.w_ih.grad(), wg.w_hh.grad(), wg.b_hh.grad()});
-    }
-    at::set_num_threads(saved);
-    for (size_t run = 1; run < runs.size(); ++run) {
-      for (size_t i = 0; i < runs[0].size(); ++i) {
-        EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0))
-            << "tensor " << i << ", run " << run;
+    for (int64_t H : {9, 260}) {  // 260: the per-step GEMMs in column blocks
+      SCOPED_TRACE(std::string(rnn_cell_name(cell)) + " H=" + std::to_string(H));
+      torch::manual_seed(4);
+      const int64_t B = 11, T = 13, I = 6;  // B: two full blocks and a partial one
+      auto w = random_weights(cell, I, H, at::kFloat);
+      auto x = torch::randn({B, T, I});
+      auto valid = torch::rand({B, T}) > 0.2;
+      auto gout = torch::randn({B, T, H});
+      std::vector<std::vector<at::Tensor>> runs;
+      for (int threads : {1, 2, 3}) {
+        at::set_num_threads(threads);
+        auto wg = with_grad(w);
+        auto xg = x.clone().requires_grad_();
+        auto r = rnn_layer(cell, xg, wg, {}, {}, valid);
+        ((r.out * gout).sum() + r.h.sum()).backward();
+        runs.push_back({r.out, r.h, xg.grad(), wg.w_ih.grad(), wg.w_hh.grad(), wg.b_hh.grad()});
+      }
+      at::set_num_threads(saved);
+      for (size_t run = 1; run < runs.size(); ++run) {
+        for (size_t i = 0; i < runs[0].size(); ++i) {
+          EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0))
+              << "tensor " << i << ", run " << run;
+        }
       }
     }
   }

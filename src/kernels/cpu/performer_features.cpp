@@ -32,7 +32,7 @@
 namespace longseq::cpu {
 namespace {
 
-constexpr int64_t kRows = 64;  // rows per GEMM block
+constexpr int64_t kRows = 256;  // rows per GEMM block
 
 bool is_relu(FeatureMap map) {
   return map == FeatureMap::kReluQuery || map == FeatureMap::kReluKey;

@@ -5,7 +5,8 @@
 //   gru:   r = σ(xp_r + hh_r), z = σ(xp_z + hh_z), n = tanh(xp_n + r⊙hh_n), hh = W_hh h + b_hh;
 //          h' = (1 − z)⊙n + z⊙h
 // The input projections of all steps are one GEMM done by the caller (xp = x W_ihᵀ + b); here
-// each step is one [B, H] × [H, G·H] GEMM (OpenBLAS) plus a fused elementwise cell, forward and
+// each step is one [B, H] × [H, G·H] GEMM (OpenBLAS, in column blocks small enough for its
+// unpacked small-matrix kernels: gemm_rows in blas.h) plus a fused elementwise cell, forward and
 // backward (BPTT). Backward computes every step's gate gradients dG [T, B, G·H] in reverse order
 // (dh_{t−1} = dG_t W_hh per step) and the recurrent weight gradient once at the end as a single
 // GEMM dW_hh = Σ_t dG_tᵀ h_{t−1} = dGᵀ [G·H, T·B] · Hprev [T·B, H].
@@ -209,8 +210,7 @@ void rnn_forward(const scalar_t* xproj, const scalar_t* w_hh, const scalar_t* b_
       const int64_t t = time_of(p, s);
       const scalar_t* h = hs + s * B * H;
       scalar_t* h_new = hs + (s + 1) * B * H;
-      gemm(false, true, b1 - b0, GH, H, scalar_t(1), h + b0 * H, H, w_hh, H, scalar_t(0),
-           rec.data(), GH);
+      gemm_rows(true, b1 - b0, GH, H, h + b0 * H, H, w_hh, H, rec.data(), GH);
       for (int64_t b = b0; b < b1; ++b) {
         const scalar_t* xp = xproj + (b * T + t) * GH;
         const scalar_t* r = rec.data() + (b - b0) * GH;
@@ -286,8 +286,7 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
           }
         }
         // dh_next = dHH_s W_hh; rows of masked steps get 0 and keep their carried dh below.
-        gemm(false, false, b1 - b0, H, GH, scalar_t(1), dg_step + b0 * GH, GH, w_hh, H, scalar_t(0),
-             dh_next.data(), H);
+        gemm_rows(false, b1 - b0, H, GH, dg_step + b0 * GH, GH, w_hh, H, dh_next.data(), H);
         for (int64_t b = b0; b < b1; ++b) {
           if (valid && !valid[b * T + time_of(p, s)]) continue;
           for (int64_t j = 0; j < H; ++j) dh[b * H + j] += dh_next[(b - b0) * H + j];
