@@ -12,8 +12,9 @@
 // then dV_j += Pᵀ dO_i, dP = dO_i V_jᵀ, dS = P ⊙ (dP − D_i), dQ_i += scale·dS K_j,
 // dK_j += scale·dSᵀ Q_i (five GEMMs per block pair).
 //
-// Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T] and per-thread
-// workspaces of O(block_q·(block_k + Dv)) (forward) and O(block_q·block_k) (backward), D_i [B·H, T],
+// Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T], per-thread
+// workspaces of O(block_q·(block_k + Dv)) (forward) and O(block_q·block_k) (backward), K
+// transposed [B·H, D, S] (and V, [B·H, Dv, S], in the backward), D_i [B·H, T],
 // and with B·H < 4 up to 3 dQ partials [T, D] per head (backward); never a T×S buffer.
 // Layout: row-major, contiguous: q [B·H, T, D], k [B·H, S, D], v [B·H, S, Dv], out [B·H, T, Dv],
 // lse [B·H, T], key_padding bool [B, S] (true = real key).
@@ -50,17 +51,51 @@
 namespace longseq::cpu {
 namespace {
 
-// Block sizes, by head dim (measured, docs/performance.md: `longseq bench --mode fwd` and
-// fwd+bwd on the AMD Zen 4 machine, 2 threads). At D = 64 the forward's two GEMMs per block are
-// fed best by 256 × 256 blocks (76.6% of the sgemm rate against 71.9% at 64 × 128, causal level);
-// the backward's five stay at 64 × 128. At D <= 32 the score GEMM has K = D, and 128 × 256 blocks
-// amortise OpenBLAS's per-call packing (forward 46.7% against 41.3%, backward 61.0 against 57.6%
-// at D = 16). A sweep of 64–256 × 128–512 found no better pair for either.
+// Block sizes, by head dim (measured on the AMD Zen 4 machine, 2 threads, T = 4096, B = 1, H = 4,
+// `longseq bench --mode fwd` and fwd+bwd, against the blocks before, in one session). The score
+// GEMMs take K (and in the backward V) pre-transposed, so every block GEMM is a plain or Aᵀ
+// product, and the blocks are sized so that M·N·K ≤ 10⁶: OpenBLAS's AVX-512 cores then run their
+// small-matrix kernels, which skip packing (kernels/cpu/blas.h, gemm_rows). In isolation, one
+// thread: 64 × 128 × 64 score GEMM 114 GFLOP/s, against 85 for the Kᵀ form and 93–97 for
+// 256 × 256 × 64; at D = 16, 128 × 256 105 against 75. Forward: D = 64 124–127 ms → 114–118 ms
+// (64 × 192 and 32 × 256 the best of 64–128 × 64–256), causal 80 → 65 ms; D = 32 79 → 66 ms
+// (128 × 192); D = 16 46.5 → 43 ms (128 × 256 kept). At D = 128 no small-kernel block beat
+// 256 × 256 (119 ms; 32 × 192 124 ms). Backward: D = 32 222 → 192 ms fwd+bwd with 64 × 256; at
+// D = 64 the blocks from 32 × 256 to 128 × 64 were within 2% of each other (64 × 128 kept).
 struct Blocks {
   int64_t q, k;  // queries and keys per block
 };
-Blocks forward_blocks(int64_t d) { return d <= 32 ? Blocks{128, 256} : Blocks{256, 256}; }
-Blocks backward_blocks(int64_t d) { return d <= 32 ? Blocks{128, 256} : Blocks{64, 128}; }
+Blocks forward_blocks(int64_t d) {
+  if (d <= 16) return {128, 256};
+  if (d <= 32) return {128, 192};
+  if (d <= 64) return {64, 192};
+  return {256, 256};
+}
+Blocks backward_blocks(int64_t d) {
+  if (d <= 16) return {128, 256};
+  if (d <= 32) return {64, 256};
+  return {64, 128};
+}
+
+// xt [n, d, s] ← x [n, s, d] transposed per head, so that the score GEMMs take K (and V) as a
+// plain [D, S] operand.
+template <typename scalar_t>
+std::vector<scalar_t> transposed_heads(const scalar_t* x, int64_t n, int64_t s, int64_t d) {
+  std::vector<scalar_t> xt(n * s * d);
+  constexpr int64_t kTile = 64;
+  const int64_t tiles = (s + kTile - 1) / kTile;
+  at::parallel_for(0, n * tiles, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t h = item / tiles, j0 = (item % tiles) * kTile, j1 = std::min(s, j0 + kTile);
+      const scalar_t* xh = x + h * s * d;
+      scalar_t* th = xt.data() + h * s * d;
+      for (int64_t c = 0; c < d; ++c) {
+        for (int64_t j = j0; j < j1; ++j) th[c * s + j] = xh[j * d + c];
+      }
+    }
+  });
+  return xt;
+}
 
 // Sets the scores of row r (query i = i0 + r) of a block starting at key j0 that the query may not
 // see to −inf: keys past the causal limit j <= i + off, and padded keys.
@@ -127,13 +162,14 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   const int64_t block_q = blk.q, block_k = blk.k;
   const int64_t nqb = (T + block_q - 1) / block_q;
   const RealKeys keys(key_padding, p.batch, S);
+  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);  // [B·H, D, S]
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bh = item / nqb, i0 = (item % nqb) * block_q, br = std::min(block_q, T - i0);
       const scalar_t* qb = q + (bh * T + i0) * D;
-      const scalar_t* kb = k + bh * S * D;
+      const scalar_t* ktb = kt.data() + bh * D * S;
       const scalar_t* vb = v + bh * S * Dv;
       const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
       std::fill(acc.begin(), acc.begin() + br * Dv, scalar_t(0));
@@ -146,7 +182,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
       for (int64_t j0 = 0; j0 < j_end; j0 += block_k) {
         const int64_t bc = std::min(block_k, j_end - j0);
         // S = scale · Q_i K_jᵀ   [br, bc]
-        gemm(false, true, br, bc, D, scale, qb, D, kb + j0 * D, D, scalar_t(0), sbuf.data(), bc);
+        gemm(false, false, br, bc, D, scale, qb, D, ktb + j0, S, scalar_t(0), sbuf.data(), bc);
         const bool* block_pad = keys.block_mask(pad, bh / p.heads, j0, bc);
         for (int64_t r = 0; r < br; ++r) {
           scalar_t* srow = sbuf.data() + r * bc;
@@ -199,6 +235,8 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   // writes grad_q itself.
   const RealKeys keys(key_padding, p.batch, S);
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
+  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);   // [B·H, D, S]
+  const std::vector<scalar_t> vt = transposed_heads(v, BH, S, Dv);  // [B·H, Dv, S]
   BlasSingleThread blas_guard;
   // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
   at::parallel_for(0, BH * T, 512, [&](int64_t begin, int64_t end) {
@@ -210,7 +248,8 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
       const int64_t bh = item / G, g = item % G;
       const scalar_t* qh = q + bh * T * D;
       const scalar_t* kh = k + bh * S * D;
-      const scalar_t* vh = v + bh * S * Dv;
+      const scalar_t* kth = kt.data() + bh * D * S;
+      const scalar_t* vth = vt.data() + bh * Dv * S;
       const scalar_t* doh = grad_out + bh * T * Dv;
       const scalar_t* lh = lse + bh * T;
       const scalar_t* dih = di.data() + bh * T;
@@ -232,7 +271,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
         for (int64_t i0 = (i_first / block_q) * block_q; i0 < T; i0 += block_q) {
           const int64_t br = std::min(block_q, T - i0);
           // P = exp(scale · Q_i K_jᵀ − lse_i)   [br, bc]
-          gemm(false, true, br, bc, D, scale, qh + i0 * D, D, kh + j0 * D, D, scalar_t(0),
+          gemm(false, false, br, bc, D, scale, qh + i0 * D, D, kth + j0, S, scalar_t(0),
                pbuf.data(), bc);
           for (int64_t r = 0; r < br; ++r) {
             scalar_t* prow = pbuf.data() + r * bc;
@@ -248,8 +287,8 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
           gemm(true, false, bc, Dv, br, scalar_t(1), pbuf.data(), bc, doh + i0 * Dv, Dv,
                scalar_t(1), dv + j0 * Dv, Dv);
           // dP = dO_i V_jᵀ   [br, bc]
-          gemm(false, true, br, bc, Dv, scalar_t(1), doh + i0 * Dv, Dv, vh + j0 * Dv, Dv,
-               scalar_t(0), dsbuf.data(), bc);
+          gemm(false, false, br, bc, Dv, scalar_t(1), doh + i0 * Dv, Dv, vth + j0, S, scalar_t(0),
+               dsbuf.data(), bc);
           // dS = P ⊙ (dP − D_i)
           for (int64_t r = 0; r < br; ++r) {
             ds_row(pbuf.data() + r * bc, dsbuf.data() + r * bc, bc, dih[i0 + r]);
