@@ -95,6 +95,15 @@ inline void gemm_rows(bool tb, int64_t m, int64_t n, int64_t k, const scalar_t* 
   }
 }
 
+/// Rows per block for a kernel that runs a plain (or Aᵀ) GEMM of rows × n × k per block: the most,
+/// up to 256 and down to 16, that keep rows·n·k within OpenBLAS's small-matrix limit (10⁶, see
+/// gemm_rows); `fallback` where even 16 rows exceed it. Shape-only, as the blocks must be.
+inline int64_t small_gemm_rows(int64_t n, int64_t k, int64_t fallback) {
+  int64_t rows = 256;
+  while (rows > 16 && rows * n * k > 1000000) rows /= 2;
+  return rows * n * k > 1000000 ? fallback : rows;
+}
+
 /// Keeps OpenBLAS's own thread count at 1 for a scope in its pthread build, and restores it
 /// afterwards. A no-op in the OpenMP build, where gemm() already runs on the calling thread and
 /// openblas_set_num_threads() would write the caller's OpenMP count: saving that count before

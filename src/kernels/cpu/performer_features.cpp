@@ -32,7 +32,19 @@
 namespace longseq::cpu {
 namespace {
 
-constexpr int64_t kRows = 256;  // rows per GEMM block
+// Rows per GEMM block: within OpenBLAS's small-matrix limit (32 at R = 256, D = 64), with ω
+// transposed so that p = a·x ωᵀ is a plain product too (blas.h, small_gemm_rows).
+int64_t block_rows(const PerformerFeatureParams& p) { return small_gemm_rows(p.r, p.d, 256); }
+
+// ωᵀ [D, R]
+template <typename scalar_t>
+std::vector<scalar_t> transposed(const scalar_t* omega, int64_t r, int64_t d) {
+  std::vector<scalar_t> t(r * d);
+  for (int64_t i = 0; i < r; ++i) {
+    for (int64_t c = 0; c < d; ++c) t[c * r + i] = omega[i * d + c];
+  }
+  return t;
+}
 
 bool is_relu(FeatureMap map) {
   return map == FeatureMap::kReluQuery || map == FeatureMap::kReluKey;
@@ -44,11 +56,11 @@ bool is_key(FeatureMap map) {
 // Calls fn(bh, t0, n) for every block of rows, in parallel.
 template <typename F>
 void for_each_block(const PerformerFeatureParams& p, const F& fn) {
-  const int64_t per_head = (p.t + kRows - 1) / kRows;
+  const int64_t rows = block_rows(p), per_head = (p.t + rows - 1) / rows;
   at::parallel_for(0, p.batch * p.heads * per_head, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t bh = item / per_head, t0 = (item % per_head) * kRows;
-      fn(bh, t0, std::min(kRows, p.t - t0));
+      const int64_t bh = item / per_head, t0 = (item % per_head) * rows;
+      fn(bh, t0, std::min(rows, p.t - t0));
     }
   });
 }
@@ -69,11 +81,12 @@ void performer_features_forward(const scalar_t* x, const scalar_t* omega, const 
   // Softmax keys: per-row max and min of s, then the stabiliser, then the exponent.
   std::vector<scalar_t> row_min;
   if (p.map == FeatureMap::kSoftmaxKey) row_min.resize(p.batch * p.heads * T);
+  const std::vector<scalar_t> omega_t = transposed(omega, R, D);
   BlasSingleThread blas_guard;
   for_each_block(p, [&](int64_t bh, int64_t t0, int64_t n) {
     const scalar_t* xb = x + (bh * T + t0) * D;
     scalar_t* fb = f + (bh * T + t0) * R;
-    gemm(false, true, n, R, D, a, xb, D, omega, D, scalar_t(0), fb, R);  // p = a·x ωᵀ
+    gemm(false, false, n, R, D, a, xb, D, omega_t.data(), R, scalar_t(0), fb, R);  // p = a·x ωᵀ
     for (int64_t i = 0; i < n; ++i) {
       scalar_t* row = fb + i * R;
       switch (p.map) {
@@ -136,18 +149,19 @@ void performer_features_backward(const scalar_t* x, const scalar_t* omega, const
   const scalar_t a = static_cast<scalar_t>(p.in_scale);
   const scalar_t inv_sqrt_r = static_cast<scalar_t>(1.0 / std::sqrt(static_cast<double>(R)));
   const bool key = is_key(p.map), relu = is_relu(p.map);
+  const std::vector<scalar_t> omega_t = relu ? transposed(omega, R, D) : std::vector<scalar_t>();
   BlasSingleThread blas_guard;
-  const int64_t per_head = (T + kRows - 1) / kRows;
+  const int64_t rows = block_rows(p), per_head = (T + rows - 1) / rows;
   at::parallel_for(0, p.batch * p.heads * per_head, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> h(kRows * R), hsum(kRows);
+    std::vector<scalar_t> h(rows * R), hsum(rows);
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t bh = item / per_head, t0 = (item % per_head) * kRows;
-      const int64_t n = std::min(kRows, T - t0);
+      const int64_t bh = item / per_head, t0 = (item % per_head) * rows;
+      const int64_t n = std::min(rows, T - t0);
       const scalar_t* xb = x + (bh * T + t0) * D;
       const scalar_t* fb = f + (bh * T + t0) * R;
       const scalar_t* gb = grad_f + (bh * T + t0) * R;
       scalar_t* gx = grad_x + (bh * T + t0) * D;
-      if (relu) gemm(false, true, n, R, D, a, xb, D, omega, D, scalar_t(0), h.data(), R);  // p
+      if (relu) gemm(false, false, n, R, D, a, xb, D, omega_t.data(), R, scalar_t(0), h.data(), R);
       for (int64_t i = 0; i < n; ++i) {
         scalar_t* hr = h.data() + i * R;
         const scalar_t* fr = fb + i * R;
