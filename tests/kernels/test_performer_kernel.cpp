@@ -5,6 +5,7 @@
 #include <longseq/attention.h>
 #include <longseq/impl.h>
 #include <longseq/memory_tracker.h>
+#include <ATen/Parallel.h>
 
 #include "kernels/cpu/performer_attention.h"
 #include "kernels/ref/attention_ref.h"
@@ -159,6 +160,67 @@ TEST(PerformerFused, OpMatchesCompositeForBothKernelsCausalOrNot) {
         }
       }
     }
+}
+
+// The non-causal kernel at R = 256, Dv = 64 runs blocks of 32 rows, and a head's sums over rows
+// in up to four groups when B·H < 4: T = 333 has 11 blocks with a tail, in 4 groups at B·H = 1
+// and 2 at B·H = 2, 3. Against the composite in float64, and the same bits on 1, 2 and 3 threads.
+TEST(PerformerFused, NonCausalRowBlocksAndGroupsMatchCompositeOnAnyThreadCount) {
+  torch::manual_seed(24);
+  const int64_t t = 333, d = 64;
+  for (auto [b, h] : {std::pair<int64_t, int64_t>{1, 1}, {1, 2}, {3, 1}, {2, 2}}) {
+    const std::string where = "B " + std::to_string(b) + " H " + std::to_string(h);
+    auto q = torch::randn({b, h, t, d}, torch::kDouble),
+         k = torch::randn({b, h, t, d}, torch::kDouble),
+         v = torch::randn({b, h, t, d}, torch::kDouble);
+    auto omega = performer_draw_features(256, d, 5, torch::kDouble);
+    auto pad = torch::rand({b, t}) > 0.2;
+    PerformerCoreOptions o;
+    auto f = [&](const std::vector<at::Tensor>& in) {
+      return performer_attention(in[0], in[1], in[2], in[3], o, mask_of(false, pad));
+    };
+    auto probe = torch::randn({b, h, t, d}, torch::kDouble);
+    at::Tensor want;
+    std::vector<at::Tensor> want_g;
+    {
+      ImplGuard g(Impl::kComposite);
+      want = f({q, k, v, omega});
+      want_g = test::grads_of(
+          [&](const std::vector<at::Tensor>& in) {
+            return f({in[0], in[1], in[2], omega});
+          },
+          {q, k, v}, probe);
+    }
+    ImplGuard g(Impl::kFused);
+    EXPECT_TRUE(test::all_close(f({q, k, v, omega}), want, 1e-10, 1e-12)) << where;
+    auto got_g = test::grads_of(
+        [&](const std::vector<at::Tensor>& in) {
+          return f({in[0], in[1], in[2], omega});
+        },
+        {q, k, v}, probe);
+    for (int n = 0; n < 3; ++n) {
+      EXPECT_TRUE(test::all_close(got_g[n], want_g[n], 1e-8, 1e-10)) << where << " grad " << n;
+    }
+    // float32 bits on 1, 2, 3 threads
+    const int saved = at::get_num_threads();
+    std::vector<std::vector<at::Tensor>> runs;
+    for (int threads : {1, 2, 3}) {
+      at::set_num_threads(threads);
+      std::vector<at::Tensor> in = {q.to(torch::kFloat).requires_grad_(),
+                                    k.to(torch::kFloat).requires_grad_(),
+                                    v.to(torch::kFloat).requires_grad_()};
+      auto out = f({in[0], in[1], in[2], omega.to(torch::kFloat)});
+      (out * probe.to(torch::kFloat)).sum().backward();
+      runs.push_back({out, in[0].grad(), in[1].grad(), in[2].grad()});
+    }
+    at::set_num_threads(saved);
+    for (size_t r = 1; r < runs.size(); ++r) {
+      for (size_t i = 0; i < runs[0].size(); ++i) {
+        EXPECT_TRUE(test::all_close(runs[r][i], runs[0][i], 0, 0))
+            << where << " tensor " << i << ", run " << r;
+      }
+    }
+  }
 }
 
 TEST(PerformerFused, DispatchFollowsTheSwitch) {

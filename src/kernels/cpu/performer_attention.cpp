@@ -30,8 +30,9 @@
 // [B·H, T] saved for backward and per-thread buffers O(c·(c + R + Dv) + R·Dv); never the
 // [T, R, Dv] per-position states.
 // Layout: row-major, contiguous fq, fk [B·H, T, R], v, out [B·H, T, Dv], m, den [B·H, T].
-// Threads: at::parallel_for over B·H (each head's chunks are a sequential scan). BLAS on one
-// thread inside (blas.h). Known limit: B·H = 1 runs on one thread.
+// Threads: causal, at::parallel_for over B·H (each head's chunks are a sequential scan; known
+// limit: B·H = 1 runs on one thread); non-causal, over blocks of rows, with the sums over rows in
+// fixed groups (RowSplit below). BLAS on one thread inside (blas.h).
 #include "kernels/cpu/performer_attention.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/row_ops.h"
@@ -233,29 +234,39 @@ void performer_causal_backward(const scalar_t* fq, const scalar_t* fk, const sca
 
 namespace {
 
-// Runs fn(bh, gemm-caller) for every head: in parallel over heads with single-threaded block
-// GEMMs when there are at least as many heads as threads, else head after head with OpenBLAS's
-// threads inside each GEMM (one long head would otherwise run on one core).
-template <typename F>
-void for_each_head(int64_t bh_count, const F& fn) {
-  if (bh_count >= at::get_num_threads()) {
-    BlasSingleThread blas_guard;  // as every kernel's block GEMMs (OpenBLAS's pthread build)
-    at::parallel_for(0, bh_count, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t bh = begin; bh < end; ++bh) fn(bh, false);
-    });
-  } else {
-    for (int64_t bh = 0; bh < bh_count; ++bh) fn(bh, true);
+// Non-causal work split. Rows (queries or keys) run in blocks within OpenBLAS's small-matrix limit
+// (32 at R = 256, Dv = 64: every block GEMM is then unpacked, blas.h small_gemm_rows). The sums
+// over rows (kv, z; dkv, dz) are taken per group of consecutive blocks and then added in group
+// order; a head has several groups only when B·H is below kMinItems, so that two threads have work
+// with one head. The split follows the shapes alone, so the bits do not depend on the thread count.
+constexpr int64_t kMinItems = 4;
+
+struct RowSplit {
+  int64_t rows, blocks, groups, per_group;  // rows per block, blocks per head, groups per head
+  RowSplit(int64_t bh, int64_t n, int64_t r, int64_t dv)
+      : rows(small_gemm_rows(dv, r, 256)),
+        blocks((n + rows - 1) / rows),
+        groups(std::max<int64_t>(1, std::min(blocks, (kMinItems + bh - 1) / bh))),
+        per_group((blocks + groups - 1) / groups) {}
+};
+
+// dst [c, r] ← src [r, c]ᵀ
+template <typename scalar_t>
+void transpose_to(const scalar_t* src, int64_t r, int64_t c, scalar_t* dst) {
+  for (int64_t i = 0; i < r; ++i) {
+    for (int64_t j = 0; j < c; ++j) dst[j * r + i] = src[i * c + j];
   }
 }
 
+// Sums the heads' group partials part [B·H, G, n] in group order into out [B·H, n].
 template <typename scalar_t>
-void mm(bool threaded, bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar_t alpha,
-        const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb, scalar_t beta, scalar_t* c,
-        int64_t ldc) {
-  if (threaded) {
-    gemm_threaded(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  } else {
-    gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+void sum_groups(const std::vector<scalar_t>& part, int64_t bh, int64_t groups, int64_t n,
+                scalar_t* out) {
+  for (int64_t h = 0; h < bh; ++h) {
+    scalar_t* o = out + h * n;
+    const scalar_t* p = part.data() + h * groups * n;
+    std::copy(p, p + n, o);
+    for (int64_t g = 1; g < groups; ++g) axpy_row(o, p + g * n, scalar_t(1), n);
   }
 }
 
@@ -264,25 +275,46 @@ void mm(bool threaded, bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar
 template <typename scalar_t>
 void performer_forward(const scalar_t* fq, const scalar_t* fk, const scalar_t* v, scalar_t* kv,
                        scalar_t* z, scalar_t* den, scalar_t* out, const PerformerParams& p) {
-  const int64_t T = p.t, S = p.s, R = p.r, Dv = p.dv;
-  for_each_head(p.bh, [&](int64_t bh, bool threaded) {
-    const scalar_t* fqh = fq + bh * T * R;
-    const scalar_t* fkh = fk + bh * S * R;
-    scalar_t* kvh = kv + bh * R * Dv;
-    scalar_t* zh = z + bh * R;
-    scalar_t* oh = out + bh * T * Dv;
-    scalar_t* dh = den + bh * T;
-    mm(threaded, true, false, R, Dv, S, scalar_t(1), fkh, R, v + bh * S * Dv, Dv, scalar_t(0), kvh,
-       Dv);  // kv = fkᵀ v
-    std::fill(zh, zh + R, scalar_t(0));
-    for (int64_t j = 0; j < S; ++j) axpy_row(zh, fkh + j * R, scalar_t(1), R);  // z = fkᵀ 1
-    mm(threaded, false, false, T, Dv, R, scalar_t(1), fqh, R, kvh, Dv, scalar_t(0), oh, Dv);
-    for (int64_t t = 0; t < T; ++t) {
-      dh[t] = dot_row(fqh + t * R, zh, R);
-      if (dh[t] > 0) {
-        scale_row(oh + t * Dv, Dv, scalar_t(1) / dh[t]);
-      } else {  // no visible key: num is exactly 0 too
-        std::fill(oh + t * Dv, oh + (t + 1) * Dv, scalar_t(0));
+  const int64_t BH = p.bh, T = p.t, S = p.s, R = p.r, Dv = p.dv;
+  const RowSplit keys(BH, S, R, Dv), queries(BH, T, R, Dv);
+  std::vector<scalar_t> kv_part(BH * keys.groups * R * Dv), z_part(BH * keys.groups * R);
+  BlasSingleThread blas_guard;
+  // kv = fkᵀ v, z = fkᵀ 1, per group of key blocks.
+  at::parallel_for(0, BH * keys.groups, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / keys.groups, g = item % keys.groups;
+      scalar_t* kvg = kv_part.data() + item * R * Dv;
+      scalar_t* zg = z_part.data() + item * R;
+      std::fill(kvg, kvg + R * Dv, scalar_t(0));
+      std::fill(zg, zg + R, scalar_t(0));
+      const int64_t j_end = std::min(S, (g + 1) * keys.per_group * keys.rows);
+      for (int64_t j0 = g * keys.per_group * keys.rows; j0 < j_end; j0 += keys.rows) {
+        const int64_t n = std::min(keys.rows, S - j0);
+        const scalar_t* fkb = fk + (bh * S + j0) * R;
+        gemm(true, false, R, Dv, n, scalar_t(1), fkb, R, v + (bh * S + j0) * Dv, Dv, scalar_t(1),
+             kvg, Dv);
+        for (int64_t j = 0; j < n; ++j) axpy_row(zg, fkb + j * R, scalar_t(1), R);
+      }
+    }
+  });
+  sum_groups(kv_part, BH, keys.groups, R * Dv, kv);
+  sum_groups(z_part, BH, keys.groups, R, z);
+  // out = fq kv / fq z, per block of queries.
+  at::parallel_for(0, BH * queries.blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / queries.blocks, t0 = (item % queries.blocks) * queries.rows;
+      const int64_t n = std::min(queries.rows, T - t0);
+      const scalar_t* fqb = fq + (bh * T + t0) * R;
+      scalar_t* ob = out + (bh * T + t0) * Dv;
+      scalar_t* db = den + bh * T + t0;
+      gemm(false, false, n, Dv, R, scalar_t(1), fqb, R, kv + bh * R * Dv, Dv, scalar_t(0), ob, Dv);
+      for (int64_t t = 0; t < n; ++t) {
+        db[t] = dot_row(fqb + t * R, z + bh * R, R);
+        if (db[t] > 0) {
+          scale_row(ob + t * Dv, Dv, scalar_t(1) / db[t]);
+        } else {  // no visible key: num is exactly 0 too
+          std::fill(ob + t * Dv, ob + (t + 1) * Dv, scalar_t(0));
+        }
       }
     }
   });
@@ -293,35 +325,63 @@ void performer_backward(const scalar_t* fq, const scalar_t* fk, const scalar_t* 
                         const scalar_t* kv, const scalar_t* z, const scalar_t* den,
                         const scalar_t* out, const scalar_t* grad_out, scalar_t* grad_fq,
                         scalar_t* grad_fk, scalar_t* grad_v, const PerformerParams& p) {
-  const int64_t T = p.t, S = p.s, R = p.r, Dv = p.dv;
-  for_each_head(p.bh, [&](int64_t bh, bool threaded) {
-    const scalar_t* fqh = fq + bh * T * R;
-    const scalar_t* fkh = fk + bh * S * R;
-    const scalar_t* kvh = kv + bh * R * Dv;
-    const scalar_t* zh = z + bh * R;
-    std::vector<scalar_t> g(T * Dv), gd(T), dkv(R * Dv), dz(R, scalar_t(0));
-    for (int64_t t = 0; t < T; ++t) {  // g = dO / den, gd = −(dO·out) / den (den 0 -> 1)
-      const int64_t row = bh * T + t;
-      const scalar_t inv = den[row] > 0 ? scalar_t(1) / den[row] : scalar_t(1);
-      const scalar_t* go = grad_out + row * Dv;
-      for (int64_t e = 0; e < Dv; ++e) g[t * Dv + e] = go[e] * inv;
-      gd[t] = -dot_row(go, out + row * Dv, Dv) * inv;
+  const int64_t BH = p.bh, T = p.t, S = p.s, R = p.r, Dv = p.dv;
+  const RowSplit keys(BH, S, R, Dv), queries(BH, T, R, Dv);
+  // kvᵀ [B·H, Dv, R], so that dfq = g kvᵀ is a plain product; later dkv and dkvᵀ the same way.
+  std::vector<scalar_t> kv_t(BH * R * Dv), dkv(BH * R * Dv), dkv_t(BH * R * Dv), dz(BH * R);
+  for (int64_t bh = 0; bh < BH; ++bh)
+    transpose_to(kv + bh * R * Dv, R, Dv, kv_t.data() + bh * R * Dv);
+  std::vector<scalar_t> dkv_part(BH * queries.groups * R * Dv), dz_part(BH * queries.groups * R);
+  BlasSingleThread blas_guard;
+  // Per block of queries: g = dO / den, gd = −(dO·out) / den (den 0 -> 1); dfq = g kvᵀ + gd zᵀ;
+  // dkv += fqᵀ g and dz += fqᵀ gd per group.
+  at::parallel_for(0, BH * queries.groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> g(queries.rows * Dv), gd(queries.rows);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / queries.groups, grp = item % queries.groups;
+      scalar_t* dkvg = dkv_part.data() + item * R * Dv;
+      scalar_t* dzg = dz_part.data() + item * R;
+      std::fill(dkvg, dkvg + R * Dv, scalar_t(0));
+      std::fill(dzg, dzg + R, scalar_t(0));
+      const int64_t t_end = std::min(T, (grp + 1) * queries.per_group * queries.rows);
+      for (int64_t t0 = grp * queries.per_group * queries.rows; t0 < t_end; t0 += queries.rows) {
+        const int64_t n = std::min(queries.rows, T - t0);
+        for (int64_t i = 0; i < n; ++i) {
+          const int64_t row = bh * T + t0 + i;
+          const scalar_t inv = den[row] > 0 ? scalar_t(1) / den[row] : scalar_t(1);
+          const scalar_t* go = grad_out + row * Dv;
+          for (int64_t e = 0; e < Dv; ++e) g[i * Dv + e] = go[e] * inv;
+          gd[i] = -dot_row(go, out + row * Dv, Dv) * inv;
+        }
+        const scalar_t* fqb = fq + (bh * T + t0) * R;
+        scalar_t* dfq = grad_fq + (bh * T + t0) * R;
+        gemm(true, false, R, Dv, n, scalar_t(1), fqb, R, g.data(), Dv, scalar_t(1), dkvg, Dv);
+        gemm(false, false, n, R, Dv, scalar_t(1), g.data(), Dv, kv_t.data() + bh * R * Dv, R,
+             scalar_t(0), dfq, R);
+        for (int64_t i = 0; i < n; ++i) {
+          axpy_row(dzg, fqb + i * R, gd[i], R);
+          axpy_row(dfq + i * R, z + bh * R, gd[i], R);
+        }
+      }
     }
-    // dkv = fqᵀ g [R, Dv]; dz = fqᵀ gd [R]
-    mm(threaded, true, false, R, Dv, T, scalar_t(1), fqh, R, g.data(), Dv, scalar_t(0), dkv.data(),
-       Dv);
-    for (int64_t t = 0; t < T; ++t) axpy_row(dz.data(), fqh + t * R, gd[t], R);
-    // dfq = g kvᵀ + gd zᵀ
-    scalar_t* dfq = grad_fq + bh * T * R;
-    mm(threaded, false, true, T, R, Dv, scalar_t(1), g.data(), Dv, kvh, Dv, scalar_t(0), dfq, R);
-    for (int64_t t = 0; t < T; ++t) axpy_row(dfq + t * R, zh, gd[t], R);
-    // dfk = v dkvᵀ + 1 dzᵀ; dv = fk dkv
-    scalar_t* dfk = grad_fk + bh * S * R;
-    mm(threaded, false, true, S, R, Dv, scalar_t(1), v + bh * S * Dv, Dv, dkv.data(), Dv,
-       scalar_t(0), dfk, R);
-    for (int64_t j = 0; j < S; ++j) axpy_row(dfk + j * R, dz.data(), scalar_t(1), R);
-    mm(threaded, false, false, S, Dv, R, scalar_t(1), fkh, R, dkv.data(), Dv, scalar_t(0),
-       grad_v + bh * S * Dv, Dv);
+  });
+  sum_groups(dkv_part, BH, queries.groups, R * Dv, dkv.data());
+  sum_groups(dz_part, BH, queries.groups, R, dz.data());
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    transpose_to(dkv.data() + bh * R * Dv, R, Dv, dkv_t.data() + bh * R * Dv);
+  }
+  // Per block of keys: dfk = v dkvᵀ + 1 dzᵀ, dv = fk dkv.
+  at::parallel_for(0, BH * keys.blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / keys.blocks, j0 = (item % keys.blocks) * keys.rows;
+      const int64_t n = std::min(keys.rows, S - j0);
+      scalar_t* dfk = grad_fk + (bh * S + j0) * R;
+      gemm(false, false, n, R, Dv, scalar_t(1), v + (bh * S + j0) * Dv, Dv,
+           dkv_t.data() + bh * R * Dv, R, scalar_t(0), dfk, R);
+      for (int64_t j = 0; j < n; ++j) axpy_row(dfk + j * R, dz.data() + bh * R, scalar_t(1), R);
+      gemm(false, false, n, Dv, R, scalar_t(1), fk + (bh * S + j0) * R, R, dkv.data() + bh * R * Dv,
+           Dv, scalar_t(0), grad_v + (bh * S + j0) * Dv, Dv);
+    }
   });
 }
 
