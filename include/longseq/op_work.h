@@ -54,8 +54,9 @@ Work linear_attention_work(double bh, int64_t t, int64_t s, int64_t r, int64_t d
                            int64_t chunk, bool backward, double elem = 4);
 
 /// One recurrent layer's sequential part (the input projection is the caller's GEMM): per step
-/// h W_hhᵀ, 2·B·G·H² FLOPs, W_hh read once per step (it does not stay in the caches of every
-/// machine), gates in, states out. Backward: dh W_hh and dW_hh, twice the FLOPs, W_hh read per step.
+/// h W_hhᵀ, 2·B·G·H² FLOPs; W_hh read from memory once per call when it fits in half of this
+/// machine's last-level cache (cpu_info()), else once per step; gates in, states out. Backward:
+/// dh W_hh and dW_hh, twice the FLOPs, W_hh read as in the forward.
 Work rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t gates, bool backward,
               double elem = 4);
 

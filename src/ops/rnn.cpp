@@ -1,8 +1,9 @@
 // Recurrent layers (Elman, LSTM, GRU): input checks, the fused CPU recurrence as an autograd
 // Function (kernels/cpu/rnn_cells.cpp), LibTorch's built-in recurrences for the composite switch,
 // and the per-step ATen reference.
-#include <longseq/op_work.h>
 #include <longseq/impl.h>
+#include <longseq/machine.h>
+#include <longseq/op_work.h>
 #include <longseq/rnn.h>
 
 #include "kernels/cpu/rnn_cells.h"
@@ -66,16 +67,20 @@ void check_inputs(RnnCell cell, const at::Tensor& x, const RnnWeights& w, const 
 
 }  // namespace
 
-Work rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t gates, bool backward,
-              double elem) {
+Work rnn_work(int64_t batch, int64_t t, int64_t hidden, int64_t gates, bool backward, double elem) {
   const double B = double(batch), T = double(t), H = double(hidden), G = double(gates);
   const double step_flops = 2 * B * G * H * H;  // h W_hhᵀ
-  const double w = G * H * H;                   // W_hh, read once per step
+  const double w = G * H * H;                   // W_hh
+  // W_hh is read from memory once per call where it fits in half the last-level cache (it then
+  // stays there between steps: charging it per step put B = 1 runs at 200% of their "limit"),
+  // else once per step.
+  const double cache = static_cast<double>(cpu_info().last_level_cache_bytes);
+  const double w_reads = w * elem <= cache / 2 ? w : T * w;
   // Gate pre-activations in and activations saved, states out.
   const double io = B * T * G * H + B * T * G * H + 2 * B * T * H;
-  if (!backward) return {T * step_flops, elem * (T * w + io)};
+  if (!backward) return {T * step_flops, elem * (w_reads + io)};
   // dh W_hh and dW_hh += gatesᵀ h; reads activations, states and dOut, writes d(pre-activations).
-  return {2 * T * step_flops, elem * (T * w + w + io + B * T * H)};
+  return {2 * T * step_flops, elem * (w_reads + w + io + B * T * H)};
 }
 
 namespace {
@@ -104,8 +109,7 @@ struct RnnFunction : public torch::autograd::Function<RnnFunction> {
     const at::Tensor vb = valid.has_value() ? valid->contiguous() : at::Tensor();
     const at::Tensor bh = b_hh.has_value() ? b_hh->contiguous() : at::Tensor();
     const at::Tensor c0c = c0.has_value() ? c0->contiguous() : at::Tensor();
-    LONGSEQ_KERNEL_SCOPE("rnn_forward",
-                         rnn_work(B, T, H, GH / H, false, xproj.element_size()));
+    LONGSEQ_KERNEL_SCOPE("rnn_forward", rnn_work(B, T, H, GH / H, false, xproj.element_size()));
     AT_DISPATCH_FLOATING_TYPES(xproj.scalar_type(), "rnn_forward", [&] {
       cpu::rnn_forward<scalar_t>(
           xproj.data_ptr<scalar_t>(), w_hh.data_ptr<scalar_t>(),

@@ -122,6 +122,21 @@ CpuInfo read_cpu() {
   }
   c.physical_cores = static_cast<int>(cores.size());
 
+  // Caches of CPU 0: sysfs sizes read "32768K"; instruction caches do not count.
+  for (int index = 0; index < 16; ++index) {
+    const std::string dir =
+        "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+    std::string type, size;
+    std::ifstream(dir + "type") >> type;
+    std::ifstream(dir + "size") >> size;
+    if (type.empty() || size.empty()) break;
+    if (type == "Instruction") continue;
+    long long bytes = std::atoll(size.c_str());
+    if (size.back() == 'K') bytes *= 1024;
+    if (size.back() == 'M') bytes *= 1024 * 1024;
+    c.last_level_cache_bytes = std::max(c.last_level_cache_bytes, bytes);
+  }
+
   c.isa_level = 0;
   if (c.avx) c.isa_level = 1;
   if (c.avx2 && c.fma) c.isa_level = 2;

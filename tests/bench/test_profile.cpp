@@ -2,6 +2,7 @@
 // (longseq/roofline.h, longseq/op_work.h, MixerSpec::work).
 #include <longseq/attention.h>
 #include <longseq/impl.h>
+#include <longseq/machine.h>
 #include <longseq/op_work.h>
 #include <longseq/profile.h>
 #include <longseq/registry.h>
@@ -39,6 +40,24 @@ TEST(Roofline, ExactAttentionWorkByHand) {
   // Forward bytes: q, k, v read, out and the log-sum-exp written, per head.
   EXPECT_EQ(exact_attention_work(1, 2, 5, 5, 3, 4, false, false).bytes,
             4.0 * 2 * (5 * 3 + 5 * 3 + 5 * 4 + 5 * 4 + 5));
+}
+
+// The recurrent weight is charged from memory once per call when it fits in half the last-level
+// cache, else at every step; the FLOPs are the same either way.
+TEST(Roofline, RecurrentWeightReadsFollowTheCache) {
+  const int64_t B = 2, T = 100, G = 4;
+  const double cache = static_cast<double>(cpu_info().last_level_cache_bytes);
+  for (int64_t H : {8, 4096}) {  // W_hh 1 KiB, and 256 MiB
+    SCOPED_TRACE("H " + std::to_string(H));
+    const double w = 4.0 * G * H * H;
+    const double io = 4.0 * (2 * B * T * G * H + 2 * B * T * H);
+    const Work fwd = rnn_work(B, T, H, G, false);
+    EXPECT_EQ(fwd.flops, T * 2.0 * B * G * H * H);
+    EXPECT_DOUBLE_EQ(fwd.bytes, (w <= cache / 2 ? w : T * w) + io);
+  }
+  // On a machine whose cache sysfs names, the small weight is read once: fewer bytes than the
+  // T reads of W_hh alone.
+  if (cache > 0) EXPECT_LT(rnn_work(B, T, 8, G, false).bytes, 4.0 * T * G * 8 * 8);
 }
 
 TEST(Roofline, EveryMixerCountsItsWork) {

@@ -6,6 +6,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <fstream>
 #include <thread>
 
 namespace longseq {
@@ -23,6 +24,15 @@ TEST(Machine, IsaLevelFollowsTheFeatures) {
   // What the compiler's own cpuid reading says (target_clones dispatch uses it).
   EXPECT_EQ(c.avx2, static_cast<bool>(__builtin_cpu_supports("avx2")));
   EXPECT_EQ(c.avx512f, static_cast<bool>(__builtin_cpu_supports("avx512f")));
+}
+
+// Where sysfs describes CPU 0's caches, the last level is read (an L2 at least, here).
+TEST(Machine, LastLevelCacheFromSysfs) {
+  const CpuInfo& c = cpu_info();
+  EXPECT_GE(c.last_level_cache_bytes, 0);
+  if (std::ifstream("/sys/devices/system/cpu/cpu0/cache/index0/size").good()) {
+    EXPECT_GE(c.last_level_cache_bytes, 256 * 1024);
+  }
 }
 
 TEST(Machine, BlasInfoComparesTheCoreWithTheCpu) {

@@ -27,7 +27,8 @@ nlohmann::json machine_json(bool measure) {
               {"isa", isa_level_name(cpu.isa_level)},
               {"features", cpu.features()},
               {"logical_cpus", cpu.logical_cpus},
-              {"physical_cores", cpu.physical_cores}};
+              {"physical_cores", cpu.physical_cores},
+              {"last_level_cache_bytes", cpu.last_level_cache_bytes}};
   j["libtorch"] = {
       {"version", TORCH_VERSION},
       {"parallel_backend",
@@ -84,6 +85,9 @@ void print_text(const nlohmann::json& j) {
   fmt::print("cpus:       {} logical on {} cores; longseq threads {}\n",
              cpu["logical_cpus"].get<int>(), cpu["physical_cores"].get<int>(),
              j["libtorch"]["threads"].get<int>());
+  const auto llc = cpu["last_level_cache_bytes"].get<long long>();
+  fmt::print("cache:      {}\n", llc > 0 ? fmt::format("last level {} MiB (CPU 0)", llc >> 20)
+                                         : std::string("last level unknown"));
   fmt::print("libtorch:   {} (parallel backend {})\n", j["libtorch"]["version"].get<std::string>(),
              j["libtorch"]["parallel_backend"].get<std::string>());
   const auto& b = j["blas"];
