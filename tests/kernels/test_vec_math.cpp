@@ -1,6 +1,7 @@
 // The kernels' branch-free float exp, σ and tanh (kernels/cpu/vec_math.h) against the C library in
 // double: a dense grid over the range where they matter, tiny arguments (where 1 − 2/(e^2x + 1)
 // would lose tanh's relative precision), the saturated ends and infinities.
+#include "kernels/cpu/row_ops.h"
 #include "kernels/cpu/vec_math.h"
 
 #include <gtest/gtest.h>
@@ -67,6 +68,30 @@ TEST(VecMath, ExpFastMatchesExp) {
   EXPECT_LT(worst_rel, 3e-7);
   EXPECT_EQ(exp_fast(-std::numeric_limits<float>::infinity()), 0.0f);
   EXPECT_EQ(exp_fast(-100.0f), 0.0f);
+}
+
+// The softmax rows: exp_row writes exp(x − m) and returns its sum; exp_shift_row writes the same
+// values without the sum. Odd lengths (vector tails), and −inf entries (masked scores) become 0.
+TEST(RowOps, ExpRowsMatchExpAndTheirSum) {
+  for (int64_t n : {1, 7, 8, 17, 192, 257}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    std::vector<float> x(n);
+    for (int64_t c = 0; c < n; ++c) {
+      x[c] = c % 5 == 3 ? -std::numeric_limits<float>::infinity() : 0.37f * float(c % 23) - 4.0f;
+    }
+    const float m = 3.5f;
+    std::vector<float> a = x, b = x;
+    const float sum = exp_row(a.data(), n, m);
+    exp_shift_row(b.data(), n, m);
+    double want_sum = 0;
+    for (int64_t c = 0; c < n; ++c) {
+      const double want = std::exp(double(x[c]) - double(m));
+      want_sum += want;
+      EXPECT_NEAR(a[c], want, 3e-7 * want + 1e-30) << c;
+      EXPECT_EQ(a[c], b[c]) << c;
+    }
+    EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum);
+  }
 }
 
 }  // namespace

@@ -281,7 +281,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
               continue;
             }
             mask_row(prow, bc, i0 + r, j0, off, p.causal, block_pad);
-            exp_row(prow, bc, L);
+            exp_shift_row(prow, bc, L);
           }
           // dV_j += Pᵀ dO_i   [bc, Dv]
           gemm(true, false, bc, Dv, br, scalar_t(1), pbuf.data(), bc, doh + i0 * Dv, Dv,

@@ -244,7 +244,7 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
           if (L == kNegInf) {
             std::fill(row, row + ncol, scalar_t(0));
           } else {
-            exp_row(row, ncol, L);
+            exp_shift_row(row, ncol, L);
           }
           // D_i = Σ_c dO_ic · O_ic
           di[rr] = dot_row(dob + rr * dil * Dv, out + (qrow + rr * dil) * Dv, Dv);

@@ -91,7 +91,7 @@ void performer_features_forward(const scalar_t* x, const scalar_t* omega, const 
       scalar_t* row = fb + i * R;
       switch (p.map) {
         case FeatureMap::kSoftmaxQuery:
-          exp_row(row, R, row_max(row, R));
+          exp_shift_row(row, R, row_max(row, R));
           scale_row(row, R, inv_sqrt_r);
           break;
         case FeatureMap::kSoftmaxKey: {
@@ -135,7 +135,7 @@ void performer_features_forward(const scalar_t* x, const scalar_t* omega, const 
         std::fill(row, row + R, scalar_t(0));
         continue;
       }
-      exp_row(row, R, m[bh * T + t0 + i]);
+      exp_shift_row(row, R, m[bh * T + t0 + i]);
       scale_row(row, R, inv_sqrt_r);
     }
   });

@@ -340,7 +340,7 @@ void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const s
             if (L == kNegInf) {
               std::fill(row, row + cv.nk, scalar_t(0));
             } else {
-              exp_row(row, cv.nk, L);
+              exp_shift_row(row, cv.nk, L);
             }
           }
           // dV_j += Σ_i P_ij dO_i   [nk, Dv]

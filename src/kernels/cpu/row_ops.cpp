@@ -36,10 +36,16 @@ LONGSEQ_INLINE scalar_t row_max_impl(const scalar_t* x, int64_t n) {
   return mx;
 }
 
+// x[c] ← exp(x[c] − m)
+template <typename scalar_t>
+LONGSEQ_INLINE void exp_shift_row_impl(scalar_t* x, int64_t n, scalar_t m) {
+  for (int64_t c = 0; c < n; ++c) x[c] = exp_fast(x[c] - m);
+}
+
 // x[c] ← exp(x[c] − m); returns Σ_c x[c].
 template <typename scalar_t>
 LONGSEQ_INLINE scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
-  for (int64_t c = 0; c < n; ++c) x[c] = exp_fast(x[c] - m);
+  exp_shift_row_impl(x, n, m);
   return sum_impl(x, n);
 }
 
@@ -125,6 +131,7 @@ LONGSEQ_INLINE scalar_t dot_row_impl(const scalar_t* x, const scalar_t* y, int64
 
 double row_max(const double* x, int64_t n) { return row_max_impl(x, n); }
 double exp_row(double* x, int64_t n, double m) { return exp_row_impl(x, n, m); }
+void exp_shift_row(double* x, int64_t n, double m) { exp_shift_row_impl(x, n, m); }
 void ds_row(const double* p, double* ds, int64_t n, double d_i) { ds_row_impl(p, ds, n, d_i); }
 void scale_row(double* x, int64_t n, double a) { scale_row_impl(x, n, a); }
 double dot_row(const double* x, const double* y, int64_t n) { return dot_row_impl(x, y, n); }
@@ -146,6 +153,7 @@ void mul_exp_row(double* x, const double* m, double ref, int64_t n) {
 }
 LONGSEQ_ISA_CLONES float row_max(const float* x, int64_t n) { return row_max_impl(x, n); }
 LONGSEQ_ISA_CLONES float exp_row(float* x, int64_t n, float m) { return exp_row_impl(x, n, m); }
+LONGSEQ_ISA_CLONES void exp_shift_row(float* x, int64_t n, float m) { exp_shift_row_impl(x, n, m); }
 LONGSEQ_ISA_CLONES void ds_row(const float* p, float* ds, int64_t n, float d_i) {
   ds_row_impl(p, ds, n, d_i);
 }

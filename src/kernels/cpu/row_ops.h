@@ -14,6 +14,10 @@ double row_max(const double* x, int64_t n);
 float exp_row(float* x, int64_t n, float m);
 double exp_row(double* x, int64_t n, double m);
 
+/// x[c] ← exp(x[c] − m), without the sum (the backward passes' recomputed probabilities).
+void exp_shift_row(float* x, int64_t n, float m);
+void exp_shift_row(double* x, int64_t n, double m);
+
 /// ds[c] ← p[c] · (ds[c] − d_i)   (the softmax backward dS = P ⊙ (dP − D_i)).
 void ds_row(const float* p, float* ds, int64_t n, float d_i);
 void ds_row(const double* p, double* ds, int64_t n, double d_i);
