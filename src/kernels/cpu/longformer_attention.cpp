@@ -52,6 +52,10 @@ struct Geometry {
   const LongformerParams& p;
   int64_t back, ahead, c, ncol_max;
   std::vector<Residue> residues;
+  // Transposed residues (transposed_residues): residue i's columns start at offset[i]·e, with row
+  // stride ld[i], its length rounded up to 16 plus 16, so that a block's rows (a power-of-two
+  // stride apart otherwise) do not all fall into the same cache sets.
+  std::vector<int64_t> offset, ld;
   int64_t n_blocks = 0;
   // key_ok[b·T + j]: key j of batch b is a real, non-global key (the band's keys); empty when
   // every key is (no padding, no globals).
@@ -66,6 +70,8 @@ struct Geometry {
       const int64_t dil = p.dilation[bh % p.heads];
       for (int64_t r = 0; r < std::min(dil, p.t); ++r) {
         const int64_t len = (p.t - r + dil - 1) / dil;
+        offset.push_back(residues.empty() ? 0 : offset.back() + ld.back());
+        ld.push_back((len + 15) / 16 * 16 + 16);
         residues.push_back({bh, r, dil, len, n_blocks});
         n_blocks += (len + c - 1) / c;
       }
@@ -95,6 +101,29 @@ Block block_at(const Geometry& g, const Residue& rs, int64_t u0) {
   return {u0, br, ws, we - ws};
 }
 
+// x transposed per residue: residue i's rows r, r + d, … as the columns of an [e, len] matrix at
+// xt + offset[i]·e, row stride ld[i]. The span GEMMs then take keys (and values) as a plain operand, and every block
+// GEMM is a plain or Aᵀ product that OpenBLAS's small-matrix kernels take unpacked (blas.h).
+template <typename scalar_t>
+std::vector<scalar_t> transposed_residues(const Geometry& geo, const scalar_t* x, int64_t e) {
+  const auto& rs_all = geo.residues;
+  const int64_t n = static_cast<int64_t>(rs_all.size());
+  std::vector<scalar_t> xt(n == 0 ? 0 : (geo.offset.back() + geo.ld.back()) * e);
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const Residue& rs = rs_all[i];
+      const scalar_t* src = x + (rs.bh * geo.p.t + rs.r) * e;
+      scalar_t* dst = xt.data() + geo.offset[i] * e;
+      const int64_t ld = geo.ld[i];
+      for (int64_t u = 0; u < rs.len; ++u) {
+        const scalar_t* row = src + u * rs.dil * e;
+        for (int64_t c = 0; c < e; ++c) dst[c * ld + u] = row[c];
+      }
+    }
+  });
+  return xt;
+}
+
 // kg [G, D] ← k rows at the global positions of head-batch bh (and the same for v).
 template <typename scalar_t>
 void gather_globals(const LongformerParams& p, int64_t bh, const scalar_t* x, int64_t e,
@@ -109,15 +138,14 @@ void gather_globals(const LongformerParams& p, int64_t bh, const scalar_t* x, in
 // future or padded.
 template <typename scalar_t>
 void block_scores(const Geometry& geo, const Residue& rs, const Block& blk, const scalar_t* q,
-                  const scalar_t* k, const scalar_t* kg, const bool* key_padding, scalar_t* s,
-                  int64_t ncol) {
+                  const scalar_t* kt, int64_t ldk, const scalar_t* kg, const bool* key_padding,
+                  scalar_t* s, int64_t ncol) {
   constexpr scalar_t kNegInf = -std::numeric_limits<scalar_t>::infinity();
   const auto& p = geo.p;
   const int64_t D = p.d, T = p.t, G = p.n_global, dil = rs.dil, b = rs.bh / p.heads;
   const scalar_t scale = static_cast<scalar_t>(p.scale);
   const scalar_t* qb = q + (rs.bh * T + rs.r + blk.u0 * dil) * D;
-  const scalar_t* kb = k + (rs.bh * T + rs.r + blk.ws * dil) * D;
-  gemm(false, true, blk.br, blk.bc, D, scale, qb, dil * D, kb, dil * D, scalar_t(0), s, ncol);
+  gemm(false, false, blk.br, blk.bc, D, scale, qb, dil * D, kt + blk.ws, ldk, scalar_t(0), s, ncol);
   if (G > 0)
     gemm(false, true, blk.br, G, D, scale, qb, dil * D, kg, D, scalar_t(0), s + blk.bc, ncol);
   const char* ok = geo.key_ok.empty() ? nullptr : geo.key_ok.data() + b * T;
@@ -152,6 +180,7 @@ void longformer_attention_forward(const scalar_t* q, const scalar_t* k, const sc
   TORCH_INTERNAL_ASSERT(p.block > 0 && p.window > 0);
   const Geometry geo(p, key_padding);
   const int64_t T = p.t, D = p.d, Dv = p.dv, G = p.n_global;
+  const std::vector<scalar_t> kt = transposed_residues(geo, k, D);
   BlasSingleThread blas_guard;
   at::parallel_for(0, geo.n_blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(geo.c * geo.ncol_max), kg(G * D), vg(G * Dv);
@@ -170,7 +199,8 @@ void longformer_attention_forward(const scalar_t* q, const scalar_t* k, const sc
         gather_globals(p, rs.bh, v, Dv, vg.data());
         gathered_bh = rs.bh;
       }
-      block_scores(geo, rs, blk, q, k, kg.data(), key_padding, sbuf.data(), ncol);
+      block_scores(geo, rs, blk, q, kt.data() + geo.offset[ri] * D, geo.ld[ri], kg.data(),
+                   key_padding, sbuf.data(), ncol);
       // P = softmax(S) row by row; lse = m + log l.
       for (int64_t rr = 0; rr < blk.br; ++rr) {
         scalar_t* row = sbuf.data() + rr * ncol;
@@ -211,6 +241,8 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
   const int64_t n_res = static_cast<int64_t>(geo.residues.size());
   // Per-residue gradients of the global keys and values: [residue, G, D + Dv].
   std::vector<scalar_t> global_grads(n_res * G * (D + Dv), scalar_t(0));
+  const std::vector<scalar_t> kt = transposed_residues(geo, k, D);
+  const std::vector<scalar_t> vt = transposed_residues(geo, v, Dv);
   BlasSingleThread blas_guard;
   at::parallel_for(0, n_res, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> pbuf(geo.c * geo.ncol_max), dsbuf(geo.c * geo.ncol_max), kg(G * D),
@@ -234,10 +266,10 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
         const int64_t qrow = base + u0 * dil, krow = base + blk.ws * dil;
         const scalar_t* qb = q + qrow * D;
         const scalar_t* kb = k + krow * D;
-        const scalar_t* vb = v + krow * Dv;
         const scalar_t* dob = grad_out + qrow * Dv;
         // P = exp(S − lse)   [br, bc + G]
-        block_scores(geo, rs, blk, q, k, kg.data(), key_padding, pbuf.data(), ncol);
+        block_scores(geo, rs, blk, q, kt.data() + geo.offset[ri] * D, geo.ld[ri], kg.data(),
+                     key_padding, pbuf.data(), ncol);
         for (int64_t rr = 0; rr < blk.br; ++rr) {
           scalar_t* row = pbuf.data() + rr * ncol;
           const scalar_t L = lse[qrow + rr * dil];
@@ -250,8 +282,8 @@ void longformer_attention_backward(const scalar_t* q, const scalar_t* k, const s
           di[rr] = dot_row(dob + rr * dil * Dv, out + (qrow + rr * dil) * Dv, Dv);
         }
         // dP = dO [V_span; V_g]ᵀ   [br, bc + G]
-        gemm(false, true, blk.br, blk.bc, Dv, scalar_t(1), dob, dil * Dv, vb, dil * Dv, scalar_t(0),
-             dsbuf.data(), ncol);
+        gemm(false, false, blk.br, blk.bc, Dv, scalar_t(1), dob, dil * Dv,
+             vt.data() + geo.offset[ri] * Dv + blk.ws, geo.ld[ri], scalar_t(0), dsbuf.data(), ncol);
         if (G > 0) {
           gemm(false, true, blk.br, G, Dv, scalar_t(1), dob, dil * Dv, vg.data(), Dv, scalar_t(0),
                dsbuf.data() + blk.bc, ncol);
