@@ -14,7 +14,7 @@
 //
 // Time O(B·H·T·S·D) (about half when causal). Extra memory: the saved lse [B·H, T], per-thread
 // workspaces of O(block_q·(block_k + Dv)) (forward) and O(block_q·block_k) (backward), K
-// transposed [B·H, D, S] (and V, [B·H, Dv, S], in the backward), D_i [B·H, T],
+// transposed [B·H, D, S + 16..31] (and V in the backward), D_i [B·H, T],
 // and with B·H < 4 up to 3 dQ partials [T, D] per head (backward); never a T×S buffer.
 // Layout: row-major, contiguous: q [B·H, T, D], k [B·H, S, D], v [B·H, S, Dv], out [B·H, T, Dv],
 // lse [B·H, T], key_padding bool [B, S] (true = real key).
@@ -77,20 +77,25 @@ Blocks backward_blocks(int64_t d) {
   return {64, 128};
 }
 
-// xt [n, d, s] ← x [n, s, d] transposed per head, so that the score GEMMs take K (and V) as a
-// plain [D, S] operand.
+// Row stride of a transposed head: S rounded up to 16, plus 16, so that a block's d rows (a
+// power-of-two stride apart otherwise) do not all fall into the same cache sets.
+int64_t transposed_ld(int64_t s) { return (s + 15) / 16 * 16 + 16; }
+
+// xt [n, d, ld] ← x [n, s, d] transposed per head (ld = transposed_ld(s)), so that the score
+// GEMMs take K (and V) as a plain [D, S] operand.
 template <typename scalar_t>
 std::vector<scalar_t> transposed_heads(const scalar_t* x, int64_t n, int64_t s, int64_t d) {
-  std::vector<scalar_t> xt(n * s * d);
+  const int64_t ld = transposed_ld(s);
+  std::vector<scalar_t> xt(n * ld * d);
   constexpr int64_t kTile = 64;
   const int64_t tiles = (s + kTile - 1) / kTile;
   at::parallel_for(0, n * tiles, 16, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t h = item / tiles, j0 = (item % tiles) * kTile, j1 = std::min(s, j0 + kTile);
       const scalar_t* xh = x + h * s * d;
-      scalar_t* th = xt.data() + h * s * d;
+      scalar_t* th = xt.data() + h * ld * d;
       for (int64_t c = 0; c < d; ++c) {
-        for (int64_t j = j0; j < j1; ++j) th[c * s + j] = xh[j * d + c];
+        for (int64_t j = j0; j < j1; ++j) th[c * ld + j] = xh[j * d + c];
       }
     }
   });
@@ -162,14 +167,15 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   const int64_t block_q = blk.q, block_k = blk.k;
   const int64_t nqb = (T + block_q - 1) / block_q;
   const RealKeys keys(key_padding, p.batch, S);
-  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);  // [B·H, D, S]
+  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);  // [B·H, D, ldt]
+  const int64_t ldt = transposed_ld(S);
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t bh = item / nqb, i0 = (item % nqb) * block_q, br = std::min(block_q, T - i0);
       const scalar_t* qb = q + (bh * T + i0) * D;
-      const scalar_t* ktb = kt.data() + bh * D * S;
+      const scalar_t* ktb = kt.data() + bh * D * ldt;
       const scalar_t* vb = v + bh * S * Dv;
       const bool* pad = key_padding ? key_padding + (bh / p.heads) * S : nullptr;
       std::fill(acc.begin(), acc.begin() + br * Dv, scalar_t(0));
@@ -182,7 +188,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
       for (int64_t j0 = 0; j0 < j_end; j0 += block_k) {
         const int64_t bc = std::min(block_k, j_end - j0);
         // S = scale · Q_i K_jᵀ   [br, bc]
-        gemm(false, false, br, bc, D, scale, qb, D, ktb + j0, S, scalar_t(0), sbuf.data(), bc);
+        gemm(false, false, br, bc, D, scale, qb, D, ktb + j0, ldt, scalar_t(0), sbuf.data(), bc);
         const bool* block_pad = keys.block_mask(pad, bh / p.heads, j0, bc);
         for (int64_t r = 0; r < br; ++r) {
           scalar_t* srow = sbuf.data() + r * bc;
@@ -235,8 +241,9 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   // writes grad_q itself.
   const RealKeys keys(key_padding, p.batch, S);
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
-  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);   // [B·H, D, S]
-  const std::vector<scalar_t> vt = transposed_heads(v, BH, S, Dv);  // [B·H, Dv, S]
+  const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);   // [B·H, D, ldt]
+  const std::vector<scalar_t> vt = transposed_heads(v, BH, S, Dv);  // [B·H, Dv, ldt]
+  const int64_t ldt = transposed_ld(S);
   BlasSingleThread blas_guard;
   // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
   at::parallel_for(0, BH * T, 512, [&](int64_t begin, int64_t end) {
@@ -248,8 +255,8 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
       const int64_t bh = item / G, g = item % G;
       const scalar_t* qh = q + bh * T * D;
       const scalar_t* kh = k + bh * S * D;
-      const scalar_t* kth = kt.data() + bh * D * S;
-      const scalar_t* vth = vt.data() + bh * Dv * S;
+      const scalar_t* kth = kt.data() + bh * D * ldt;
+      const scalar_t* vth = vt.data() + bh * Dv * ldt;
       const scalar_t* doh = grad_out + bh * T * Dv;
       const scalar_t* lh = lse + bh * T;
       const scalar_t* dih = di.data() + bh * T;
@@ -271,7 +278,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
         for (int64_t i0 = (i_first / block_q) * block_q; i0 < T; i0 += block_q) {
           const int64_t br = std::min(block_q, T - i0);
           // P = exp(scale · Q_i K_jᵀ − lse_i)   [br, bc]
-          gemm(false, false, br, bc, D, scale, qh + i0 * D, D, kth + j0, S, scalar_t(0),
+          gemm(false, false, br, bc, D, scale, qh + i0 * D, D, kth + j0, ldt, scalar_t(0),
                pbuf.data(), bc);
           for (int64_t r = 0; r < br; ++r) {
             scalar_t* prow = pbuf.data() + r * bc;
@@ -287,7 +294,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
           gemm(true, false, bc, Dv, br, scalar_t(1), pbuf.data(), bc, doh + i0 * Dv, Dv,
                scalar_t(1), dv + j0 * Dv, Dv);
           // dP = dO_i V_jᵀ   [br, bc]
-          gemm(false, false, br, bc, Dv, scalar_t(1), doh + i0 * Dv, Dv, vth + j0, S, scalar_t(0),
+          gemm(false, false, br, bc, Dv, scalar_t(1), doh + i0 * Dv, Dv, vth + j0, ldt, scalar_t(0),
                dsbuf.data(), bc);
           // dS = P ⊙ (dP − D_i)
           for (int64_t r = 0; r < br; ++r) {
