@@ -203,20 +203,9 @@ struct LongformerBandFunction : public torch::autograd::Function<LongformerBandF
     kp.dilation = dilation.data();
     kp.global_pos = p.global_positions.data();
     kp.n_global = static_cast<int64_t>(p.global_positions.size());
-    kp.block = p.block > 0 ? p.block : auto_block(kp);
+    kp.block = p.block > 0 ? p.block : cpu::longformer_default_block(kp);
     kp.scale = 1.0 / std::sqrt(static_cast<double>(kp.d));
     return kp;
-  }
-
-  // Queries per block: the most, up to 32, whose span GEMM (c × (c + W) × D) stays within
-  // OpenBLAS's small-matrix limit (kernels/cpu/blas.h; at least 8). Measured at T = 4096, D = 64:
-  // W = 256 32 (best of 16…128); W = 512 16, 84–88 ms fwd+bwd against 95–102 ms at 32.
-  static int64_t auto_block(const cpu::LongformerParams& kp) {
-    const int64_t span = kp.causal ? kp.window : kp.window / 2 * 2;
-    const int64_t e = std::max(kp.d, kp.dv);
-    int64_t c = 32;
-    while (c > 8 && c * (c + span) * e > 1000000) c /= 2;
-    return c;
   }
 
   static std::vector<int64_t> per_head(const LongformerPattern& p, int64_t heads) {

@@ -70,11 +70,16 @@ inline void gemm_threaded(bool ta, bool tb, int64_t m, int64_t n, int64_t k, sca
   detail::call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/// OpenBLAS's AVX-512 cores (SkylakeX, Cooperlake) multiply small products without packing their
+/// operands: a row-major call takes that path when M·N·K ≤ kSmallGemmVolume and, with B
+/// transposed, also M·N ≤ kSmallGemmTransposedArea (measured with cblas alone, OpenBLAS 0.3.21,
+/// docs/performance.md "The small-matrix path"). The kernels size their block GEMMs by these.
+constexpr int64_t kSmallGemmVolume = 1000000;
+constexpr int64_t kSmallGemmTransposedArea = 1200;
+
 /// C = A·op(B) for a few rows m against a weight of n output columns (a recurrence's per-step
-/// GEMM), on the calling thread, as column blocks of C. OpenBLAS's AVX-512 cores (SkylakeX,
-/// Cooperlake) multiply small products without packing: a row-major call takes that path when
-/// m·nb·k ≤ 10⁶ and, with B transposed, m·nb ≤ 1200 as well. One call over the whole weight packs
-/// all of it at every step instead. Measured on Zen 4 with the Cooperlake core, one thread, k = 256,
+/// GEMM), on the calling thread, as column blocks of C within the small-matrix limits above. One
+/// call over the whole weight packs all of it at every step instead. Measured on Zen 4 with the Cooperlake core, one thread, k = 256,
 /// n = 1024: m = 4 rows 29 GFLOP/s whole, 95 in blocks of 256 (B transposed); m = 8, B plain,
 /// k = 1024, n = 256: 55 whole, 114 in blocks of 64. Elsewhere the blocks cost a few calls per
 /// step. The blocks follow the shape alone, so results do not depend on the thread count.
@@ -83,9 +88,13 @@ inline void gemm_rows(bool tb, int64_t m, int64_t n, int64_t k, const scalar_t* 
                       const scalar_t* b, int64_t ldb, scalar_t* c, int64_t ldc) {
   int64_t nb = n;
   if (m > 0 && k > 0) {
-    nb = 16;  // the largest power of two within the limits above, at least 16
-    while (nb * 2 < n && m * nb * 2 * k <= 1000000 && (!tb || m * nb * 2 <= 1200)) nb *= 2;
-    if (nb * 2 >= n && m * n * k <= 1000000 && (!tb || m * n <= 1200)) nb = n;
+    // The largest power of two within the limits, at least 16; all n when they allow it.
+    auto fits = [&](int64_t cols) {
+      return m * cols * k <= kSmallGemmVolume && (!tb || m * cols <= kSmallGemmTransposedArea);
+    };
+    nb = 16;
+    while (nb * 2 < n && fits(nb * 2)) nb *= 2;
+    if (nb * 2 >= n && fits(n)) nb = n;
   }
   detail::SerialOmpScope serial;
   for (int64_t j0 = 0; j0 < n; j0 += nb) {
@@ -96,12 +105,12 @@ inline void gemm_rows(bool tb, int64_t m, int64_t n, int64_t k, const scalar_t* 
 }
 
 /// Rows per block for a kernel that runs a plain (or Aᵀ) GEMM of rows × n × k per block: the most,
-/// up to 256 and down to 16, that keep rows·n·k within OpenBLAS's small-matrix limit (10⁶, see
-/// gemm_rows); `fallback` where even 16 rows exceed it. Shape-only, as the blocks must be.
+/// up to 256 and down to 16 by halving, that keep rows·n·k within kSmallGemmVolume; `fallback`
+/// where even 16 rows exceed it. Shape-only, as the blocks must be.
 inline int64_t small_gemm_rows(int64_t n, int64_t k, int64_t fallback) {
   int64_t rows = 256;
-  while (rows > 16 && rows * n * k > 1000000) rows /= 2;
-  return rows * n * k > 1000000 ? fallback : rows;
+  while (rows > 16 && rows * n * k > kSmallGemmVolume) rows /= 2;
+  return rows * n * k > kSmallGemmVolume ? fallback : rows;
 }
 
 /// Keeps OpenBLAS's own thread count at 1 for a scope in its pthread build, and restores it

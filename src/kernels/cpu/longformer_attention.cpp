@@ -172,6 +172,13 @@ void block_scores(const Geometry& geo, const Residue& rs, const Block& blk, cons
 
 }  // namespace
 
+int64_t longformer_default_block(const LongformerParams& p) {
+  const int64_t band = p.causal ? p.window : p.window / 2 * 2, e = std::max(p.d, p.dv);
+  int64_t c = 32;
+  while (c > 8 && c * (c + band) * e > kSmallGemmVolume) c /= 2;
+  return c;
+}
+
 template <typename scalar_t>
 void longformer_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_t* v,
                                   const bool* key_padding, scalar_t* out, scalar_t* lse,
