@@ -223,6 +223,21 @@ TEST(PerformerFused, NonCausalRowBlocksAndGroupsMatchCompositeOnAnyThreadCount) 
   }
 }
 
+// An empty batch (B·H = 0, which the non-causal row split once divided by) gives empty outputs
+// and gradients, causal or not.
+TEST(PerformerFused, EmptyBatch) {
+  ImplGuard g(Impl::kFused);
+  auto omega = performer_draw_features(256, 64, 5);
+  PerformerCoreOptions o;
+  for (bool causal : {false, true}) {
+    auto q = torch::randn({0, 2, 5, 64}, torch::requires_grad());
+    auto out = performer_attention(q, q, q, omega, o, mask_of(causal));
+    EXPECT_EQ(out.sizes(), q.sizes());
+    out.sum().backward();
+    EXPECT_EQ(q.grad().sizes(), q.sizes());
+  }
+}
+
 TEST(PerformerFused, DispatchFollowsTheSwitch) {
   auto q = torch::randn({1, 2, 16, 8}, torch::requires_grad());
   auto omega = performer_draw_features(8, 8, 1);

@@ -3,8 +3,8 @@
 //
 // Non-causal: kv = fkᵀ v [R, Dv], z = fkᵀ 1 [R], out_t = fq_t kv / fq_t·z. Backward with
 // g_t = dO_t / den_t and gd_t = −(dO_t·out_t) / den_t: dkv = fqᵀ g, dz = fqᵀ gd,
-// dfq = g kvᵀ + gd zᵀ, dfk = v dkvᵀ + 1 dzᵀ, dv = fk dkv. Six large GEMMs per head in all and
-// nothing [T, R]-sized but the gradients themselves (the composite path also materialises the
+// dfq = g kvᵀ + gd zᵀ, dfk = v dkvᵀ + 1 dzᵀ, dv = fk dkv. Six GEMMs per head in all (in blocks
+// of rows, RowSplit below) and nothing [T, R]-sized but the gradients themselves (the composite path also materialises the
 // transposed and broadcast [T, R] gradients of its matmuls and sums).
 //
 // Causal (the unidirectional form):
@@ -246,7 +246,8 @@ struct RowSplit {
   RowSplit(int64_t bh, int64_t n, int64_t r, int64_t dv)
       : rows(small_gemm_rows(dv, r, 256)),
         blocks((n + rows - 1) / rows),
-        groups(std::max<int64_t>(1, std::min(blocks, (kMinItems + bh - 1) / bh))),
+        groups(std::max<int64_t>(
+            1, std::min(blocks, (kMinItems + bh - 1) / std::max<int64_t>(bh, 1)))),
         per_group((blocks + groups - 1) / groups) {}
 };
 
