@@ -77,26 +77,18 @@ Blocks backward_blocks(int64_t d) {
   return {64, 128};
 }
 
-// Row stride of a transposed head: S rounded up to 16, plus 16, so that a block's d rows (a
-// power-of-two stride apart otherwise) do not all fall into the same cache sets.
-int64_t transposed_ld(int64_t s) { return (s + 15) / 16 * 16 + 16; }
-
-// xt [n, d, ld] ← x [n, s, d] transposed per head (ld = transposed_ld(s)), so that the score
-// GEMMs take K (and V) as a plain [D, S] operand.
+// xt [n, d, ld] ← x [n, s, d] transposed per head (ld = padded_stride(s), blas.h), so that the
+// score GEMMs take K (and V) as a plain [D, S] operand.
 template <typename scalar_t>
 std::vector<scalar_t> transposed_heads(const scalar_t* x, int64_t n, int64_t s, int64_t d) {
-  const int64_t ld = transposed_ld(s);
+  const int64_t ld = padded_stride(s);
   std::vector<scalar_t> xt(n * ld * d);
   constexpr int64_t kTile = 64;
   const int64_t tiles = (s + kTile - 1) / kTile;
   at::parallel_for(0, n * tiles, 16, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t h = item / tiles, j0 = (item % tiles) * kTile, j1 = std::min(s, j0 + kTile);
-      const scalar_t* xh = x + h * s * d;
-      scalar_t* th = xt.data() + h * ld * d;
-      for (int64_t c = 0; c < d; ++c) {
-        for (int64_t j = j0; j < j1; ++j) th[c * ld + j] = xh[j * d + c];
-      }
+      transpose_rows(x + (h * s + j0) * d, j1 - j0, d, d, xt.data() + h * ld * d + j0, ld);
     }
   });
   return xt;
@@ -168,7 +160,7 @@ void flash_attention_forward(const scalar_t* q, const scalar_t* k, const scalar_
   const int64_t nqb = (T + block_q - 1) / block_q;
   const RealKeys keys(key_padding, p.batch, S);
   const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);  // [B·H, D, ldt]
-  const int64_t ldt = transposed_ld(S);
+  const int64_t ldt = padded_stride(S);
   BlasSingleThread blas_guard;
   at::parallel_for(0, BH * nqb, 1, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> sbuf(block_q * block_k), acc(block_q * Dv), m(block_q), l(block_q);
@@ -243,7 +235,7 @@ void flash_attention_backward(const scalar_t* q, const scalar_t* k, const scalar
   std::vector<scalar_t> di(BH * T), dq_part(G > 1 ? (G - 1) * BH * T * D : 0);
   const std::vector<scalar_t> kt = transposed_heads(k, BH, S, D);   // [B·H, D, ldt]
   const std::vector<scalar_t> vt = transposed_heads(v, BH, S, Dv);  // [B·H, Dv, ldt]
-  const int64_t ldt = transposed_ld(S);
+  const int64_t ldt = padded_stride(S);
   BlasSingleThread blas_guard;
   // D_i = Σ_c dO_ic · O_ic  (= Σ_j P_ij dP_ij, the softmax Jacobian's correction term)
   at::parallel_for(0, BH * T, 512, [&](int64_t begin, int64_t end) {

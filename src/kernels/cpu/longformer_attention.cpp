@@ -53,8 +53,7 @@ struct Geometry {
   int64_t back, ahead, c, ncol_max;
   std::vector<Residue> residues;
   // Transposed residues (transposed_residues): residue i's columns start at offset[i]·e, with row
-  // stride ld[i], its length rounded up to 16 plus 16, so that a block's rows (a power-of-two
-  // stride apart otherwise) do not all fall into the same cache sets.
+  // stride ld[i] = padded_stride(len) (blas.h).
   std::vector<int64_t> offset, ld;
   int64_t n_blocks = 0;
   // key_ok[b·T + j]: key j of batch b is a real, non-global key (the band's keys); empty when
@@ -71,7 +70,7 @@ struct Geometry {
       for (int64_t r = 0; r < std::min(dil, p.t); ++r) {
         const int64_t len = (p.t - r + dil - 1) / dil;
         offset.push_back(residues.empty() ? 0 : offset.back() + ld.back());
-        ld.push_back((len + 15) / 16 * 16 + 16);
+        ld.push_back(padded_stride(len));
         residues.push_back({bh, r, dil, len, n_blocks});
         n_blocks += (len + c - 1) / c;
       }
@@ -112,13 +111,8 @@ std::vector<scalar_t> transposed_residues(const Geometry& geo, const scalar_t* x
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const Residue& rs = rs_all[i];
-      const scalar_t* src = x + (rs.bh * geo.p.t + rs.r) * e;
-      scalar_t* dst = xt.data() + geo.offset[i] * e;
-      const int64_t ld = geo.ld[i];
-      for (int64_t u = 0; u < rs.len; ++u) {
-        const scalar_t* row = src + u * rs.dil * e;
-        for (int64_t c = 0; c < e; ++c) dst[c * ld + u] = row[c];
-      }
+      transpose_rows(x + (rs.bh * geo.p.t + rs.r) * e, rs.len, e, rs.dil * e,
+                     xt.data() + geo.offset[i] * e, geo.ld[i]);
     }
   });
   return xt;

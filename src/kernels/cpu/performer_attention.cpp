@@ -242,22 +242,16 @@ namespace {
 constexpr int64_t kMinItems = 4;
 
 struct RowSplit {
-  int64_t rows, blocks, groups, per_group;  // rows per block, blocks per head, groups per head
+  // Rows of a head, rows per block; blocks, groups and blocks per group of a head.
+  int64_t len, rows, blocks, groups, per_group;
   RowSplit(int64_t bh, int64_t n, int64_t r, int64_t dv)
-      : rows(small_gemm_rows(dv, r, 256)),
+      : len(n),
+        rows(small_gemm_rows(dv, r, 256)),
         blocks((n + rows - 1) / rows),
         groups(std::max<int64_t>(
             1, std::min(blocks, (kMinItems + bh - 1) / std::max<int64_t>(bh, 1)))),
         per_group((blocks + groups - 1) / groups) {}
 };
-
-// dst [c, r] ← src [r, c]ᵀ
-template <typename scalar_t>
-void transpose_to(const scalar_t* src, int64_t r, int64_t c, scalar_t* dst) {
-  for (int64_t i = 0; i < r; ++i) {
-    for (int64_t j = 0; j < c; ++j) dst[j * r + i] = src[i * c + j];
-  }
-}
 
 // Sums the heads' group partials part [B·H, G, n] in group order into out [B·H, n].
 template <typename scalar_t>
@@ -271,6 +265,31 @@ void sum_groups(const std::vector<scalar_t>& part, int64_t bh, int64_t groups, i
   }
 }
 
+// The sums over a head's split.len rows: in parallel over (head, group), fn(bh, r0, n, s, z) adds the
+// rows [r0, r0 + n) of each of the group's blocks, in order, into the group's zeroed partials
+// s [R·Dv] and z [R]; then the groups are added in group order into sum [B·H, R·Dv] and
+// zsum [B·H, R].
+template <typename scalar_t, typename F>
+void sum_over_row_groups(const RowSplit& split, int64_t bh_count, int64_t r, int64_t dv,
+                         scalar_t* sum, scalar_t* zsum, const F& fn) {
+  const int64_t len = split.len;
+  const int64_t G = split.groups;
+  std::vector<scalar_t> part(bh_count * G * r * dv, scalar_t(0)),
+      zpart(bh_count * G * r, scalar_t(0));
+  at::parallel_for(0, bh_count * G, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t bh = item / G, g = item % G;
+      const int64_t r_end = std::min(len, (g + 1) * split.per_group * split.rows);
+      for (int64_t r0 = g * split.per_group * split.rows; r0 < r_end; r0 += split.rows) {
+        fn(bh, r0, std::min(split.rows, len - r0), part.data() + item * r * dv,
+           zpart.data() + item * r);
+      }
+    }
+  });
+  sum_groups(part, bh_count, G, r * dv, sum);
+  sum_groups(zpart, bh_count, G, r, zsum);
+}
+
 }  // namespace
 
 template <typename scalar_t>
@@ -278,28 +297,15 @@ void performer_forward(const scalar_t* fq, const scalar_t* fk, const scalar_t* v
                        scalar_t* z, scalar_t* den, scalar_t* out, const PerformerParams& p) {
   const int64_t BH = p.bh, T = p.t, S = p.s, R = p.r, Dv = p.dv;
   const RowSplit keys(BH, S, R, Dv), queries(BH, T, R, Dv);
-  std::vector<scalar_t> kv_part(BH * keys.groups * R * Dv), z_part(BH * keys.groups * R);
   BlasSingleThread blas_guard;
   // kv = fkᵀ v, z = fkᵀ 1, per group of key blocks.
-  at::parallel_for(0, BH * keys.groups, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t bh = item / keys.groups, g = item % keys.groups;
-      scalar_t* kvg = kv_part.data() + item * R * Dv;
-      scalar_t* zg = z_part.data() + item * R;
-      std::fill(kvg, kvg + R * Dv, scalar_t(0));
-      std::fill(zg, zg + R, scalar_t(0));
-      const int64_t j_end = std::min(S, (g + 1) * keys.per_group * keys.rows);
-      for (int64_t j0 = g * keys.per_group * keys.rows; j0 < j_end; j0 += keys.rows) {
-        const int64_t n = std::min(keys.rows, S - j0);
-        const scalar_t* fkb = fk + (bh * S + j0) * R;
-        gemm(true, false, R, Dv, n, scalar_t(1), fkb, R, v + (bh * S + j0) * Dv, Dv, scalar_t(1),
-             kvg, Dv);
-        for (int64_t j = 0; j < n; ++j) axpy_row(zg, fkb + j * R, scalar_t(1), R);
-      }
-    }
-  });
-  sum_groups(kv_part, BH, keys.groups, R * Dv, kv);
-  sum_groups(z_part, BH, keys.groups, R, z);
+  sum_over_row_groups(keys, BH, R, Dv, kv, z,
+                      [&](int64_t bh, int64_t j0, int64_t n, scalar_t* kvg, scalar_t* zg) {
+                        const scalar_t* fkb = fk + (bh * S + j0) * R;
+                        gemm(true, false, R, Dv, n, scalar_t(1), fkb, R, v + (bh * S + j0) * Dv, Dv,
+                             scalar_t(1), kvg, Dv);
+                        for (int64_t j = 0; j < n; ++j) axpy_row(zg, fkb + j * R, scalar_t(1), R);
+                      });
   // out = fq kv / fq z, per block of queries.
   at::parallel_for(0, BH * queries.blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
@@ -331,45 +337,33 @@ void performer_backward(const scalar_t* fq, const scalar_t* fk, const scalar_t* 
   // kvᵀ [B·H, Dv, R], so that dfq = g kvᵀ is a plain product; later dkv and dkvᵀ the same way.
   std::vector<scalar_t> kv_t(BH * R * Dv), dkv(BH * R * Dv), dkv_t(BH * R * Dv), dz(BH * R);
   for (int64_t bh = 0; bh < BH; ++bh)
-    transpose_to(kv + bh * R * Dv, R, Dv, kv_t.data() + bh * R * Dv);
-  std::vector<scalar_t> dkv_part(BH * queries.groups * R * Dv), dz_part(BH * queries.groups * R);
+    transpose_rows(kv + bh * R * Dv, R, Dv, Dv, kv_t.data() + bh * R * Dv, R);
   BlasSingleThread blas_guard;
   // Per block of queries: g = dO / den, gd = −(dO·out) / den (den 0 -> 1); dfq = g kvᵀ + gd zᵀ;
   // dkv += fqᵀ g and dz += fqᵀ gd per group.
-  at::parallel_for(0, BH * queries.groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> g(queries.rows * Dv), gd(queries.rows);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t bh = item / queries.groups, grp = item % queries.groups;
-      scalar_t* dkvg = dkv_part.data() + item * R * Dv;
-      scalar_t* dzg = dz_part.data() + item * R;
-      std::fill(dkvg, dkvg + R * Dv, scalar_t(0));
-      std::fill(dzg, dzg + R, scalar_t(0));
-      const int64_t t_end = std::min(T, (grp + 1) * queries.per_group * queries.rows);
-      for (int64_t t0 = grp * queries.per_group * queries.rows; t0 < t_end; t0 += queries.rows) {
-        const int64_t n = std::min(queries.rows, T - t0);
-        for (int64_t i = 0; i < n; ++i) {
-          const int64_t row = bh * T + t0 + i;
-          const scalar_t inv = den[row] > 0 ? scalar_t(1) / den[row] : scalar_t(1);
-          const scalar_t* go = grad_out + row * Dv;
-          for (int64_t e = 0; e < Dv; ++e) g[i * Dv + e] = go[e] * inv;
-          gd[i] = -dot_row(go, out + row * Dv, Dv) * inv;
-        }
-        const scalar_t* fqb = fq + (bh * T + t0) * R;
-        scalar_t* dfq = grad_fq + (bh * T + t0) * R;
-        gemm(true, false, R, Dv, n, scalar_t(1), fqb, R, g.data(), Dv, scalar_t(1), dkvg, Dv);
-        gemm(false, false, n, R, Dv, scalar_t(1), g.data(), Dv, kv_t.data() + bh * R * Dv, R,
-             scalar_t(0), dfq, R);
-        for (int64_t i = 0; i < n; ++i) {
-          axpy_row(dzg, fqb + i * R, gd[i], R);
-          axpy_row(dfq + i * R, z + bh * R, gd[i], R);
-        }
-      }
-    }
-  });
-  sum_groups(dkv_part, BH, queries.groups, R * Dv, dkv.data());
-  sum_groups(dz_part, BH, queries.groups, R, dz.data());
+  sum_over_row_groups(queries, BH, R, Dv, dkv.data(), dz.data(),
+                      [&](int64_t bh, int64_t t0, int64_t n, scalar_t* dkvg, scalar_t* dzg) {
+                        std::vector<scalar_t> g(n * Dv), gd(n);
+                        for (int64_t i = 0; i < n; ++i) {
+                          const int64_t row = bh * T + t0 + i;
+                          const scalar_t inv = den[row] > 0 ? scalar_t(1) / den[row] : scalar_t(1);
+                          const scalar_t* go = grad_out + row * Dv;
+                          for (int64_t e = 0; e < Dv; ++e) g[i * Dv + e] = go[e] * inv;
+                          gd[i] = -dot_row(go, out + row * Dv, Dv) * inv;
+                        }
+                        const scalar_t* fqb = fq + (bh * T + t0) * R;
+                        scalar_t* dfq = grad_fq + (bh * T + t0) * R;
+                        gemm(true, false, R, Dv, n, scalar_t(1), fqb, R, g.data(), Dv, scalar_t(1),
+                             dkvg, Dv);
+                        gemm(false, false, n, R, Dv, scalar_t(1), g.data(), Dv,
+                             kv_t.data() + bh * R * Dv, R, scalar_t(0), dfq, R);
+                        for (int64_t i = 0; i < n; ++i) {
+                          axpy_row(dzg, fqb + i * R, gd[i], R);
+                          axpy_row(dfq + i * R, z + bh * R, gd[i], R);
+                        }
+                      });
   for (int64_t bh = 0; bh < BH; ++bh) {
-    transpose_to(dkv.data() + bh * R * Dv, R, Dv, dkv_t.data() + bh * R * Dv);
+    transpose_rows(dkv.data() + bh * R * Dv, R, Dv, Dv, dkv_t.data() + bh * R * Dv, R);
   }
   // Per block of keys: dfk = v dkvᵀ + 1 dzᵀ, dv = fk dkv.
   at::parallel_for(0, BH * keys.blocks, 1, [&](int64_t begin, int64_t end) {

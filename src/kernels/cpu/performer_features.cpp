@@ -40,9 +40,7 @@ int64_t block_rows(const PerformerFeatureParams& p) { return small_gemm_rows(p.r
 template <typename scalar_t>
 std::vector<scalar_t> transposed(const scalar_t* omega, int64_t r, int64_t d) {
   std::vector<scalar_t> t(r * d);
-  for (int64_t i = 0; i < r; ++i) {
-    for (int64_t c = 0; c < d; ++c) t[c * r + i] = omega[i * d + c];
-  }
+  transpose_rows(omega, r, d, d, t.data(), r);
   return t;
 }
 
