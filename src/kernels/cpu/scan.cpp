@@ -71,7 +71,7 @@ LONGSEQ_INLINE scalar_t sum_lanes(const scalar_t* x) {
 // Adjacent pairs of two vectors are summed into one (an even/odd shuffle and an add), four times:
 // 15 such steps instead of 16 separate reductions (which the compiler emits as scalar adds through
 // the stack), and the lane order comes out as the row order. Fixed order, so fixed bits.
-typedef float Lanes16 __attribute__((vector_size(64)));
+using Lanes16 = Float16;
 
 // out = the adjacent-pair sums of a (lanes 0..7) then of b (lanes 8..15). By reference: a vector
 // argument or result by value would warn of AVX-512 ABI changes outside the AVX-512F clone.
@@ -95,6 +95,50 @@ LONGSEQ_INLINE void load_lanes(scalar_t* dst, const scalar_t* src, int64_t w) {
     for (int64_t l = 0; l < kLanes; ++l) dst[l] = src[l];
   } else {
     for (int64_t l = 0; l < kLanes; ++l) dst[l] = l < w ? src[l] : scalar_t(0);
+  }
+}
+
+// The 16 channel lanes of a block as one vector (LaneVec): Float16 for float, and for double (the
+// tests' precision, baseline build) a generic 16-double vector whose exp runs lane by lane.
+typedef double Double16 __attribute__((vector_size(128)));
+template <typename scalar_t>
+struct LaneVecOf {
+  using type = Float16;
+};
+template <>
+struct LaneVecOf<double> {
+  using type = Double16;
+};
+template <typename scalar_t>
+using LaneVec = typename LaneVecOf<scalar_t>::type;
+
+using cpu::exp_fast;  // the float overloads, beside this one
+LONGSEQ_INLINE void exp_fast(const Double16& x, Double16& out) {
+  for (int l = 0; l < 16; ++l) out[l] = std::exp(x[l]);
+}
+
+template <typename V, typename scalar_t>
+LONGSEQ_INLINE void load_vec(V& v, const scalar_t* src) {
+  std::memcpy(&v, src, sizeof(V));
+}
+template <typename V, typename scalar_t>
+LONGSEQ_INLINE void store_vec(scalar_t* dst, const V& v) {
+  std::memcpy(dst, &v, sizeof(V));
+}
+// w <= kLanes values of src, the other lanes zero.
+template <typename V, typename scalar_t>
+LONGSEQ_INLINE void load_vec_lanes(V& v, const scalar_t* src, int64_t w) {
+  alignas(64) scalar_t tmp[kLanes];
+  load_lanes(tmp, src, w);
+  load_vec(v, tmp);
+}
+// The first w lanes of v to dst.
+template <typename V, typename scalar_t>
+LONGSEQ_INLINE void store_vec_lanes(scalar_t* dst, const V& v, int64_t w) {
+  if (w == kLanes) {
+    store_vec(dst, v);
+  } else {
+    for (int64_t l = 0; l < w; ++l) dst[l] = v[l];
   }
 }
 
@@ -206,47 +250,41 @@ LONGSEQ_INLINE void ss_load_block(const SsBlock<scalar_t>& s, scalar_t* at, scal
 // y is not written (the backward's recompute); otherwise y [B, T, E] rows get y_t.
 //   h_tn = exp(delta_t · A_n) · h_{t-1,n} + (delta_t · u_t) · Bm_tn;  y_t = D · u_t + Σ_n Cm_tn
 //   h_tn
+// The lanes are one vector (LaneVec), so y's running sum stays in registers; it is two sums (even
+// and odd n) added at the end, halving the chain of dependent adds.
 template <bool kStore, typename scalar_t>
 LONGSEQ_INLINE void ss_forward_block_impl(const SsBlock<scalar_t>& s, const scalar_t* at,
                                           scalar_t* h, const scalar_t* d, scalar_t* y,
                                           scalar_t* states) {
+  using V = LaneVec<scalar_t>;
   const int64_t N = s.N, E = s.E;
-  alignas(64) scalar_t dt[kLanes], uu[kLanes], dtu[kLanes], yy[kLanes];
+  V dv;
+  load_vec(dv, d);
   const scalar_t* hprev = h;
   for (int64_t t = 0; t < s.T; ++t) {
-    load_lanes(dt, s.delta + t * E, s.w);
-    load_lanes(uu, s.u + t * E, s.w);
-    for (int64_t l = 0; l < kLanes; ++l) {
-      dtu[l] = dt[l] * uu[l];
-      yy[l] = d[l] * uu[l];
-    }
+    V dt, uu;
+    load_vec_lanes(dt, s.delta + t * E, s.w);
+    load_vec_lanes(uu, s.u + t * E, s.w);
+    const V dtu = dt * uu;
+    V y_even = dv * uu, y_odd = V{};
     const scalar_t* bt = s.Bm + t * N;
     const scalar_t* ct = s.Cm + t * N;
     scalar_t* hcur = kStore ? states + t * N * kLanes : h;
     for (int64_t n = 0; n < N; ++n) {
-      const scalar_t bn = bt[n], cn = ct[n];
-      const scalar_t* an = at + n * kLanes;
-      scalar_t* hc = hcur + n * kLanes;
-      if constexpr (kStore) {
-        const scalar_t* __restrict__ hp = hprev + n * kLanes;
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const scalar_t hv = exp_fast(dt[l] * an[l]) * hp[l] + dtu[l] * bn;
-          hc[l] = hv;
-          yy[l] += cn * hv;
-        }
-      } else {  // in place: one pointer, so no aliasing check in the vector loop
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const scalar_t hv = exp_fast(dt[l] * an[l]) * hc[l] + dtu[l] * bn;
-          hc[l] = hv;
-          yy[l] += cn * hv;
-        }
+      V an, hp, a;
+      load_vec(an, at + n * kLanes);
+      load_vec(hp, hprev + n * kLanes);
+      exp_fast(dt * an, a);
+      const V hv = a * hp + dtu * bt[n];
+      store_vec(hcur + n * kLanes, hv);
+      if (n % 2 == 0) {
+        y_even += hv * ct[n];
+      } else {
+        y_odd += hv * ct[n];
       }
     }
     hprev = hcur;
-    if (!kStore) {
-      scalar_t* yt = y + t * E;
-      for (int64_t l = 0; l < s.w; ++l) yt[l] = yy[l];
-    }
+    if (!kStore) store_vec_lanes(y + t * E, y_even + y_odd, s.w);
   }
 }
 
@@ -254,6 +292,9 @@ LONGSEQ_INLINE void ss_forward_block_impl(const SsBlock<scalar_t>& s, const scal
 // [N, kLanes]. g [N, kLanes] holds G_T = dL/dh_T on entry and dh0 = a_0 ⊙ g_0 on exit. Writes
 // du, ddelta rows (strided by E); accumulates into dA_acc [N, kLanes], dD_acc [kLanes] and the
 // block's batch row of dBm, dCm ([T, N], shared by the blocks of a group, so +=).
+// The lanes are one vector (LaneVec): the per-step sums over n stay in registers (as arrays they
+// were stored and reloaded at every n, a chain that took a third of the backward's time). The
+// terms of ddelta and du that share Σ_n g_tn · Bm_tn are added once per step from that sum.
 template <typename scalar_t>
 LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const scalar_t* at,
                                            const scalar_t* h0l, const scalar_t* d,
@@ -261,21 +302,22 @@ LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const sca
                                            scalar_t* g, scalar_t* dA_acc, scalar_t* dD_acc,
                                            scalar_t* du_row, scalar_t* ddelta_row,
                                            scalar_t* dBm_row, scalar_t* dCm_row) {
+  using V = LaneVec<scalar_t>;
   const int64_t N = s.N, E = s.E;
-  alignas(64) scalar_t dt[kLanes], uu[kLanes], dy[kLanes], dtu[kLanes], du[kLanes], ddt[kLanes];
   // The dBm and dCm terms of 16 states at a time, [16, kLanes], reduced over the lanes together.
   alignas(64) scalar_t xb_tile[16 * kLanes], xc_tile[16 * kLanes];
   constexpr bool kTiles = std::is_same_v<scalar_t, float>;
+  V dv, dd_acc;
+  load_vec(dv, d);
+  load_vec(dd_acc, dD_acc);
   for (int64_t t = s.T - 1; t >= 0; --t) {
-    load_lanes(dt, s.delta + t * E, s.w);
-    load_lanes(uu, s.u + t * E, s.w);
-    load_lanes(dy, dy_row + t * E, s.w);
-    for (int64_t l = 0; l < kLanes; ++l) {
-      dtu[l] = dt[l] * uu[l];
-      du[l] = dy[l] * d[l];
-      ddt[l] = 0;
-      dD_acc[l] += dy[l] * uu[l];
-    }
+    V dt, uu, dy;
+    load_vec_lanes(dt, s.delta + t * E, s.w);
+    load_vec_lanes(uu, s.u + t * E, s.w);
+    load_vec_lanes(dy, dy_row + t * E, s.w);
+    const V dtu = dt * uu;
+    dd_acc += dy * uu;
+    V ddt = V{}, gb = V{};  // Σ_n g·h_{t-1}·a·A_n and Σ_n g·Bm_n
     const scalar_t* bt = s.Bm + t * N;
     const scalar_t* ct = s.Cm + t * N;
     const scalar_t* hcur = states + t * N * kLanes;
@@ -283,25 +325,23 @@ LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const sca
     scalar_t* dbt = dBm_row + t * N;
     scalar_t* dct = dCm_row + t * N;
     for (int64_t n = 0; n < N; ++n) {
-      const scalar_t bn = bt[n], cn = ct[n];
-      const scalar_t* an = at + n * kLanes;
-      const scalar_t* hp = hprev + n * kLanes;
-      const scalar_t* hc = hcur + n * kLanes;
-      scalar_t* gn = g + n * kLanes;
-      scalar_t* dan = dA_acc + n * kLanes;
+      V an, hp, hc, gn, dan, a;
+      load_vec(an, at + n * kLanes);
+      load_vec(hp, hprev + n * kLanes);
+      load_vec(hc, hcur + n * kLanes);
+      load_vec(gn, g + n * kLanes);
+      load_vec(dan, dA_acc + n * kLanes);
+      const V gv = dy * ct[n] + gn;  // g_tn
+      exp_fast(dt * an, a);          // a_tn
+      const V ha = gv * hp * a;      // g · h_{t-1} · a
+      store_vec(dA_acc + n * kLanes, dan + ha * dt);
+      ddt += ha * an;
+      gb += gv * bt[n];
+      store_vec(g + n * kLanes, a * gv);  // G_{t-1} = a_t · g_t
       scalar_t* xb = xb_tile + (n % 16) * kLanes;
       scalar_t* xc = xc_tile + (n % 16) * kLanes;
-      for (int64_t l = 0; l < kLanes; ++l) {
-        const scalar_t gv = dy[l] * cn + gn[l];      // g_tn
-        const scalar_t a = exp_fast(dt[l] * an[l]);  // a_tn
-        const scalar_t ha = gv * hp[l] * a;          // g · h_{t-1} · a
-        dan[l] += ha * dt[l];                        // dA
-        ddt[l] += ha * an[l] + gv * bn * uu[l];      // ddelta
-        du[l] += gv * dt[l] * bn;                    // du
-        xb[l] = gv * dtu[l];                         // dBm term of channel l
-        xc[l] = dy[l] * hc[l];                       // dCm term of channel l
-        gn[l] = a * gv;                              // G_{t-1} = a_t · g_t
-      }
+      store_vec(xb, gv * dtu);  // dBm terms of the lanes
+      store_vec(xc, dy * hc);   // dCm terms of the lanes
       if constexpr (kTiles) {
         if (n % 16 == 15) {  // a full tile: rows n − 15 .. n
           add_row_sums16(xb_tile, dbt + n - 15);
@@ -315,13 +355,10 @@ LONGSEQ_INLINE void ss_backward_block_impl(const SsBlock<scalar_t>& s, const sca
         dct[n] += sum_lanes(xc);
       }
     }
-    scalar_t* dut = du_row + t * E;
-    scalar_t* ddtt = ddelta_row + t * E;
-    for (int64_t l = 0; l < s.w; ++l) {
-      dut[l] = du[l];
-      ddtt[l] = ddt[l];
-    }
+    store_vec_lanes(du_row + t * E, dy * dv + gb * dt, s.w);
+    store_vec_lanes(ddelta_row + t * E, ddt + gb * uu, s.w);
   }
+  store_vec(dD_acc, dd_acc);
 }
 
 void ss_forward_block(const SsBlock<double>& s, const double* at, double* h, const double* d,

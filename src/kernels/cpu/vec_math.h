@@ -20,28 +20,51 @@ namespace longseq::cpu {
 // Forced inlining: the target clones stay scalar if these are calls.
 #define LONGSEQ_INLINE __attribute__((always_inline)) inline
 
+// Sixteen floats (and their int32 bits) as one GCC vector: one zmm register in the AVX-512F clone,
+// two ymm in the AVX2 one. For loops whose per-lane accumulators must stay in registers across an
+// outer loop: arrays of 16 in their place are stored to the stack and reloaded in every iteration.
+typedef float Float16 __attribute__((vector_size(64)));
+typedef int32_t Int16 __attribute__((vector_size(64)));
+
+LONGSEQ_INLINE void truncate_to_int(float x, int32_t& out) { out = static_cast<int32_t>(x); }
+LONGSEQ_INLINE void truncate_to_int(const Float16& x, Int16& out) {
+  out = __builtin_convertvector(x, Int16);
+}
+
 // exp(x) for float, branch-free so loops over it vectorise: x = n·ln2 + r (Cody–Waite split of
 // ln2), e^r by the Cephes degree-6 polynomial (rel. error ~1e-7 on |r| <= ln2/2), 2^n built in the
 // exponent bits. Exactly 0 for x < −87 (and −inf), where e^x is below float's normal range.
-LONGSEQ_INLINE float exp_fast(float x) {
-  // Ternaries, not std::min/max: those are not inlined into the target clones, which then stay
-  // scalar.
-  const float xhi = x < 88.0f ? x : 88.0f;
-  const float xc = xhi > -87.0f ? xhi : -87.0f;
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
+// V is float (with I = int32_t) or Float16 (with I = Int16): the same operations on each lane.
+// Ternaries, not std::min/max: those are not inlined into the target clones, which then stay
+// scalar. Results by reference: a Float16 argument or result by value would warn of AVX-512 ABI
+// changes outside the AVX-512F clone.
+template <typename V, typename I>
+LONGSEQ_INLINE void exp_fast_into(const V& x, V& out) {
+  const V hi = V{} + 88.0f, lo = V{} - 87.0f, zero = V{};
+  const V xhi = x < hi ? x : hi;
+  const V xc = xhi > lo ? xhi : lo;
+  const V n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
+  const V r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  V y = V{} + 1.9875691500e-4f;
   y = y * r + 1.3981999507e-3f;
   y = y * r + 8.3334519073e-3f;
   y = y * r + 4.1665795894e-2f;
   y = y * r + 1.6666665459e-1f;
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) * (1 << 23);
-  float pow2n;
-  std::memcpy(&pow2n, &bits, sizeof(float));
-  return x < -87.0f ? 0.0f : y * pow2n;
+  I bits;
+  truncate_to_int(n, bits);
+  bits = (bits + 127) * (1 << 23);
+  V pow2n;
+  std::memcpy(&pow2n, &bits, sizeof(V));
+  out = x < lo ? zero : y * pow2n;
 }
+LONGSEQ_INLINE float exp_fast(float x) {
+  float y;
+  exp_fast_into<float, int32_t>(x, y);
+  return y;
+}
+LONGSEQ_INLINE void exp_fast(const Float16& x, Float16& out) { exp_fast_into<Float16, Int16>(x, out); }
 // float64 is the tests' precision, not a hot path.
 LONGSEQ_INLINE double exp_fast(double x) { return std::exp(x); }
 
