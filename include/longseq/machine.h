@@ -20,8 +20,10 @@ struct CpuInfo {
   int logical_cpus = 0;    ///< CPUs this process may run on
   int physical_cores = 0;  ///< distinct cores among them (sysfs topology; 0 if unknown)
   /// The largest data or unified cache of CPU 0 in bytes (sysfs; the L3 of one core complex on
-  /// Zen 4), 0 if unknown. The recurrent roofline reads it (op_work.h, rnn_work).
+  /// Zen 4), else the L3 (or L2) size glibc reads from CPUID; 0 if unknown. The recurrent
+  /// roofline reads it (op_work.h, rnn_work).
   long long last_level_cache_bytes = 0;
+  std::string last_level_cache_source;  ///< "sysfs", "cpuid" or empty (unknown)
   /// 0 baseline (SSE), 1 AVX, 2 AVX2 + FMA, 3 AVX-512 (F, BW, VL, DQ, CD).
   int isa_level = 0;
   /// The features above that are present, e.g. {"avx2", "fma", "avx512f", ...}.

@@ -135,6 +135,19 @@ CpuInfo read_cpu() {
     if (size.back() == 'K') bytes *= 1024;
     if (size.back() == 'M') bytes *= 1024 * 1024;
     c.last_level_cache_bytes = std::max(c.last_level_cache_bytes, bytes);
+    c.last_level_cache_source = "sysfs";
+  }
+  // Some virtual machines have no cache folder in sysfs (seen on a Zen 5 guest); glibc then reads
+  // the sizes from CPUID, where a guest may report more than one core complex has.
+  if (c.last_level_cache_bytes == 0) {
+    for (int name : {_SC_LEVEL3_CACHE_SIZE, _SC_LEVEL2_CACHE_SIZE}) {
+      const long bytes = sysconf(name);
+      if (bytes > 0) {
+        c.last_level_cache_bytes = bytes;
+        c.last_level_cache_source = "cpuid";
+        break;
+      }
+    }
   }
 
   c.isa_level = 0;

@@ -181,7 +181,12 @@ TEST(Rnn, PaddedSequencesEqualRunningEachAlone) {
 // The fused recurrence splits the batch into fixed blocks of rows, so its per-step GEMMs have the
 // same shapes, and its outputs and gradients the same bits, whatever the thread count (the split
 // once followed the thread count, and OpenBLAS may round an M = 1 GEMM differently from an M = 2
-// one). The large dW_hh GEMM uses OpenBLAS's threads, which split rows and columns, not the sum.
+// one). The large dW_hh GEMM runs in fixed row blocks too: OpenBLAS's own threads split it by the
+// thread count, and with the Haswell core on Zen 5 that changed its last bits.
+// The input projection and its gradients (x.grad, w_ih.grad) are LibTorch GEMMs on OpenBLAS's
+// threads, outside the kernel: with OpenBLAS's AVX2 cores (Haswell, Zen) on Zen 5, its threaded
+// sgemm itself rounds differently on 1, 2 and 3 threads (at::mm of [4096, 256] × [256, 256], say),
+// so those two are compared to float rounding, and the kernel's own results bit for bit.
 TEST(Rnn, ResultsDoNotDependOnTheThreadCount) {
   const int saved = at::get_num_threads();
   for (RnnCell cell : kCells) {
@@ -205,7 +210,9 @@ TEST(Rnn, ResultsDoNotDependOnTheThreadCount) {
       at::set_num_threads(saved);
       for (size_t run = 1; run < runs.size(); ++run) {
         for (size_t i = 0; i < runs[0].size(); ++i) {
-          EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], 0, 0))
+          const bool through_aten_gemm = i == 2 || i == 3;  // x.grad, w_ih.grad
+          const double tol = through_aten_gemm ? 1e-5 : 0;
+          EXPECT_TRUE(test::all_close(runs[run][i], runs[0][i], tol, tol))
               << "tensor " << i << ", run " << run;
         }
       }

@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -32,6 +33,10 @@ TEST(Machine, LastLevelCacheFromSysfs) {
   EXPECT_GE(c.last_level_cache_bytes, 0);
   if (std::ifstream("/sys/devices/system/cpu/cpu0/cache/index0/size").good()) {
     EXPECT_GE(c.last_level_cache_bytes, 256 * 1024);
+    EXPECT_EQ(c.last_level_cache_source, "sysfs");
+  } else if (sysconf(_SC_LEVEL3_CACHE_SIZE) > 0 || sysconf(_SC_LEVEL2_CACHE_SIZE) > 0) {
+    EXPECT_GE(c.last_level_cache_bytes, 256 * 1024);  // the CPUID fallback
+    EXPECT_EQ(c.last_level_cache_source, "cpuid");
   }
 }
 

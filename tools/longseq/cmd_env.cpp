@@ -28,7 +28,8 @@ nlohmann::json machine_json(bool measure) {
               {"features", cpu.features()},
               {"logical_cpus", cpu.logical_cpus},
               {"physical_cores", cpu.physical_cores},
-              {"last_level_cache_bytes", cpu.last_level_cache_bytes}};
+              {"last_level_cache_bytes", cpu.last_level_cache_bytes},
+              {"last_level_cache_source", cpu.last_level_cache_source}};
   j["libtorch"] = {
       {"version", TORCH_VERSION},
       {"parallel_backend",
@@ -86,8 +87,11 @@ void print_text(const nlohmann::json& j) {
              cpu["logical_cpus"].get<int>(), cpu["physical_cores"].get<int>(),
              j["libtorch"]["threads"].get<int>());
   const auto llc = cpu["last_level_cache_bytes"].get<long long>();
-  fmt::print("cache:      {}\n", llc > 0 ? fmt::format("last level {} MiB (CPU 0)", llc >> 20)
-                                         : std::string("last level unknown"));
+  const auto llc_source = cpu["last_level_cache_source"].get<std::string>();
+  fmt::print("cache:      {}\n",
+             llc > 0 ? fmt::format("last level {} MiB (CPU 0, {})", llc >> 20,
+                                   llc_source == "sysfs" ? "sysfs" : "CPUID via glibc; no sysfs")
+                     : std::string("last level unknown"));
   fmt::print("libtorch:   {} (parallel backend {})\n", j["libtorch"]["version"].get<std::string>(),
              j["libtorch"]["parallel_backend"].get<std::string>());
   const auto& b = j["blas"];

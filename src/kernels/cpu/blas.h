@@ -9,9 +9,10 @@
 // from the calling thread's omp_get_max_threads() (and runs single-threaded inside a parallel
 // region); its pthread build from openblas_set_num_threads(). So gemm() sets the calling thread's
 // OpenMP thread count to 1 for the call outside parallel regions (an ICV write, no locking), and
-// BlasSingleThread keeps the pthread build's own count at 1 for a kernel's scope. gemm_threaded()
-// is for the few large GEMMs that should use every thread.
+// BlasSingleThread keeps the pthread build's own count at 1 for a kernel's scope.
+// gemm_fixed_blocks() is for the few large GEMMs that should use every thread.
 
+#include <ATen/Parallel.h>
 #include <cblas.h>
 #include <omp.h>
 
@@ -62,12 +63,28 @@ inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar_t alp
   detail::call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/// The same with OpenBLAS's own threads (call outside any BlasSingleThread scope).
+/// The same for one large product over every thread, with results that do not depend on the
+/// thread count: C's rows in kFixedRowBlocks blocks (set by the shape alone, multiples of 16 rows),
+/// one single-threaded GEMM per block under at::parallel_for. OpenBLAS's own threads split C by
+/// the thread count instead, and how its kernels round a row can depend on where the row falls in
+/// a thread's share: with the Haswell core on Zen 5 (family 26), dW_hh of an RNN at H = 260
+/// differed in its last bits between 1, 2 and 3 threads (tests/ops/test_rnn.cpp). Each block packs
+/// op(B) anew, a few percent of a product this large. Call outside any BlasSingleThread scope.
+constexpr int64_t kFixedRowBlocks = 4;
 template <typename scalar_t>
-inline void gemm_threaded(bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar_t alpha,
-                          const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
-                          scalar_t beta, scalar_t* c, int64_t ldc) {
-  detail::call(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+inline void gemm_fixed_blocks(bool ta, bool tb, int64_t m, int64_t n, int64_t k, scalar_t alpha,
+                              const scalar_t* a, int64_t lda, const scalar_t* b, int64_t ldb,
+                              scalar_t beta, scalar_t* c, int64_t ldc) {
+  const int64_t rows = std::max<int64_t>(16, (m + 16 * kFixedRowBlocks - 1) /
+                                                 (16 * kFixedRowBlocks) * 16);
+  const int64_t blocks = (m + rows - 1) / rows;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t i0 = blk * rows, mb = std::min(rows, m - i0);
+      gemm(ta, tb, mb, n, k, alpha, ta ? a + i0 : a + i0 * lda, lda, b, ldb, beta, c + i0 * ldc,
+           ldc);
+    }
+  });
 }
 
 /// OpenBLAS's AVX-512 cores (SkylakeX, Cooperlake) multiply small products without packing their

@@ -19,8 +19,8 @@
 // (kernels/cpu/blas.h): a team forked per step made an LSTM forward 30× slower with 2 threads when
 // another process held the second core. Threads split the batch in fixed blocks of rows: each block
 // runs through every step (no synchronisation per step), and the block size does not follow the
-// thread count, so neither do the results. The one large GEMM, dW_hh over all T·B rows, uses
-// OpenBLAS's threads (gemm_threaded). The elementwise cell is a loop over one row's H channels
+// thread count, so neither do the results. The one large GEMM, dW_hh over all T·B rows, runs on
+// every thread in fixed row blocks (gemm_fixed_blocks, for the same reason). The elementwise cell is a loop over one row's H channels
 // (B·H·G per step is too small to pay for a parallel region per step), a target_clones function
 // (AVX-512F, AVX2, baseline) whose σ and tanh are vec_math.h's branch-free forms, so it
 // vectorises: with std::exp and std::tanh (scalar calls) the cell took about two thirds of an LSTM
@@ -297,8 +297,8 @@ void rnn_backward(const scalar_t* w_hh, const bool* valid, const scalar_t* hs, c
   std::copy(dh.begin(), dh.end(), dh0);
   if (lstm) std::copy(dc.begin(), dc.end(), dc0);
   // dW_hh = Σ_s dHH_sᵀ h_s: one GEMM over all T·B rows; hs[0 .. T−1] are the step inputs.
-  gemm_threaded(true, false, GH, H, T * B, scalar_t(1), dhh.data(), GH, hs, H, scalar_t(0), dw_hh,
-                H);
+  gemm_fixed_blocks(true, false, GH, H, T * B, scalar_t(1), dhh.data(), GH, hs, H, scalar_t(0),
+                    dw_hh, H);
   if (gru) {
     std::fill(db_hh, db_hh + GH, scalar_t(0));
     for (int64_t r = 0; r < T * B; ++r) {
