@@ -360,7 +360,16 @@ at::Tensor reformer_hash(const at::Tensor& qk, const at::Tensor& rotations,
                  .permute({1, 0, 2})
                  .reshape({D, n * half});                           // [D, n·NB/2]
   auto xr = at::matmul(qk.detach(), rot).view({B, H, T, n, half});  // [B, H, T, n, NB/2]
-  return at::cat({xr, xr.neg()}, -1).argmax(-1).permute({0, 1, 3, 2}).contiguous();  // [B, H, n, T]
+  if (!xr.is_cpu()) {
+    return at::cat({xr, xr.neg()}, -1).argmax(-1).permute({0, 1, 3, 2}).contiguous();
+  }
+  xr = xr.contiguous();
+  auto buckets = at::empty({B, H, n, T}, qk.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(xr.scalar_type(), "reformer_hash", [&] {
+    cpu::reformer_buckets<scalar_t>(xr.data_ptr<scalar_t>(), B * H, T, n, half,
+                                    buckets.data_ptr<int64_t>());
+  });
+  return buckets;  // [B, H, n, T]
 }
 
 at::Tensor reformer_attention(const at::Tensor& qk, const at::Tensor& v,

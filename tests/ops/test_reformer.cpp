@@ -229,6 +229,34 @@ TEST(ReformerAttention, Float32MatchesFloat64) {
                         reformer_hash(qk, rot.to(at::kDouble), opts)));
 }
 
+// reformer_hash's buckets are argmax([x R ; −x R]) per round, computed by one loop per row
+// (kernels/cpu): against that ATen expression, with an odd count of buckets' halves, a zero query
+// (all ties: bucket 0), a tie between the halves, and a NaN (its first index, as argmax gives it).
+TEST(ReformerHash, BucketsAreTheArgmaxOfRotationsAndTheirNegations) {
+  for (auto dtype : {at::kDouble, at::kFloat}) {
+    const int64_t B = 2, H = 3, T = 7, D = 5;
+    auto opts = core(10, 3, 4, false);  // NB/2 = 5 rotations per round
+    auto rot = reformer_draw_rotations(opts, D, 11).to(dtype);
+    auto qk = randn({B, H, T, D}, 12).to(dtype);
+    qk[0][1][2].zero_();                       // every projection 0: all tie, bucket 0
+    qk[1][0][3].fill_(std::nan(""));           // NaN projections
+    auto want_of = [&](const at::Tensor& r) {  // [B, H, n, T]
+      const int64_t n = opts.n_hashes, half = r.size(2);
+      auto xr = at::matmul(qk, r.permute({1, 0, 2}).reshape({D, n * half}))
+                    .view({B, H, T, n, half});
+      return at::cat({xr, xr.neg()}, -1).argmax(-1).permute({0, 1, 3, 2}).contiguous();
+    };
+    auto got = reformer_hash(qk, rot, opts);
+    EXPECT_TRUE(at::equal(got, want_of(rot))) << dtype;
+    EXPECT_EQ(got[0][1].select(-1, 2).max().item<int64_t>(), 0) << dtype;
+    // Rotations whose second column is the negation of the first: x·r1 = −(x·r0), so the largest
+    // of [x R ; −x R] may be reached twice, and then the first index wins.
+    auto tied = rot.clone();
+    tied.select(2, 1).copy_(-tied.select(2, 0));
+    EXPECT_TRUE(at::equal(reformer_hash(qk, tied, opts), want_of(tied))) << dtype;
+  }
+}
+
 // ---- approximation quality --------------------------------------------------------------------
 
 // Error against full shared-QK attention (NB = 8, chunk 16, T = 128) falls as rounds are added.

@@ -40,4 +40,11 @@ void reformer_attention_backward(const scalar_t* qk, const scalar_t* kn, const s
                                  const scalar_t* grad_out, scalar_t* grad_qk, scalar_t* grad_kn,
                                  scalar_t* grad_v, const ReformerParams& p);
 
+/// The LSH buckets from the rotated rows: out[bh, r, t] = the index of the largest value of
+/// [x ; −x] (2·half values), x = xr[bh, t, r, 0 .. half), the first such index as at::argmax gives
+/// it, a NaN counting as the largest. xr [B·H, T, n, half] contiguous; out [B·H, n, T].
+template <typename scalar_t>
+void reformer_buckets(const scalar_t* xr, int64_t bh, int64_t t, int64_t n, int64_t half,
+                      int64_t* out);
+
 }  // namespace longseq::cpu
