@@ -49,6 +49,67 @@ LONGSEQ_INLINE scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
   return sum_impl(x, n);
 }
 
+// float: sixteen lanes as one vector (Float16). GCC kept the eight-accumulator loops above scalar
+// for the float max (vmaxss, eight per eight entries) and reduced the sums through the stack; at
+// head dim 16 the score rows' max and exp took more of the flash forward than its GEMMs (perf).
+// The sum is taken in the exp pass. Lanes are reduced in a fixed order.
+LONGSEQ_INLINE float reduce_sum(const Float16& v) {
+  alignas(64) float t[16];
+  std::memcpy(t, &v, sizeof(t));
+  for (int i = 0; i < 8; ++i) t[i] += t[i + 8];
+  for (int i = 0; i < 4; ++i) t[i] += t[i + 4];
+  return (t[0] + t[2]) + (t[1] + t[3]);
+}
+LONGSEQ_INLINE float reduce_max(const Float16& v) {
+  alignas(64) float t[16];
+  std::memcpy(t, &v, sizeof(t));
+  float mx = t[0];
+  for (int i = 1; i < 16; ++i) mx = mx < t[i] ? t[i] : mx;
+  return mx;
+}
+LONGSEQ_INLINE float sum_impl(const float* x, int64_t n) {
+  Float16 acc{};
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 v;
+    std::memcpy(&v, x + c, sizeof(v));
+    acc += v;
+  }
+  float sum = reduce_sum(acc);
+  for (; c < n; ++c) sum += x[c];  // scalar tail
+  return sum;
+}
+LONGSEQ_INLINE float row_max_impl(const float* x, int64_t n) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  Float16 acc = Float16{} + kNegInf;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 v;
+    std::memcpy(&v, x + c, sizeof(v));
+    acc = acc < v ? v : acc;
+  }
+  float mx = reduce_max(acc);
+  for (; c < n; ++c) mx = mx < x[c] ? x[c] : mx;  // scalar tail
+  return mx;
+}
+LONGSEQ_INLINE float exp_row_impl(float* x, int64_t n, float m) {
+  Float16 acc{};
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 v, e;
+    std::memcpy(&v, x + c, sizeof(v));
+    exp_fast(v - m, e);
+    std::memcpy(x + c, &e, sizeof(e));
+    acc += e;
+  }
+  float sum = reduce_sum(acc);
+  for (; c < n; ++c) {  // scalar tail
+    x[c] = exp_fast(x[c] - m);
+    sum += x[c];
+  }
+  return sum;
+}
+
 // ds[c] ← p[c] · (ds[c] − d_i)
 template <typename scalar_t>
 LONGSEQ_INLINE void ds_row_impl(const scalar_t* p, scalar_t* ds, int64_t n, scalar_t d_i) {
