@@ -52,7 +52,8 @@ LONGSEQ_INLINE scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
 // float: sixteen lanes as one vector (Float16). GCC kept the eight-accumulator loops above scalar
 // for the float max (vmaxss, eight per eight entries) and reduced the sums through the stack; at
 // head dim 16 the score rows' max and exp took more of the flash forward than its GEMMs (perf).
-// The sum is taken in the exp pass. Lanes are reduced in a fixed order.
+// The sum is taken in the exp pass; the min, dot and product-sum rows below the same way. Lanes
+// are reduced in a fixed order.
 LONGSEQ_INLINE float reduce_sum(const Float16& v) {
   alignas(64) float t[16];
   std::memcpy(t, &v, sizeof(t));
@@ -185,6 +186,59 @@ LONGSEQ_INLINE scalar_t dot_row_impl(const scalar_t* x, const scalar_t* y, int64
   scalar_t sum = 0;
   for (int u = 0; u < 8; ++u) sum += acc[u];
   for (; c < n; ++c) sum += x[c] * y[c];  // scalar tail
+  return sum;
+}
+
+LONGSEQ_INLINE float shift_row_min_impl(float* x, int64_t n, float b) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  Float16 acc = Float16{} + kInf;
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 v;
+    std::memcpy(&v, x + c, sizeof(v));
+    v -= b;
+    std::memcpy(x + c, &v, sizeof(v));
+    acc = v < acc ? v : acc;
+  }
+  alignas(64) float t[16];
+  std::memcpy(t, &acc, sizeof(t));
+  float mn = t[0];
+  for (int i = 1; i < 16; ++i) mn = t[i] < mn ? t[i] : mn;
+  for (; c < n; ++c) {  // scalar tail
+    x[c] -= b;
+    mn = x[c] < mn ? x[c] : mn;
+  }
+  return mn;
+}
+LONGSEQ_INLINE float dot_row_impl(const float* x, const float* y, int64_t n) {
+  Float16 acc{};
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 a, b;
+    std::memcpy(&a, x + c, sizeof(a));
+    std::memcpy(&b, y + c, sizeof(b));
+    acc += a * b;
+  }
+  float sum = reduce_sum(acc);
+  for (; c < n; ++c) sum += x[c] * y[c];  // scalar tail
+  return sum;
+}
+LONGSEQ_INLINE float mul_row_sum_impl(float* out, const float* x, const float* y, int64_t n) {
+  Float16 acc{};
+  int64_t c = 0;
+  for (; c + 16 <= n; c += 16) {
+    Float16 a, b;
+    std::memcpy(&a, x + c, sizeof(a));
+    std::memcpy(&b, y + c, sizeof(b));
+    const Float16 p = a * b;
+    std::memcpy(out + c, &p, sizeof(p));
+    acc += p;
+  }
+  float sum = reduce_sum(acc);
+  for (; c < n; ++c) {  // scalar tail
+    out[c] = x[c] * y[c];
+    sum += out[c];
+  }
   return sum;
 }
 
