@@ -143,8 +143,8 @@ def test_profile_dir_is_a_file_or_past_the_schedule(work, tmp_path):
     f.write_text("x")
     refused(["train", "--config", work["dir"] / "tiny.json", "--profile-steps", "1",
              "--profile-dir", f], "`--profile-dir` '%s'" % f)
-    refused(["train", "--config", work["dir"] / "tiny.json", "--profile-steps", "2"],
-            "`--profile-steps` 2 needs 3 steps of the schedule")
+    refused(["train", "--config", work["dir"] / "tiny.json", "--profile-steps", "3"],
+            "`--profile-steps` 3 needs 3 steps of the schedule, but train.steps leaves 2")
 
 
 def test_metrics_is_a_directory(work, tmp_path):
