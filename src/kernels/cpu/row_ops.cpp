@@ -210,20 +210,9 @@ LONGSEQ_INLINE float shift_row_min_impl(float* x, int64_t n, float b) {
   }
   return mn;
 }
-LONGSEQ_INLINE float dot_row_impl(const float* x, const float* y, int64_t n) {
-  Float16 acc{};
-  int64_t c = 0;
-  for (; c + 16 <= n; c += 16) {
-    Float16 a, b;
-    std::memcpy(&a, x + c, sizeof(a));
-    std::memcpy(&b, y + c, sizeof(b));
-    acc += a * b;
-  }
-  float sum = reduce_sum(acc);
-  for (; c < n; ++c) sum += x[c] * y[c];  // scalar tail
-  return sum;
-}
-LONGSEQ_INLINE float mul_row_sum_impl(float* out, const float* x, const float* y, int64_t n) {
+// Σ_c x[c]·y[c], with kStore also out[c] ← x[c]·y[c] (dot_row and mul_row_sum below).
+template <bool kStore>
+LONGSEQ_INLINE float product_sum(float* out, const float* x, const float* y, int64_t n) {
   Float16 acc{};
   int64_t c = 0;
   for (; c + 16 <= n; c += 16) {
@@ -231,15 +220,22 @@ LONGSEQ_INLINE float mul_row_sum_impl(float* out, const float* x, const float* y
     std::memcpy(&a, x + c, sizeof(a));
     std::memcpy(&b, y + c, sizeof(b));
     const Float16 p = a * b;
-    std::memcpy(out + c, &p, sizeof(p));
+    if constexpr (kStore) std::memcpy(out + c, &p, sizeof(p));
     acc += p;
   }
   float sum = reduce_sum(acc);
   for (; c < n; ++c) {  // scalar tail
-    out[c] = x[c] * y[c];
-    sum += out[c];
+    const float p = x[c] * y[c];
+    if constexpr (kStore) out[c] = p;
+    sum += p;
   }
   return sum;
+}
+LONGSEQ_INLINE float dot_row_impl(const float* x, const float* y, int64_t n) {
+  return product_sum<false>(nullptr, x, y, n);
+}
+LONGSEQ_INLINE float mul_row_sum_impl(float* out, const float* x, const float* y, int64_t n) {
+  return product_sum<true>(out, x, y, n);
 }
 
 }  // namespace
