@@ -1,6 +1,10 @@
 // The executable's allocator. With jemalloc linked in (CMakeLists.txt: not under sanitizers),
 // freed memory stays with the process for reuse: no purging of dirty or muzzy pages, and no
-// separate eagerly purged arena for large blocks (oversize_threshold 0). glibc's
+// separate eagerly purged arena for large blocks (oversize_threshold 0), and a freed extent up to
+// 1024 times a request's size may be split to serve it (lg_extent_max_active_fit 10; jemalloc's
+// 64 kept the few hundred MiB that `bench` and `env` free after measuring the machine's rates
+// from serving tensors, which then faulted in fresh pages for the first ~60 iterations:
+// 1000 faults and 6–10 ms per layer iteration in reformer and linformer). glibc's
 // malloc, even told to keep freed memory (longseq/memory_tracker.h: no mmap, no trim), gave the
 // pages of large tensors back once its heap top passed its 2 GiB trim ceiling, or grew its heap
 // through fragmentation, and every training step faulted them in again: a 4-layer performer at
@@ -20,7 +24,8 @@
 
 // Read by jemalloc when it starts (before main); MALLOC_CONF in the environment overrides it.
 extern "C" {
-const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0";
+const char* malloc_conf =
+    "dirty_decay_ms:-1,muzzy_decay_ms:-1,oversize_threshold:0,lg_extent_max_active_fit:10";
 }
 #endif
 
