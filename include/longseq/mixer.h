@@ -7,9 +7,11 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace longseq {
@@ -137,6 +139,11 @@ class AttentionMixerImpl : public SequenceMixerImpl {
   at::Tensor split_heads(const at::Tensor& x) const;
   /// [B, H, T, D] -> [B, T, H·D]
   static at::Tensor merge_heads(const at::Tensor& x);
+  /// x [B, T, C] -> q, k, v [B, H, T, D] (k == q when shared), by one GEMM over the concatenated
+  /// weights (the parameters stay wq, wk, wv). Rotary at `position` (decoding), else at the
+  /// shard's positions, else from 0.
+  std::array<at::Tensor, 3> project_qkv(const at::Tensor& x,
+                                        std::optional<int64_t> position = std::nullopt) const;
 
   torch::nn::Linear wq_{nullptr}, wk_{nullptr}, wv_{nullptr}, wo_{nullptr};
   /// Set by a subclass's set_sequence_shard(): rotary then uses the shard's positions.
