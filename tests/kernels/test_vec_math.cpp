@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -68,6 +69,18 @@ TEST(VecMath, ExpFastMatchesExp) {
   EXPECT_LT(worst_rel, 3e-7);
   EXPECT_EQ(exp_fast(-std::numeric_limits<float>::infinity()), 0.0f);
   EXPECT_EQ(exp_fast(-100.0f), 0.0f);
+  EXPECT_EQ(exp_fast(-88.0f), 0.0f);
+  EXPECT_EQ(exp_fast(0.0f), 1.0f);
+  EXPECT_TRUE(std::isnan(exp_fast(std::numeric_limits<float>::quiet_NaN())));
+  // The sixteen-lane form gives the same bits as the scalar one, lane by lane.
+  alignas(64) float xs[16] = {-100.0f, -88.0f, -87.5f, -87.0f, -20.0f, -1.0f, -0.3466f, 0.0f,
+                              1e-8f,   0.3466f, 1.0f,  20.0f,  80.0f,  87.9f, 88.0f,   1e30f};
+  Float16 v, e;
+  std::memcpy(&v, xs, sizeof(v));
+  exp_fast(v, e);
+  alignas(64) float es[16];
+  std::memcpy(es, &e, sizeof(es));
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(es[i], exp_fast(xs[i])) << xs[i];
 }
 
 // The softmax rows: exp_row writes exp(x − m) and returns its sum; exp_shift_row writes the same

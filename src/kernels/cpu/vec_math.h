@@ -20,30 +20,32 @@ namespace longseq::cpu {
 // Forced inlining: the target clones stay scalar if these are calls.
 #define LONGSEQ_INLINE __attribute__((always_inline)) inline
 
-// Sixteen floats (and their int32 bits) as one GCC vector: one zmm register in the AVX-512F clone,
+// Sixteen floats (and their 32-bit patterns) as one GCC vector: one zmm register in the AVX-512F clone,
 // two ymm in the AVX2 one. For loops whose per-lane accumulators must stay in registers across an
 // outer loop: arrays of 16 in their place are stored to the stack and reloaded in every iteration.
 typedef float Float16 __attribute__((vector_size(64)));
-typedef int32_t Int16 __attribute__((vector_size(64)));
-
-LONGSEQ_INLINE void truncate_to_int(float x, int32_t& out) { out = static_cast<int32_t>(x); }
-LONGSEQ_INLINE void truncate_to_int(const Float16& x, Int16& out) {
-  out = __builtin_convertvector(x, Int16);
-}
+typedef uint32_t UInt16 __attribute__((vector_size(64)));
 
 // exp(x) for float, branch-free so loops over it vectorise: x = n·ln2 + r (Cody–Waite split of
 // ln2), e^r by the Cephes degree-6 polynomial (rel. error ~1e-7 on |r| <= ln2/2), 2^n built in the
-// exponent bits. Exactly 0 for x < −87 (and −inf), where e^x is below float's normal range.
-// V is float (with I = int32_t) or Float16 (with I = Int16): the same operations on each lane.
+// exponent bits. n comes from the bits of k = x·log2 e + (1.5·2^23 + 127): adding the magic
+// number rounds to an integer, and k's low bits then hold n + 127, which the shift moves into the
+// exponent field; so x <= −88 (n = −127, −inf included) gives a zero exponent field, 2^n = 0 and
+// exactly 0, with no compare or blend (16 operations per vector, against 20 with a conversion and
+// a select). Below about −87.3 the result is 0 or subnormal, where e^x is below float's normal
+// range; above 88 it is e^88. NaN stays NaN (the clamps keep it).
+// V is float (with I = uint32_t) or Float16 (with I = UInt16): the same operations on each lane.
 // Ternaries, not std::min/max: those are not inlined into the target clones, which then stay
 // scalar. Results by reference: a Float16 argument or result by value would warn of AVX-512 ABI
 // changes outside the AVX-512F clone.
 template <typename V, typename I>
 LONGSEQ_INLINE void exp_fast_into(const V& x, V& out) {
-  const V hi = V{} + 88.0f, lo = V{} - 87.0f, zero = V{};
-  const V xhi = x < hi ? x : hi;
-  const V xc = xhi > lo ? xhi : lo;
-  const V n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round(x·log2 e)
+  constexpr float kMagic = 12582912.0f + 127.0f;  // 1.5·2^23 + the exponent bias
+  const V hi = V{} + 88.0f, lo = V{} - 88.0f;
+  const V xhi = x > hi ? hi : x;  // a NaN x is kept by both
+  const V xc = xhi < lo ? lo : xhi;
+  const V k = xc * 1.44269504088896341f + kMagic;
+  const V n = k - kMagic;  // round(x·log2 e)
   const V r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
   V y = V{} + 1.9875691500e-4f;
   y = y * r + 1.3981999507e-3f;
@@ -53,22 +55,24 @@ LONGSEQ_INLINE void exp_fast_into(const V& x, V& out) {
   y = y * r + 5.0000001201e-1f;
   y = y * r * r + r + 1.0f;
   I bits;
-  truncate_to_int(n, bits);
-  bits = (bits + 127) * (1 << 23);
+  std::memcpy(&bits, &k, sizeof(V));
+  bits = bits << 23;  // (n + 127) in the exponent field: the higher bits of k shift out
   V pow2n;
   std::memcpy(&pow2n, &bits, sizeof(V));
-  out = x < lo ? zero : y * pow2n;
+  out = y * pow2n;
 }
 LONGSEQ_INLINE float exp_fast(float x) {
   float y;
-  exp_fast_into<float, int32_t>(x, y);
+  exp_fast_into<float, uint32_t>(x, y);
   return y;
 }
-LONGSEQ_INLINE void exp_fast(const Float16& x, Float16& out) { exp_fast_into<Float16, Int16>(x, out); }
+LONGSEQ_INLINE void exp_fast(const Float16& x, Float16& out) {
+  exp_fast_into<Float16, UInt16>(x, out);
+}
 // float64 is the tests' precision, not a hot path.
 LONGSEQ_INLINE double exp_fast(double x) { return std::exp(x); }
 
-// σ(x) = 1 / (1 + e^−x), branch-free (exp_fast: e^−x is exactly 0 above x = 87, so σ = 1).
+// σ(x) = 1 / (1 + e^−x), branch-free (exp_fast: e^−x is below 1e-38 above x = 87, so σ = 1).
 template <typename scalar_t>
 LONGSEQ_INLINE scalar_t sigmoid_fast(scalar_t x) {
   return scalar_t(1) / (scalar_t(1) + exp_fast(-x));
