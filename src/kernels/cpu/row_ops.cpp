@@ -53,21 +53,7 @@ LONGSEQ_INLINE scalar_t exp_row_impl(scalar_t* x, int64_t n, scalar_t m) {
 // for the float max (vmaxss, eight per eight entries) and reduced the sums through the stack; at
 // head dim 16 the score rows' max and exp took more of the flash forward than its GEMMs (perf).
 // The sum is taken in the exp pass; the min, dot and product-sum rows below the same way. Lanes
-// are reduced in a fixed order.
-LONGSEQ_INLINE float reduce_sum(const Float16& v) {
-  alignas(64) float t[16];
-  std::memcpy(t, &v, sizeof(t));
-  for (int i = 0; i < 8; ++i) t[i] += t[i + 8];
-  for (int i = 0; i < 4; ++i) t[i] += t[i + 4];
-  return (t[0] + t[2]) + (t[1] + t[3]);
-}
-LONGSEQ_INLINE float reduce_max(const Float16& v) {
-  alignas(64) float t[16];
-  std::memcpy(t, &v, sizeof(t));
-  float mx = t[0];
-  for (int i = 1; i < 16; ++i) mx = mx < t[i] ? t[i] : mx;
-  return mx;
-}
+// are reduced in a fixed order (vec_math.h).
 LONGSEQ_INLINE float sum_impl(const float* x, int64_t n) {
   Float16 acc{};
   int64_t c = 0;
@@ -76,7 +62,7 @@ LONGSEQ_INLINE float sum_impl(const float* x, int64_t n) {
     std::memcpy(&v, x + c, sizeof(v));
     acc += v;
   }
-  float sum = reduce_sum(acc);
+  float sum = sum_lanes(acc);
   for (; c < n; ++c) sum += x[c];  // scalar tail
   return sum;
 }
@@ -89,7 +75,7 @@ LONGSEQ_INLINE float row_max_impl(const float* x, int64_t n) {
     std::memcpy(&v, x + c, sizeof(v));
     acc = acc < v ? v : acc;
   }
-  float mx = reduce_max(acc);
+  float mx = max_lanes(acc);
   for (; c < n; ++c) mx = mx < x[c] ? x[c] : mx;  // scalar tail
   return mx;
 }
@@ -103,7 +89,7 @@ LONGSEQ_INLINE float exp_row_impl(float* x, int64_t n, float m) {
     std::memcpy(x + c, &e, sizeof(e));
     acc += e;
   }
-  float sum = reduce_sum(acc);
+  float sum = sum_lanes(acc);
   for (; c < n; ++c) {  // scalar tail
     x[c] = exp_fast(x[c] - m);
     sum += x[c];
@@ -200,10 +186,7 @@ LONGSEQ_INLINE float shift_row_min_impl(float* x, int64_t n, float b) {
     std::memcpy(x + c, &v, sizeof(v));
     acc = v < acc ? v : acc;
   }
-  alignas(64) float t[16];
-  std::memcpy(t, &acc, sizeof(t));
-  float mn = t[0];
-  for (int i = 1; i < 16; ++i) mn = t[i] < mn ? t[i] : mn;
+  float mn = min_lanes(acc);
   for (; c < n; ++c) {  // scalar tail
     x[c] -= b;
     mn = x[c] < mn ? x[c] : mn;
@@ -223,7 +206,7 @@ LONGSEQ_INLINE float product_sum(float* out, const float* x, const float* y, int
     if constexpr (kStore) std::memcpy(out + c, &p, sizeof(p));
     acc += p;
   }
-  float sum = reduce_sum(acc);
+  float sum = sum_lanes(acc);
   for (; c < n; ++c) {  // scalar tail
     const float p = x[c] * y[c];
     if constexpr (kStore) out[c] = p;

@@ -58,15 +58,6 @@ constexpr int64_t kChunkC = 64;    // linear scan: channels per work item
 constexpr int64_t kLanes = 16;     // selective scan: channels per block (vector lanes)
 constexpr int64_t kMinItems = 16;  // selective scan backward: aim for at least this many items
 
-// Σ_l x[l] over the kLanes = 16 lanes as a fixed tree (vectorisable, and the same order always).
-template <typename scalar_t>
-LONGSEQ_INLINE scalar_t sum_lanes(const scalar_t* x) {
-  scalar_t s[8];
-  for (int i = 0; i < 8; ++i) s[i] = x[i] + x[i + 8];
-  for (int i = 0; i < 4; ++i) s[i] += s[i + 4];
-  return (s[0] + s[2]) + (s[1] + s[3]);
-}
-
 // Sixteen lane sums at once: out[i] += Σ_l x[i·kLanes + l] for i < 16, x a [16, kLanes] float tile.
 // Adjacent pairs of two vectors are summed into one (an even/odd shuffle and an add), four times:
 // 15 such steps instead of 16 separate reductions (which the compiler emits as scalar adds through

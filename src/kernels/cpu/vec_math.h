@@ -26,6 +26,36 @@ namespace longseq::cpu {
 typedef float Float16 __attribute__((vector_size(64)));
 typedef uint32_t UInt16 __attribute__((vector_size(64)));
 
+// Reductions of sixteen lanes, in a fixed order (so fixed bits): the sum as a tree, lane l plus
+// lane l + 8, then + 4, then (0 + 2) + (1 + 3); the max and min left to right. One definition for
+// the selective scan's lane arrays (scalar_t[16]) and the row helpers' Float16 accumulators.
+template <typename scalar_t>
+LONGSEQ_INLINE scalar_t sum_lanes(const scalar_t* x) {
+  scalar_t s[8];
+  for (int i = 0; i < 8; ++i) s[i] = x[i] + x[i + 8];
+  for (int i = 0; i < 4; ++i) s[i] += s[i + 4];
+  return (s[0] + s[2]) + (s[1] + s[3]);
+}
+LONGSEQ_INLINE float sum_lanes(const Float16& v) {
+  alignas(64) float t[16];
+  std::memcpy(t, &v, sizeof(t));
+  return sum_lanes(t);
+}
+LONGSEQ_INLINE float max_lanes(const Float16& v) {
+  alignas(64) float t[16];
+  std::memcpy(t, &v, sizeof(t));
+  float mx = t[0];
+  for (int i = 1; i < 16; ++i) mx = mx < t[i] ? t[i] : mx;
+  return mx;
+}
+LONGSEQ_INLINE float min_lanes(const Float16& v) {
+  alignas(64) float t[16];
+  std::memcpy(t, &v, sizeof(t));
+  float mn = t[0];
+  for (int i = 1; i < 16; ++i) mn = t[i] < mn ? t[i] : mn;
+  return mn;
+}
+
 // exp(x) for float, branch-free so loops over it vectorise: x = n·ln2 + r (Cody–Waite split of
 // ln2), e^r by the Cephes degree-6 polynomial (rel. error ~1e-7 on |r| <= ln2/2), 2^n built in the
 // exponent bits. n comes from the bits of k = x·log2 e + (1.5·2^23 + 127): adding the magic
